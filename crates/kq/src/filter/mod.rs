@@ -1,0 +1,235 @@
+//! Filters: the kernel's `struct filterops` as a trait, and the filter table.
+//!
+//! The table holds the system filters this library implements and the filters a program
+//! registers at run time with [`register_filter`] (the counterpart of kfilter_register(9)).
+//! Every hook runs with the kqueue's lock held: it must not block and must not call back
+//! into the same kqueue.
+
+mod timer;
+mod user;
+
+pub(crate) use timer::Timers;
+
+use crate::consts::*;
+use crate::kevent::{Errno, Kevent};
+use crate::knote::Knote;
+use crate::personality::Personality;
+use std::sync::{Arc, RwLock};
+
+/// Why [`Filter::touch`] is called: the kernel's `EVENT_REGISTER` / `EVENT_PROCESS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Touch {
+    /// A change (without EV_DELETE) to an existing knote: apply it to the knote. `kev` is the
+    /// change; what the hook leaves in it is echoed in an EV_RECEIPT entry.
+    Register,
+    /// A delivery: `kev` starts as the stored image and the hook makes it the record the
+    /// caller gets, and resets the knote's state as the filter's delivery rules say.
+    Process,
+}
+
+/// What a filter hook may see and ask of the kqueue it runs in.
+pub struct Context<'a> {
+    pub(crate) personality: Personality,
+    pub(crate) id: u32,
+    pub(crate) timers: &'a mut Timers,
+    pub(crate) deactivate: bool,
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("personality", &self.personality)
+            .field("knote", &self.id)
+            .finish()
+    }
+}
+
+impl Context<'_> {
+    /// The personality of the kqueue.
+    pub fn personality(&self) -> Personality {
+        self.personality
+    }
+
+    /// Asks the kqueue to take the knote off its active queue and mark it inactive once the
+    /// hook returns (a timer that restarts drops its pending expirations this way).
+    pub fn deactivate(&mut self) {
+        self.deactivate = true;
+    }
+}
+
+/// A filter: the kernel's `filterops` (attach, detach, event, touch).
+///
+/// The default `touch` is what the kernel does for a filter without `f_touch`: on
+/// [`Touch::Register`] save the change's `fflags`/`data` as `sfflags`/`sdata`; on
+/// [`Touch::Process`] report the stored image.
+///
+/// # Examples
+///
+/// A filter whose events a program posts with [`Kqueue::post`](crate::Kqueue::post):
+///
+/// ```
+/// use kq::{filter::{Context, Filter, register_filter}, Knote, Kevent, Kqueue, EV_ADD, EV_CLEAR};
+/// use std::{sync::Arc, time::Duration};
+///
+/// struct Counter;
+/// impl Filter for Counter {
+///     fn event(&self, kn: &mut Knote, hint: i64, _cx: &mut Context<'_>) -> bool {
+///         kn.kev.data += hint as isize; // hint 0 means "re-evaluate"
+///         kn.kev.data > 0
+///     }
+/// }
+///
+/// let filter = register_filter("EXAMPLE_COUNTER", Arc::new(Counter)).unwrap();
+/// let kq = Kqueue::new().unwrap();
+/// let add = Kevent::new(1, filter, EV_ADD | EV_CLEAR, 0, 0, std::ptr::null_mut());
+/// kq.kevent(&[add], &mut [], None).unwrap();
+/// kq.post(1, filter, 3).unwrap();
+/// let mut ev = [Kevent::default()];
+/// assert_eq!(kq.kevent(&[], &mut ev, Some(Duration::ZERO)).unwrap(), 1);
+/// assert_eq!(ev[0].data, 3);
+/// ```
+pub trait Filter: Send + Sync + 'static {
+    /// A knote is being created (EV_ADD of a new key). The knote's `sfflags`/`sdata` hold the
+    /// change's values and `kev.fflags`/`kev.data` are 0. An error discards the knote.
+    fn attach(&self, kn: &mut Knote, cx: &mut Context<'_>) -> Result<(), Errno> {
+        let _ = (kn, cx);
+        Ok(())
+    }
+
+    /// The knote is being destroyed (EV_DELETE, oneshot delivery, kqueue close).
+    fn detach(&self, kn: &mut Knote, cx: &mut Context<'_>) {
+        let _ = (kn, cx);
+    }
+
+    /// Whether the event condition holds. `hint` is 0 when the kqueue re-evaluates (after a
+    /// change, before a delivery) and the poster's value for [`Kqueue::post`].
+    ///
+    /// [`Kqueue::post`]: crate::Kqueue::post
+    fn event(&self, kn: &mut Knote, hint: i64, cx: &mut Context<'_>) -> bool;
+
+    /// Applies a change to an existing knote or builds a delivered record (see [`Touch`]).
+    fn touch(
+        &self,
+        kn: &mut Knote,
+        kev: &mut Kevent,
+        ty: Touch,
+        cx: &mut Context<'_>,
+    ) -> Result<(), Errno> {
+        let _ = cx;
+        default_touch(kn, kev, ty);
+        Ok(())
+    }
+}
+
+/// The kernel's behaviour for a filter without `f_touch`.
+pub fn default_touch(kn: &mut Knote, kev: &mut Kevent, ty: Touch) {
+    match ty {
+        Touch::Register => {
+            kn.sfflags = kev.fflags;
+            kn.sdata = kev.data as i64;
+        }
+        Touch::Process => *kev = kn.kev,
+    }
+}
+
+/// A filter found in the table.
+pub(crate) enum FilterRef {
+    System(&'static dyn Filter),
+    Registered(Arc<dyn Filter>),
+}
+
+impl std::ops::Deref for FilterRef {
+    type Target = dyn Filter;
+    fn deref(&self) -> &dyn Filter {
+        match self {
+            FilterRef::System(f) => *f,
+            FilterRef::Registered(f) => &**f,
+        }
+    }
+}
+
+static USER: user::UserFilter = user::UserFilter;
+static TIMER: timer::TimerFilter = timer::TimerFilter;
+
+/// Filters registered at run time; filter number `n >= 1` is entry `n - 1`.
+static REGISTERED: RwLock<Vec<(String, Arc<dyn Filter>)>> = RwLock::new(Vec::new());
+
+const SYSTEM_NAMES: [(&str, i16); 12] = [
+    ("EVFILT_READ", EVFILT_READ),
+    ("EVFILT_WRITE", EVFILT_WRITE),
+    ("EVFILT_AIO", EVFILT_AIO),
+    ("EVFILT_VNODE", EVFILT_VNODE),
+    ("EVFILT_PROC", EVFILT_PROC),
+    ("EVFILT_SIGNAL", EVFILT_SIGNAL),
+    ("EVFILT_TIMER", EVFILT_TIMER),
+    ("EVFILT_NETDEV", EVFILT_NETDEV),
+    ("EVFILT_FS", EVFILT_FS),
+    ("EVFILT_LIO", EVFILT_LIO),
+    ("EVFILT_USER", EVFILT_USER),
+    ("EVFILT_EMPTY", EVFILT_EMPTY),
+];
+
+/// Looks a filter number up. Unknown numbers and system filters without an implementation
+/// give `None` (EINVAL for the caller, as NetBSD answers for EVFILT_AIO).
+pub(crate) fn lookup(filter: i16) -> Option<FilterRef> {
+    match filter {
+        EVFILT_USER => Some(FilterRef::System(&USER)),
+        EVFILT_TIMER => Some(FilterRef::System(&TIMER)),
+        n if n > 0 => {
+            let table = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
+            table
+                .get(n as usize - 1)
+                .map(|(_, f)| FilterRef::Registered(Arc::clone(f)))
+        }
+        _ => None,
+    }
+}
+
+/// Adds a filter to the table and returns its number (positive: the system filters are
+/// negative). EEXIST if the name is taken, EINVAL for an empty name, ENOMEM when the table
+/// is full.
+pub fn register_filter(name: &str, filter: Arc<dyn Filter>) -> Result<i16, Errno> {
+    if name.is_empty() {
+        return Err(Errno::INVAL);
+    }
+    let mut table = REGISTERED.write().unwrap_or_else(|e| e.into_inner());
+    if SYSTEM_NAMES.iter().any(|(n, _)| *n == name) || table.iter().any(|(n, _)| n == name) {
+        return Err(Errno(libc::EEXIST));
+    }
+    let number = i16::try_from(table.len() + 1).map_err(|_| Errno::NOMEM)?;
+    table.push((name.to_owned(), filter));
+    Ok(number)
+}
+
+/// The number of the filter called `name` (NetBSD's `KFILTER_BYNAME`), or ENOENT.
+pub fn filter_by_name(name: &str) -> Result<i16, Errno> {
+    if let Some((_, n)) = SYSTEM_NAMES.iter().find(|(n, _)| *n == name) {
+        return Ok(*n);
+    }
+    let table = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
+    table
+        .iter()
+        .position(|(n, _)| n == name)
+        .map(|i| i as i16 + 1)
+        .ok_or(Errno::NOENT)
+}
+
+/// The name of filter `filter` (NetBSD's `KFILTER_BYFILTER`), or ENOENT.
+pub fn filter_name(filter: i16) -> Result<String, Errno> {
+    if let Some((n, _)) = SYSTEM_NAMES.iter().find(|(_, f)| *f == filter) {
+        return Ok((*n).to_owned());
+    }
+    if filter <= 0 {
+        return Err(Errno::NOENT);
+    }
+    let table = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
+    table
+        .get(filter as usize - 1)
+        .map(|(n, _)| n.clone())
+        .ok_or(Errno::NOENT)
+}
+
+/// In a child after fork(): the parent's timers are not ours to count.
+pub(crate) fn forget_timers() {
+    timer::forget();
+}

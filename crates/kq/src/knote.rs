@@ -1,0 +1,267 @@
+//! Knotes: one registered (ident, filter) per kqueue, their status bits, the (ident, filter)
+//! index and the active queue that `kevent()` scans.
+//!
+//! Knotes live in a slab indexed by `u32`; the index is a hash table of slab indices (4
+//! bytes an entry, the key is read back from the knote) and the active queue is an intrusive
+//! doubly linked list through the slab, so a knote costs one slab slot plus a few bytes of
+//! table whatever it is doing. All of it is guarded by the kqueue's lock.
+
+use crate::kevent::Kevent;
+use hashbrown::{DefaultHashBuilder, HashTable};
+use std::hash::BuildHasher;
+
+/// The filter condition holds.
+pub(crate) const ACTIVE: u8 = 0x01;
+/// On the active queue.
+pub(crate) const QUEUED: u8 = 0x02;
+/// EV_DISABLE: not delivered until EV_ENABLE.
+pub(crate) const DISABLED: u8 = 0x04;
+/// Slab slot not in use.
+const FREE: u8 = 0x80;
+
+pub(crate) const NIL: u32 = u32::MAX;
+
+/// A registered event: the kernel's `struct knote`, as a filter sees it.
+///
+/// `kev` is the stored image: `ident`, `filter` and `udata` as registered, `flags` the stored
+/// flags (EV_CLEAR, EV_ONESHOT, ...), and `fflags`/`data` the output values the filter
+/// accumulates (the kernel's `kn_fflags`/`kn_data`). `sfflags`/`sdata` are the input values
+/// saved at registration. `hookid` and `hook` belong to the filter.
+#[derive(Clone, Debug)]
+pub struct Knote {
+    /// The stored kevent image.
+    pub kev: Kevent,
+    /// The input `data` saved at registration (`kn_sdata`).
+    pub sdata: i64,
+    /// Filter-private word (EVFILT_USER: triggered; EVFILT_TIMER: period in ns).
+    pub hookid: u64,
+    /// Filter-private word (EVFILT_TIMER: deadline in CLOCK_MONOTONIC ns, 0 when unarmed).
+    pub hook: u64,
+    /// The input `fflags` saved at registration (`kn_sfflags`).
+    pub sfflags: u32,
+    pub(crate) prev: u32,
+    pub(crate) next: u32,
+    pub(crate) status: u8,
+}
+
+impl Knote {
+    fn new(kev: Kevent) -> Knote {
+        Knote {
+            kev,
+            sdata: 0,
+            hookid: 0,
+            hook: 0,
+            sfflags: 0,
+            prev: NIL,
+            next: NIL,
+            status: 0,
+        }
+    }
+
+    /// Whether EV_DISABLE is in force.
+    pub fn is_disabled(&self) -> bool {
+        self.status & DISABLED != 0
+    }
+
+    /// Whether the knote is active (its condition held when last evaluated).
+    pub fn is_active(&self) -> bool {
+        self.status & ACTIVE != 0
+    }
+}
+
+/// The knotes of one kqueue.
+pub(crate) struct Knotes {
+    slab: Vec<Knote>,
+    free: u32,
+    index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+    head: u32,
+    tail: u32,
+    /// Number of queued knotes (the kernel's `kq_count`).
+    pub(crate) queued: usize,
+}
+
+impl Knotes {
+    pub(crate) fn new() -> Knotes {
+        Knotes {
+            slab: Vec::new(),
+            free: NIL,
+            index: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+            head: NIL,
+            tail: NIL,
+            queued: 0,
+        }
+    }
+
+    fn hash(hasher: &DefaultHashBuilder, ident: usize, filter: i16) -> u64 {
+        hasher.hash_one((ident, filter))
+    }
+
+    pub(crate) fn find(&self, ident: usize, filter: i16) -> Option<u32> {
+        let slab = &self.slab;
+        self.index
+            .find(Self::hash(&self.hasher, ident, filter), |&id| {
+                let k = &slab[id as usize].kev;
+                k.ident == ident && k.filter == filter
+            })
+            .copied()
+    }
+
+    /// Stores a new knote for `kev`'s (ident, filter), which must not exist yet.
+    pub(crate) fn insert(&mut self, kev: Kevent) -> Result<u32, crate::Errno> {
+        let knote = Knote::new(kev);
+        let id = if self.free != NIL {
+            let id = self.free;
+            self.free = self.slab[id as usize].next;
+            self.slab[id as usize] = knote;
+            id
+        } else {
+            let id = u32::try_from(self.slab.len())
+                .ok()
+                .filter(|&id| id != NIL)
+                .ok_or(crate::Errno::NOMEM)?;
+            self.slab.try_reserve(1).map_err(|_| crate::Errno::NOMEM)?;
+            self.slab.push(knote);
+            id
+        };
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        if self
+            .index
+            .try_reserve(1, |&i| {
+                let k = &slab[i as usize].kev;
+                Self::hash(hasher, k.ident, k.filter)
+            })
+            .is_err()
+        {
+            self.release(id);
+            return Err(crate::Errno::NOMEM);
+        }
+        let h = Self::hash(&self.hasher, kev.ident, kev.filter);
+        let slab = &self.slab;
+        self.index.insert_unique(h, id, |&i| {
+            let k = &slab[i as usize].kev;
+            Self::hash(hasher, k.ident, k.filter)
+        });
+        Ok(id)
+    }
+
+    /// Removes knote `id` from the index and the queue and frees its slot.
+    pub(crate) fn remove(&mut self, id: u32) {
+        self.dequeue(id);
+        let kev = self.slab[id as usize].kev;
+        let h = Self::hash(&self.hasher, kev.ident, kev.filter);
+        if let Ok(entry) = self.index.find_entry(h, |&i| i == id) {
+            entry.remove();
+        }
+        self.release(id);
+    }
+
+    fn release(&mut self, id: u32) {
+        let k = &mut self.slab[id as usize];
+        k.status = FREE;
+        k.next = self.free;
+        self.free = id;
+    }
+
+    pub(crate) fn get(&mut self, id: u32) -> &mut Knote {
+        &mut self.slab[id as usize]
+    }
+
+    pub(crate) fn get_ref(&self, id: u32) -> &Knote {
+        &self.slab[id as usize]
+    }
+
+    /// Whether `id` names a knote in use (heap entries of deleted timers point at freed or
+    /// reused slots).
+    pub(crate) fn is_live(&self, id: u32) -> bool {
+        self.slab
+            .get(id as usize)
+            .is_some_and(|k| k.status & FREE == 0)
+    }
+
+    /// The kernel's `knote_activate`: mark active and queue at the tail unless disabled or
+    /// already queued. Returns whether it was queued now (the caller then wakes sleepers).
+    pub(crate) fn activate(&mut self, id: u32) -> bool {
+        let k = &mut self.slab[id as usize];
+        k.status |= ACTIVE;
+        if k.status & (DISABLED | QUEUED) == 0 {
+            self.enqueue(id);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Queues an active, enabled, unqueued knote (EV_ENABLE). Returns whether it did.
+    pub(crate) fn requeue_if_active(&mut self, id: u32) -> bool {
+        let k = &self.slab[id as usize];
+        if k.status & (ACTIVE | QUEUED | DISABLED) == ACTIVE {
+            self.enqueue(id);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(crate) fn enqueue(&mut self, id: u32) {
+        let tail = self.tail;
+        {
+            let k = &mut self.slab[id as usize];
+            debug_assert!(k.status & QUEUED == 0);
+            k.status |= QUEUED;
+            k.prev = tail;
+            k.next = NIL;
+        }
+        if tail == NIL {
+            self.head = id;
+        } else {
+            self.slab[tail as usize].next = id;
+        }
+        self.tail = id;
+        self.queued += 1;
+    }
+
+    /// Takes knote `id` off the queue if it is on it.
+    pub(crate) fn dequeue(&mut self, id: u32) {
+        let (prev, next) = {
+            let k = &mut self.slab[id as usize];
+            if k.status & QUEUED == 0 {
+                return;
+            }
+            k.status &= !QUEUED;
+            (k.prev, k.next)
+        };
+        if prev == NIL {
+            self.head = next;
+        } else {
+            self.slab[prev as usize].next = next;
+        }
+        if next == NIL {
+            self.tail = prev;
+        } else {
+            self.slab[next as usize].prev = prev;
+        }
+        self.queued -= 1;
+    }
+
+    /// Takes the head of the queue.
+    pub(crate) fn pop(&mut self) -> Option<u32> {
+        let id = self.head;
+        if id == NIL {
+            None
+        } else {
+            self.dequeue(id);
+            Some(id)
+        }
+    }
+
+    /// Every knote in use (for teardown).
+    pub(crate) fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.slab
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| k.status & FREE == 0)
+            .map(|(i, _)| i as u32)
+    }
+}

@@ -1,0 +1,87 @@
+//! Every behaviour in which NetBSD and FreeBSD differ, in one place.
+//!
+//! The engine asks a [`Personality`] whenever the two kernels part ways; nothing else in the
+//! crate tests which personality a kqueue has. The table in `docs/personality.md` lists the
+//! same switches with their SPEC sections.
+
+use crate::consts::*;
+
+/// Which BSD kernel a kqueue imitates where they differ.
+///
+/// NetBSD (the kernel of PR kern/55663) is the reference and the default of the Rust API;
+/// the C library's `kqueue()` uses FreeBSD's, as libkqueue does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Personality {
+    /// NetBSD `kern_event.c` rev 1.140.
+    #[default]
+    NetBsd,
+    /// FreeBSD `kern_event.c`.
+    FreeBsd,
+}
+
+impl Personality {
+    /// The flags a new knote stores, and so reports in every delivered event (SPEC §3.1):
+    /// NetBSD keeps the input verbatim (EV_ADD, EV_ENABLE, EV_RECEIPT show up in output),
+    /// FreeBSD strips the action flags.
+    pub(crate) fn stored_flags(self, flags: u16) -> u16 {
+        match self {
+            Personality::NetBsd => flags,
+            Personality::FreeBsd => {
+                flags & !(EV_ADD | EV_DELETE | EV_ENABLE | EV_DISABLE | EV_FORCEONESHOT)
+            }
+        }
+    }
+
+    /// FreeBSD skips a change whose filter is 0 without a word (SPEC §1.3 step 3b).
+    pub(crate) fn skips_filter_zero(self) -> bool {
+        self == Personality::FreeBsd
+    }
+
+    /// `EV_ENABLE|EV_DISABLE` together: NetBSD nets to enabled, FreeBSD says EINVAL (§3.2).
+    pub(crate) fn rejects_enable_with_disable(self, flags: u16) -> bool {
+        self == Personality::FreeBsd && flags & (EV_ENABLE | EV_DISABLE) == EV_ENABLE | EV_DISABLE
+    }
+
+    /// FreeBSD's EV_KEEPUDATA: a modification keeps the stored udata (§3.4). NetBSD has no
+    /// such flag and always overwrites.
+    pub(crate) fn keeps_udata(self, flags: u16) -> bool {
+        self == Personality::FreeBsd && flags & EV_KEEPUDATA != 0
+    }
+
+    /// FreeBSD's EV_FORCEONESHOT on an existing knote: make it oneshot and fire it (§3.4).
+    pub(crate) fn forces_oneshot(self, flags: u16) -> bool {
+        self == Personality::FreeBsd && flags & EV_FORCEONESHOT != 0
+    }
+
+    /// FreeBSD creates a knote disabled when the change carries EV_DISABLE and does not
+    /// evaluate the filter of a disabled knote; NetBSD creates it enabled, may queue it, then
+    /// disables it (§3.2 step 6-8).
+    pub(crate) fn skips_check_when_disabled(self) -> bool {
+        self == Personality::FreeBsd
+    }
+
+    /// FreeBSD builds the record of an EV_ONESHOT delivery from the stored image, bypassing
+    /// f_touch, so a oneshot user event reports fflags 0 and data 0 (§4.9, §8 item 4).
+    pub(crate) fn oneshot_bypasses_touch(self) -> bool {
+        self == Personality::FreeBsd
+    }
+
+    /// `EV_CLEAR|EV_DISPATCH`: NetBSD's if/else chain only clears; FreeBSD also disables
+    /// (§3.3, §8 item 3).
+    pub(crate) fn clear_also_dispatches(self) -> bool {
+        self == Personality::FreeBsd
+    }
+
+    /// A relative EVFILT_TIMER with `data == 0`: NetBSD rejects it with EINVAL; FreeBSD
+    /// (recall: `filt_timervalidate`) accepts it and fires after the shortest interval.
+    pub(crate) fn timer_accepts_zero(self) -> bool {
+        self == Personality::FreeBsd
+    }
+
+    /// NOTE_ABSOLUTE timers: NetBSD does not force EV_CLEAR, so a fired absolute timer is
+    /// reported on every call until deleted (§8 item 10); FreeBSD forces EV_CLEAR on every
+    /// timer (recall), so it is reported once (FB timer.c abstime).
+    pub(crate) fn absolute_timer_forces_clear(self) -> bool {
+        self == Personality::FreeBsd
+    }
+}

@@ -1,0 +1,474 @@
+//! Everything the engine asks of Linux: the descriptors of a kqueue, waiting, waking,
+//! clocks, the process-wide registry of kqueues, the timer thread and fork handling.
+//!
+//! A kqueue is these descriptors:
+//! - a pipe. The read end is the kqueue descriptor the program sees: it holds one byte
+//!   while events are pending, so poll/select/epoll report it readable. The write end stays
+//!   with the library; when the program has closed every copy of the read end, the write
+//!   end reports EPOLLERR, which is how a close(2) the library cannot see wakes threads
+//!   blocked in kevent() (SPEC §1.4) and keeps BSD's rule that a dup keeps a kqueue alive.
+//! - an epoll instance that blocked kevent() calls sleep in, holding an eventfd (the wakeup
+//!   of sleepers, edge-triggered so it never needs draining), the pipe's write end (close
+//!   detection) and, once the kqueue has a timer, a timerfd armed for the earliest deadline.
+//!
+//! Pollability of timers needs someone to notice an expiry while no thread is in kevent():
+//! one process-wide thread, started with the first timer, waits on every kqueue's timerfd.
+
+use crate::kevent::Errno;
+use crate::kqueue::Inner;
+use rustix::event::epoll;
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use rustix::time::{ClockId, Timespec};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Once, Weak};
+use std::time::Duration;
+
+/// CLOCK_MONOTONIC in nanoseconds.
+pub(crate) fn monotonic_ns() -> u64 {
+    ts_ns(rustix::time::clock_gettime(ClockId::Monotonic))
+}
+
+/// CLOCK_REALTIME in nanoseconds since the epoch.
+pub(crate) fn realtime_ns() -> i64 {
+    let t = rustix::time::clock_gettime(ClockId::Realtime);
+    t.tv_sec * 1_000_000_000 + t.tv_nsec
+}
+
+fn ts_ns(t: Timespec) -> u64 {
+    (t.tv_sec as u64) * 1_000_000_000 + t.tv_nsec as u64
+}
+
+fn ns_ts(ns: u64) -> Timespec {
+    Timespec {
+        tv_sec: (ns / 1_000_000_000) as i64,
+        tv_nsec: (ns % 1_000_000_000) as i64,
+    }
+}
+
+/// Incremented in the child after every fork(): kqueues of an older generation belong to
+/// the parent and are dead here (SPEC §3.6).
+static FORK_GEN: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn fork_gen() -> u64 {
+    FORK_GEN.load(Ordering::Relaxed)
+}
+
+/// A descriptor that is closed on drop, except in a child after fork(), where the fork
+/// handler has already closed it and the number may belong to something else.
+pub(crate) struct Fd {
+    fd: ManuallyDrop<OwnedFd>,
+    gen: u64,
+}
+
+impl Fd {
+    fn new(fd: OwnedFd) -> Fd {
+        Fd {
+            fd: ManuallyDrop::new(fd),
+            gen: fork_gen(),
+        }
+    }
+
+    /// Gives up the descriptor without closing it.
+    pub(crate) fn into_raw_fd(self) -> RawFd {
+        let fd = ManuallyDrop::new(self);
+        fd.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for Fd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        if self.gen == fork_gen() {
+            // SAFETY: `fd` is dropped here once and never used again.
+            unsafe { ManuallyDrop::drop(&mut self.fd) };
+        }
+    }
+}
+
+/// Tokens of the sleepers' epoll.
+const TOKEN_WAKE: u64 = 0;
+const TOKEN_HUP: u64 = 1;
+const TOKEN_TIMER: u64 = 2;
+
+/// The descriptors of one kqueue (see the module documentation).
+pub(crate) struct Fds {
+    pub(crate) read: Option<Fd>,
+    write: Fd,
+    epoll: Fd,
+    wake: Fd,
+    timer: std::sync::OnceLock<Fd>,
+    /// The read end's number, for the fork handler.
+    read_raw: RawFd,
+    /// Identity of the pipe: st_dev and st_ino of its read end.
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+}
+
+/// What woke a sleeping kevent().
+pub(crate) enum Woken {
+    /// A wakeup, a timer, or the timeout: look again.
+    Again,
+    /// Every copy of the kqueue descriptor is closed.
+    Closed,
+}
+
+impl Fds {
+    pub(crate) fn new() -> Result<Fds, Errno> {
+        use rustix::event::{eventfd, EventfdFlags};
+        use rustix::pipe::{pipe_with, PipeFlags};
+        let (r, w) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+        let st = rustix::fs::fstat(&r)?;
+        let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        epoll::add(
+            &ep,
+            &wake,
+            epoll::EventData::new_u64(TOKEN_WAKE),
+            epoll::EventFlags::IN | epoll::EventFlags::ET,
+        )?;
+        // Interest in nothing: EPOLLERR, reported once no reader is left, is implied.
+        epoll::add(
+            &ep,
+            &w,
+            epoll::EventData::new_u64(TOKEN_HUP),
+            epoll::EventFlags::empty(),
+        )?;
+        Ok(Fds {
+            read_raw: r.as_raw_fd(),
+            read: Some(Fd::new(r)),
+            write: Fd::new(w),
+            epoll: Fd::new(ep),
+            wake: Fd::new(wake),
+            timer: std::sync::OnceLock::new(),
+            dev: st.st_dev,
+            ino: st.st_ino,
+        })
+    }
+
+    /// Puts the pending byte in the pipe: the kqueue descriptor becomes readable.
+    pub(crate) fn set_readable(&self) {
+        // EAGAIN cannot happen (one byte at most) and nothing else is worth reporting.
+        let _ = rustix::io::write(&self.write, &[1]);
+    }
+
+    /// Takes the pending byte out through `read` (a descriptor of the read end).
+    pub(crate) fn clear_readable(&self, read: BorrowedFd<'_>) {
+        let mut b = [0u8; 8];
+        let _ = rustix::io::read(read, &mut b);
+    }
+
+    /// Wakes a thread sleeping in [`Fds::sleep`].
+    pub(crate) fn wake(&self) {
+        let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+    }
+
+    /// Sleeps until a wakeup, a timer, the kqueue's close, a signal (EINTR) or `timeout`.
+    pub(crate) fn sleep(&self, timeout: Option<Duration>) -> Result<Woken, Errno> {
+        let ts = timeout.map(|t| Timespec {
+            tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: t.subsec_nanos() as i64,
+        });
+        let mut events = [epoll::Event {
+            flags: epoll::EventFlags::empty(),
+            data: epoll::EventData::new_u64(0),
+        }; 4];
+        // epoll_wait is never restarted after a signal handler, SA_RESTART or not: kevent()
+        // returns EINTR as the BSDs do (SPEC §1.4).
+        let n = epoll::wait(&self.epoll, &mut events, ts.as_ref())?;
+        if events[..n].iter().any(|e| e.data.u64() == TOKEN_HUP) {
+            return Ok(Woken::Closed);
+        }
+        Ok(Woken::Again)
+    }
+
+    /// Arms the kqueue's timerfd for `deadline` (CLOCK_MONOTONIC ns; 0 disarms), creating it
+    /// and handing it to the timer thread on first use.
+    pub(crate) fn arm_timer(&self, deadline: u64) -> Result<(), Errno> {
+        use rustix::time::{
+            timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags,
+            TimerfdTimerFlags,
+        };
+        let fd = match self.timer.get() {
+            Some(fd) => fd,
+            None => {
+                let fd = timerfd_create(
+                    TimerfdClockId::Monotonic,
+                    TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
+                )?;
+                epoll::add(
+                    &self.epoll,
+                    &fd,
+                    epoll::EventData::new_u64(TOKEN_TIMER),
+                    epoll::EventFlags::IN | epoll::EventFlags::ET,
+                )?;
+                timer_thread_watch(&fd, self.ino)?;
+                self.timer.get_or_init(|| Fd::new(fd))
+            }
+        };
+        let spec = Itimerspec {
+            it_interval: ns_ts(0),
+            it_value: ns_ts(deadline),
+        };
+        timerfd_settime(fd, TimerfdTimerFlags::ABSTIME, &spec)?;
+        Ok(())
+    }
+
+    /// Whether every copy of the read end is closed.
+    fn is_orphaned(&self) -> bool {
+        use rustix::event::{poll, PollFd, PollFlags};
+        let mut p = [PollFd::new(&self.write, PollFlags::empty())];
+        matches!(poll(&mut p, Some(&ns_ts(0))), Ok(1))
+            && p[0].revents().intersects(PollFlags::ERR | PollFlags::HUP)
+    }
+
+    fn raw_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
+        [&self.write, &self.epoll, &self.wake]
+            .into_iter()
+            .chain(self.timer.get())
+            .map(|fd| fd.fd.as_raw_fd())
+    }
+}
+
+/// Identity of a descriptor: the pipe it is the read end of.
+pub(crate) fn identity(fd: BorrowedFd<'_>) -> Result<(u64, u64), Errno> {
+    let st = rustix::fs::fstat(fd)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        return Err(Errno::BADF);
+    }
+    Ok((st.st_dev, st.st_ino))
+}
+
+// The registry: every kqueue of the process, by the inode of its pipe.
+
+enum Entry {
+    /// Owned by a Rust `Kqueue`.
+    Owned(Weak<Inner>),
+    /// Handed out as a raw descriptor (the C library): alive until every copy is closed.
+    Released(Arc<Inner>),
+}
+
+struct Registry {
+    map: HashMap<u64, Entry>,
+    /// Released entries after the last sweep for closed descriptors.
+    swept: usize,
+    timer_epoll: Option<Arc<Fd>>,
+}
+
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
+    Mutex::new(Registry {
+        map: HashMap::new(),
+        swept: 0,
+        timer_epoll: None,
+    })
+});
+
+fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn register(inner: &Arc<Inner>) {
+    install_fork_handlers();
+    registry()
+        .map
+        .insert(inner.fds.ino, Entry::Owned(Arc::downgrade(inner)));
+}
+
+/// Called when an `Inner` is dropped.
+pub(crate) fn unregister(ino: u64) {
+    let mut reg = registry();
+    if let Some(Entry::Owned(w)) = reg.map.get(&ino) {
+        if w.strong_count() == 0 {
+            reg.map.remove(&ino);
+        }
+    }
+}
+
+/// Keeps `inner` alive until its descriptor is closed. From time to time (amortized O(1)
+/// per call) drops the kqueues whose descriptors were closed.
+pub(crate) fn release(inner: Arc<Inner>) {
+    let dead: Vec<Arc<Inner>>;
+    {
+        let mut reg = registry();
+        reg.map.insert(inner.fds.ino, Entry::Released(inner));
+        let released = reg
+            .map
+            .values()
+            .filter(|e| matches!(e, Entry::Released(_)))
+            .count();
+        if released < 2 * reg.swept + 16 {
+            return;
+        }
+        let keys: Vec<u64> = reg
+            .map
+            .iter()
+            .filter_map(|(k, e)| match e {
+                Entry::Released(i) if i.fds.is_orphaned() => Some(*k),
+                _ => None,
+            })
+            .collect();
+        dead = keys
+            .iter()
+            .filter_map(|k| match reg.map.remove(k) {
+                Some(Entry::Released(i)) => Some(i),
+                _ => None,
+            })
+            .collect();
+        reg.swept = released - dead.len();
+    }
+    for inner in &dead {
+        inner.mark_closed();
+    }
+    // `dead` drops here, with the registry unlocked (Inner::drop takes the lock).
+}
+
+/// The kqueue whose descriptor is `fd` (any copy of it).
+pub(crate) fn lookup(fd: BorrowedFd<'_>) -> Result<Arc<Inner>, Errno> {
+    let (dev, ino) = identity(fd)?;
+    let inner = {
+        let reg = registry();
+        match reg.map.get(&ino) {
+            Some(Entry::Owned(w)) => w.upgrade(),
+            Some(Entry::Released(i)) => Some(Arc::clone(i)),
+            None => None,
+        }
+    };
+    match inner {
+        Some(i) if i.fds.dev == dev && i.gen == fork_gen() => Ok(i),
+        _ => Err(Errno::BADF),
+    }
+}
+
+/// Hands a kqueue's timerfd to the timer thread, starting it if needed.
+fn timer_thread_watch(timerfd: &OwnedFd, ino: u64) -> Result<(), Errno> {
+    let mut reg = registry();
+    if reg.timer_epoll.is_none() {
+        let ep = Arc::new(Fd::new(epoll::create(epoll::CreateFlags::CLOEXEC)?));
+        let theirs = Arc::clone(&ep);
+        std::thread::Builder::new()
+            .name("kq-timers".into())
+            .spawn(move || timer_thread(theirs))
+            .map_err(Errno::from)?;
+        reg.timer_epoll = Some(ep);
+    }
+    if let Some(ep) = &reg.timer_epoll {
+        epoll::add(
+            ep,
+            timerfd,
+            epoll::EventData::new_u64(ino),
+            epoll::EventFlags::IN | epoll::EventFlags::ET,
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs expired timers of kqueues no thread is waiting in, so that their descriptors become
+/// readable on time.
+fn timer_thread(ep: Arc<Fd>) {
+    let gen = fork_gen();
+    let mut events = vec![
+        epoll::Event {
+            flags: epoll::EventFlags::empty(),
+            data: epoll::EventData::new_u64(0),
+        };
+        64
+    ];
+    while gen == fork_gen() {
+        let n = match epoll::wait(&*ep, &mut events[..], None) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return,
+        };
+        for e in &events[..n] {
+            let ino = e.data.u64();
+            let inner = match registry().map.get(&ino) {
+                Some(Entry::Owned(w)) => w.upgrade(),
+                Some(Entry::Released(i)) => Some(Arc::clone(i)),
+                None => None,
+            };
+            if let Some(inner) = inner {
+                inner.run_timers();
+            }
+        }
+    }
+}
+
+// fork(): the child must not see the parent's kqueues (SPEC §3.6). The registry lock is
+// taken before fork and released after it on both sides, so the child finds it consistent;
+// the child then closes its copies of every kqueue descriptor (freeing the numbers, as BSD
+// does, and so that the parent alone decides when its kqueues are closed) and forgets them.
+
+thread_local! {
+    static HELD: RefCell<Option<MutexGuard<'static, Registry>>> = const { RefCell::new(None) };
+}
+
+extern "C" fn before_fork() {
+    let guard = registry();
+    HELD.with(|h| *h.borrow_mut() = Some(guard));
+}
+
+extern "C" fn after_fork_parent() {
+    HELD.with(|h| h.borrow_mut().take());
+}
+
+extern "C" fn after_fork_child() {
+    let old = HELD.with(|h| {
+        let mut reg = h.borrow_mut().take()?;
+        FORK_GEN.fetch_add(1, Ordering::Relaxed);
+        crate::filter::forget_timers();
+        let mut fds: Vec<RawFd> = Vec::new();
+        for e in reg.map.values() {
+            let inner = match e {
+                Entry::Owned(w) => w.upgrade(),
+                Entry::Released(i) => Some(Arc::clone(i)),
+            };
+            if let Some(i) = inner {
+                fds.extend(i.fds.raw_fds());
+                // The read end's number may have been closed and reused by the program:
+                // close it only if it still is this kqueue's pipe.
+                // SAFETY: the number is only inspected; fstat on any number is sound.
+                let read = unsafe { BorrowedFd::borrow_raw(i.fds.read_raw) };
+                if identity(read) == Ok((i.fds.dev, i.fds.ino)) {
+                    fds.push(i.fds.read_raw);
+                }
+                // Leak the handle: dropping it here could take locks held at fork time.
+                std::mem::forget(i);
+            }
+        }
+        if let Some(ep) = reg.timer_epoll.take() {
+            fds.push(ep.as_fd().as_raw_fd());
+            std::mem::forget(ep);
+        }
+        for fd in fds {
+            // SAFETY: these descriptors belong to the library; their owners are now of an
+            // old fork generation and never use or close the numbers again.
+            unsafe { libc::close(fd) };
+        }
+        reg.swept = 0;
+        Some(std::mem::take(&mut reg.map))
+    });
+    // Leak the parent's entries rather than running their destructors in the child.
+    std::mem::forget(old);
+}
+
+fn install_fork_handlers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: the three handlers are `extern "C"` functions that live for the whole
+        // process, as pthread_atfork requires.
+        unsafe {
+            libc::pthread_atfork(
+                Some(before_fork),
+                Some(after_fork_parent),
+                Some(after_fork_child),
+            )
+        };
+    });
+}
