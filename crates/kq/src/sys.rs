@@ -257,7 +257,9 @@ enum Entry {
 
 struct Registry {
     map: HashMap<u64, Entry>,
-    /// Released entries after the last sweep for closed descriptors.
+    /// Released entries in `map`.
+    released: usize,
+    /// Released entries left by the last sweep for closed descriptors.
     swept: usize,
     timer_epoll: Option<Arc<Fd>>,
 }
@@ -265,6 +267,7 @@ struct Registry {
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
     Mutex::new(Registry {
         map: HashMap::new(),
+        released: 0,
         swept: 0,
         timer_epoll: None,
     })
@@ -298,12 +301,8 @@ pub(crate) fn release(inner: Arc<Inner>) {
     {
         let mut reg = registry();
         reg.map.insert(inner.fds.ino, Entry::Released(inner));
-        let released = reg
-            .map
-            .values()
-            .filter(|e| matches!(e, Entry::Released(_)))
-            .count();
-        if released < 2 * reg.swept + 16 {
+        reg.released += 1;
+        if reg.released < 2 * reg.swept + 16 {
             return;
         }
         let keys: Vec<u64> = reg
@@ -321,7 +320,8 @@ pub(crate) fn release(inner: Arc<Inner>) {
                 _ => None,
             })
             .collect();
-        reg.swept = released - dead.len();
+        reg.released -= dead.len();
+        reg.swept = reg.released;
     }
     for inner in &dead {
         inner.mark_closed();
@@ -452,6 +452,7 @@ extern "C" fn after_fork_child() {
             unsafe { libc::close(fd) };
         }
         reg.swept = 0;
+        reg.released = 0;
         Some(std::mem::take(&mut reg.map))
     });
     // Leak the parent's entries rather than running their destructors in the child.
