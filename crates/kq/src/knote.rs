@@ -265,3 +265,66 @@ impl Knotes {
             .map(|(i, _)| i as u32)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consts::EVFILT_USER;
+
+    fn kev(ident: usize) -> Kevent {
+        Kevent::new(ident, EVFILT_USER, 0, 0, 0, std::ptr::null_mut())
+    }
+
+    fn drain(k: &mut Knotes) -> Vec<usize> {
+        let mut out = Vec::new();
+        while let Some(id) = k.pop() {
+            out.push(k.get_ref(id).kev.ident);
+        }
+        out
+    }
+
+    #[test]
+    fn queue_is_fifo_and_dequeue_unlinks_anywhere() {
+        let mut k = Knotes::new();
+        let ids: Vec<u32> = (0..5).map(|i| k.insert(kev(i)).unwrap()).collect();
+        for &id in &ids {
+            assert!(k.activate(id));
+        }
+        assert!(!k.activate(ids[0]), "already queued");
+        k.dequeue(ids[2]); // middle
+        k.dequeue(ids[0]); // head
+        k.dequeue(ids[4]); // tail
+        assert_eq!(k.queued, 2);
+        assert_eq!(drain(&mut k), vec![1, 3]);
+        assert_eq!(k.queued, 0);
+    }
+
+    #[test]
+    fn disabled_knote_activates_without_queueing() {
+        let mut k = Knotes::new();
+        let id = k.insert(kev(9)).unwrap();
+        k.get(id).status |= DISABLED;
+        assert!(!k.activate(id));
+        assert!(k.get_ref(id).is_active());
+        k.get(id).status &= !DISABLED;
+        assert!(k.requeue_if_active(id));
+        assert_eq!(drain(&mut k), vec![9]);
+    }
+
+    #[test]
+    fn removed_slots_are_reused_and_index_follows() {
+        let mut k = Knotes::new();
+        let a = k.insert(kev(1)).unwrap();
+        let b = k.insert(kev(2)).unwrap();
+        k.activate(a);
+        k.remove(a);
+        assert_eq!(k.queued, 0, "remove takes the knote off the queue");
+        assert_eq!(k.find(1, EVFILT_USER), None);
+        assert!(!k.is_live(a));
+        let c = k.insert(kev(3)).unwrap();
+        assert_eq!(c, a, "freed slot reused");
+        assert_eq!(k.find(3, EVFILT_USER), Some(c));
+        assert_eq!(k.find(2, EVFILT_USER), Some(b));
+        assert_eq!(k.ids().count(), 2);
+    }
+}
