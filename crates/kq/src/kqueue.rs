@@ -63,6 +63,11 @@ impl Inner {
                 if kev.flags & EV_ADD == 0 {
                     return Err(Errno::NOENT);
                 }
+                // A timer needs the kqueue's timerfd: fail the change now if it cannot be
+                // had (EMFILE, ...) rather than leave the timer without a wakeup.
+                if kev.filter == EVFILT_TIMER {
+                    self.fds.timerfd()?;
+                }
                 // The stored image has fflags and data zeroed; the input is kept as
                 // sfflags/sdata. No touch for a new knote.
                 let image = Kevent {

@@ -189,14 +189,21 @@ impl Fds {
         Ok(Woken::Again)
     }
 
-    /// Arms the kqueue's timerfd for `deadline` (CLOCK_MONOTONIC ns; 0 disarms), creating it
-    /// and handing it to the timer thread on first use.
+    /// Arms the kqueue's timerfd for `deadline` (CLOCK_MONOTONIC ns; 0 disarms).
     pub(crate) fn arm_timer(&self, deadline: u64) -> Result<(), Errno> {
-        use rustix::time::{
-            timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags,
-            TimerfdTimerFlags,
+        use rustix::time::{timerfd_settime, Itimerspec, TimerfdTimerFlags};
+        let spec = Itimerspec {
+            it_interval: ns_ts(0),
+            it_value: ns_ts(deadline),
         };
-        let fd = match self.timer.get() {
+        timerfd_settime(self.timerfd()?, TimerfdTimerFlags::ABSTIME, &spec)?;
+        Ok(())
+    }
+
+    /// The kqueue's timerfd, made and handed to the timer thread on first use.
+    pub(crate) fn timerfd(&self) -> Result<&Fd, Errno> {
+        use rustix::time::{timerfd_create, TimerfdClockId, TimerfdFlags};
+        Ok(match self.timer.get() {
             Some(fd) => fd,
             None => {
                 let fd = timerfd_create(
@@ -212,13 +219,7 @@ impl Fds {
                 timer_thread_watch(&fd, self.ino)?;
                 self.timer.get_or_init(|| Fd::new(fd))
             }
-        };
-        let spec = Itimerspec {
-            it_interval: ns_ts(0),
-            it_value: ns_ts(deadline),
-        };
-        timerfd_settime(fd, TimerfdTimerFlags::ABSTIME, &spec)?;
-        Ok(())
+        })
     }
 
     /// Whether every copy of the read end is closed.
