@@ -23,7 +23,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Once, Weak};
+use std::sync::{Arc, LazyLock, Once, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 
 /// CLOCK_MONOTONIC in nanoseconds.
@@ -265,8 +265,8 @@ struct Registry {
     timer_epoll: Option<Arc<Fd>>,
 }
 
-static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
-    Mutex::new(Registry {
+static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
+    RwLock::new(Registry {
         map: HashMap::new(),
         released: 0,
         swept: 0,
@@ -274,8 +274,12 @@ static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
     })
 });
 
-fn registry() -> MutexGuard<'static, Registry> {
-    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+fn registry() -> RwLockWriteGuard<'static, Registry> {
+    REGISTRY.write().unwrap_or_else(|e| e.into_inner())
+}
+
+fn registry_read() -> RwLockReadGuard<'static, Registry> {
+    REGISTRY.read().unwrap_or_else(|e| e.into_inner())
 }
 
 pub(crate) fn register(inner: &Arc<Inner>) {
@@ -334,7 +338,7 @@ pub(crate) fn release(inner: Arc<Inner>) {
 pub(crate) fn lookup(fd: BorrowedFd<'_>) -> Result<Arc<Inner>, Errno> {
     let (dev, ino) = identity(fd)?;
     let inner = {
-        let reg = registry();
+        let reg = registry_read();
         match reg.map.get(&ino) {
             Some(Entry::Owned(w)) => w.upgrade(),
             Some(Entry::Released(i)) => Some(Arc::clone(i)),
@@ -389,7 +393,7 @@ fn timer_thread(ep: Arc<Fd>) {
         };
         for e in &events[..n] {
             let ino = e.data.u64();
-            let inner = match registry().map.get(&ino) {
+            let inner = match registry_read().map.get(&ino) {
                 Some(Entry::Owned(w)) => w.upgrade(),
                 Some(Entry::Released(i)) => Some(Arc::clone(i)),
                 None => None,
@@ -407,7 +411,7 @@ fn timer_thread(ep: Arc<Fd>) {
 // does, and so that the parent alone decides when its kqueues are closed) and forgets them.
 
 thread_local! {
-    static HELD: RefCell<Option<MutexGuard<'static, Registry>>> = const { RefCell::new(None) };
+    static HELD: RefCell<Option<RwLockWriteGuard<'static, Registry>>> = const { RefCell::new(None) };
 }
 
 extern "C" fn before_fork() {
