@@ -1,0 +1,184 @@
+//! `libkqueue.so.0`: the C ABI of `<sys/event.h>` (`include/sys/event.h`) over the
+//! [`kq`] engine, a drop-in for libkqueue 2.x on Linux.
+//!
+//! This crate only translates: C integers and pointers become the engine's types, the
+//! engine's `Errno` becomes `-1` and `errno`. All kqueue behaviour lives in [`kq`].
+//!
+//! * `kqueue()` creates a kqueue with the FreeBSD personality, or NetBSD's when the
+//!   environment has `KQUEUE_PERSONALITY=netbsd` (any case) at the time of the call.
+//! * `kevent()` follows the BSD system call (SPEC §1.3-§1.5). Negative counts give
+//!   `EINVAL`; a NULL list with a non-zero count gives `EFAULT`; a descriptor that is not
+//!   a kqueue of this process gives `EBADF`.
+//! * Nothing unwinds into C: a panic inside the library makes the call fail with
+//!   `ENOMEM` (in builds with `panic = "abort"` it aborts instead).
+
+use std::ffi::c_int;
+use std::os::fd::BorrowedFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+
+use kq::{ChangeList, Errno, EventList, Kevent, Kqueue, Personality, Timespec};
+
+/// Sets the calling thread's `errno`.
+fn set_errno(e: c_int) {
+    // SAFETY: `__errno_location` returns a valid pointer to the calling thread's errno,
+    // which only this thread accesses.
+    unsafe { *libc::__errno_location() = e };
+}
+
+/// Runs the body of an exported function: `Ok(n)` returns `n`, `Err(e)` returns -1 with
+/// errno `e`, and a panic returns -1 with errno `ENOMEM` instead of unwinding into C.
+fn ffi_call(body: impl FnOnce() -> Result<c_int, Errno>) -> c_int {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => {
+            set_errno(e.raw());
+            -1
+        }
+        Err(_) => {
+            set_errno(libc::ENOMEM);
+            -1
+        }
+    }
+}
+
+/// The personality of a kqueue created from C: FreeBSD, unless the environment says
+/// `KQUEUE_PERSONALITY=netbsd`.
+fn personality_from_env() -> Personality {
+    match std::env::var_os("KQUEUE_PERSONALITY") {
+        Some(v) if v.eq_ignore_ascii_case("netbsd") => Personality::NetBsd,
+        _ => Personality::FreeBsd,
+    }
+}
+
+fn new_kqueue() -> Result<c_int, Errno> {
+    let kq = Kqueue::with_personality(personality_from_env())?;
+    Ok(kq.into_raw_fd())
+}
+
+/// `int kqueue(void)`: a new kqueue descriptor, or -1 with errno set.
+#[no_mangle]
+pub extern "C" fn kqueue() -> c_int {
+    ffi_call(new_kqueue)
+}
+
+/// `int kqueue1(int flags)` (NetBSD): as `kqueue()`; `flags` are accepted and ignored.
+#[no_mangle]
+pub extern "C" fn kqueue1(_flags: c_int) -> c_int {
+    ffi_call(new_kqueue)
+}
+
+/// The C changelist: `len` records at `ptr`, read one at a time by value.
+///
+/// The array may be the eventlist too, so no Rust reference to it is ever made: each
+/// record is copied out with a raw read, and the engine reads entry `i` before it writes
+/// any event slot `<= i`.
+struct CChanges {
+    ptr: *const Kevent,
+    len: usize,
+}
+
+impl ChangeList for CChanges {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn get(&mut self, i: usize) -> Kevent {
+        assert!(i < self.len, "changelist index out of range");
+        // SAFETY: the caller of kevent() promised `len` readable records at `ptr` (it is
+        // non-NULL when len > 0, checked in kevent), and i < len. Every bit pattern is a
+        // valid Kevent. An unaligned read tolerates a misaligned C array.
+        unsafe { ptr::read_unaligned(self.ptr.add(i)) }
+    }
+}
+
+/// The C eventlist: `len` writable slots at `ptr`, written one at a time by value.
+struct CEvents {
+    ptr: *mut Kevent,
+    len: usize,
+}
+
+impl EventList for CEvents {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn put(&mut self, i: usize, ev: Kevent) {
+        assert!(i < self.len, "eventlist index out of range");
+        // SAFETY: the caller of kevent() promised `len` writable records at `ptr`
+        // (non-NULL when len > 0, checked in kevent), and i < len. No reference to the
+        // array exists, so writing through the raw pointer cannot invalidate one, even
+        // when the array is also the changelist.
+        unsafe { ptr::write_unaligned(self.ptr.add(i), ev) }
+    }
+}
+
+/// The descriptor number `fd` as a `BorrowedFd` for the duration of one call; negative
+/// numbers are never descriptors (`EBADF`).
+fn borrow_fd<'a>(fd: c_int) -> Result<BorrowedFd<'a>, Errno> {
+    if fd < 0 {
+        return Err(Errno::BADF);
+    }
+    // SAFETY: fd is not -1 (the one value BorrowedFd cannot hold). The borrow lasts only
+    // for the kevent() call that received the number from C, and the engine never closes
+    // it. If the number is not an open descriptor (or is closed by another thread during
+    // the call), the engine's lookups and system calls on it fail with EBADF, which is the
+    // result kevent() must give; no memory safety depends on the descriptor being open.
+    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
+/// Converts a C count to a length: negative counts are `EINVAL`.
+fn count(n: c_int) -> Result<usize, Errno> {
+    usize::try_from(n).map_err(|_| Errno::INVAL)
+}
+
+/// `int kevent(int kq, const struct kevent *changelist, int nchanges,
+/// struct kevent *eventlist, int nevents, const struct timespec *timeout)`.
+///
+/// Returns the number of entries written to `eventlist`, or -1 with errno set.
+///
+/// # Safety
+///
+/// As for the C function: `changelist` must point to `nchanges` readable records and
+/// `eventlist` to `nevents` writable records (they may be the same array), and `timeout`
+/// must be NULL or point to a readable `struct timespec`. NULL lists with non-zero counts
+/// are detected and give `EFAULT`.
+#[no_mangle]
+pub unsafe extern "C" fn kevent(
+    kq: c_int,
+    changelist: *const Kevent,
+    nchanges: c_int,
+    eventlist: *mut Kevent,
+    nevents: c_int,
+    timeout: *const libc::timespec,
+) -> c_int {
+    ffi_call(|| {
+        // SPEC §1.3 step 1: the descriptor is checked before anything else.
+        let kqueue = Kqueue::from_fd(borrow_fd(kq)?)?;
+        let changes = CChanges {
+            ptr: changelist,
+            len: count(nchanges)?,
+        };
+        let events = CEvents {
+            ptr: eventlist,
+            len: count(nevents)?,
+        };
+        if (changes.len > 0 && changes.ptr.is_null()) || (events.len > 0 && events.ptr.is_null()) {
+            return Err(Errno::FAULT);
+        }
+        let timeout = if timeout.is_null() {
+            None
+        } else {
+            // SAFETY: the caller passed a non-NULL pointer to a readable timespec; every
+            // bit pattern of it is valid. Its value is validated by the engine.
+            let ts = unsafe { ptr::read_unaligned(timeout) };
+            Some(Timespec {
+                tv_sec: ts.tv_sec,
+                tv_nsec: ts.tv_nsec,
+            })
+        };
+        let n = kqueue.kevent_raw(changes, events, timeout)?;
+        // n <= nevents, which is a c_int.
+        Ok(c_int::try_from(n).unwrap_or(c_int::MAX))
+    })
+}

@@ -1,0 +1,150 @@
+/*
+ * fork() (SPEC §3.6, U35): a child gets EBADF on every use of an inherited kqueue and
+ * cannot disturb the parent's; the parent's kqueue keeps working; the child can make
+ * kqueues of its own.
+ */
+#include "kqtest.h"
+
+#include <sys/wait.h>
+
+/* Child exit codes: 0 ok, 10+n: check n failed. */
+static int child_checks(int kq)
+{
+	struct kevent ev, c;
+	struct timespec zero = { 0, 0 };
+
+	errno = 0;
+	if (kevent(kq, NULL, 0, &ev, 1, &zero) != -1 || errno != EBADF)
+		return 11;
+	errno = 0;
+	if (kqt_user(kq, 1, 0, NOTE_TRIGGER, 0, NULL) != -1 || errno != EBADF)
+		return 12;
+	errno = 0;
+	if (kqt_user(kq, 2, EV_ADD, 0, 0, NULL) != -1 || errno != EBADF)
+		return 13;
+	/* A NULL timeout must fail at once, not wait for the parent's events. */
+	errno = 0;
+	if (kevent(kq, NULL, 0, &ev, 1, NULL) != -1 || errno != EBADF)
+		return 14;
+	/* Deleting the parent's knote is refused too. */
+	EV_SET(&c, 1, EVFILT_USER, EV_DELETE, 0, 0, NULL);
+	errno = 0;
+	if (kevent(kq, &c, 1, NULL, 0, NULL) != -1 || errno != EBADF)
+		return 15;
+
+	/* A kqueue of the child's own works. */
+	int mine = kqueue();
+	if (mine < 0)
+		return 16;
+	if (kqt_user(mine, 1, EV_ADD | EV_CLEAR, 0, 0, NULL) != 0)
+		return 17;
+	if (kqt_user(mine, 1, 0, NOTE_TRIGGER, 0, NULL) != 0)
+		return 18;
+	if (kqt_wait(mine, &ev, 1, 1000) != 1 || ev.ident != 1)
+		return 19;
+	if (kqt_change(mine, 2, EVFILT_TIMER, EV_ADD | EV_ONESHOT, 0, 1, NULL) != 0)
+		return 20;
+	if (kqt_wait(mine, &ev, 1, 1000) != 1 || ev.filter != EVFILT_TIMER)
+		return 21;
+	if (close(mine) != 0)
+		return 22;
+	/* The inherited kqueue is still dead (not revived by the child's own). */
+	errno = 0;
+	if (kevent(kq, NULL, 0, &ev, 1, &zero) != -1 || errno != EBADF)
+		return 23;
+	/* Closing the child's copy must not harm the parent (checked there). */
+	close(kq);
+	return 0;
+}
+
+static int run_child(int kq, int *status)
+{
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0)
+		_exit(child_checks(kq));
+	if (waitpid(pid, status, 0) != pid)
+		return -1;
+	return 0;
+}
+
+/* U35 fork_not_inherited */
+static void case_u35(void)
+{
+	struct kevent ev[2];
+	int status = -1;
+	int kq = kqueue();
+	CHECK(kq >= 0);
+	CHECK_EQ(kqt_user(kq, 1, EV_ADD | EV_CLEAR, 0, 0, NULL), 0);
+	CHECK_EQ(kqt_user(kq, 1, 0, NOTE_TRIGGER, 0, NULL), 0); /* pending at fork */
+	CHECK_EQ(kqt_change(kq, 3, EVFILT_TIMER, EV_ADD, 0, 20, NULL), 0);
+
+	CHECK_EQ(run_child(kq, &status), 0);
+	CHECK(WIFEXITED(status));
+	CHECK_EQ(WEXITSTATUS(status), 0);
+
+	/* The parent's kqueue is intact: the pending event, the knotes, the timer. */
+	CHECK_EQ(kqt_poll(kq, ev, 1), 1);
+	CHECK_EQ(ev[0].filter, EVFILT_USER);
+	CHECK_EQ(ev[0].ident, 1);
+	CHECK_EQ(kqt_user(kq, 1, 0, NOTE_TRIGGER, 0, NULL), 0);
+	CHECK_EQ(kqt_poll(kq, ev, 1), 1);
+	CHECK_EQ(ev[0].ident, 1);
+	CHECK_EQ(kqt_user(kq, 1, EV_DELETE, 0, 0, NULL), 0);
+	CHECK_EQ(kqt_wait(kq, ev, 1, 1000), 1);
+	CHECK_EQ(ev[0].filter, EVFILT_TIMER);
+	CHECK_EQ(kqt_change(kq, 3, EVFILT_TIMER, EV_DELETE, 0, 0, NULL), 0);
+	CHECK_EQ(close(kq), 0);
+}
+
+struct sleeper {
+	int kq;
+	int rc;
+	int err;
+	struct kevent ev;
+};
+
+static void *sleeper_main(void *arg)
+{
+	struct sleeper *s = (struct sleeper *)arg;
+	s->rc = kevent(s->kq, NULL, 0, &s->ev, 1, NULL);
+	s->err = errno;
+	return NULL;
+}
+
+/* U35 parent_sleeper_unaffected: a child that exits does not wake the parent's sleeper. */
+static void case_sleeper(void)
+{
+	pthread_t t;
+	struct sleeper s;
+	int status = -1;
+	int kq = kqueue();
+	CHECK(kq >= 0);
+	CHECK_EQ(kqt_user(kq, 1, EV_ADD | EV_CLEAR, 0, 0, NULL), 0);
+	memset(&s, 0, sizeof s);
+	s.kq = kq;
+	CHECK_EQ(pthread_create(&t, NULL, sleeper_main, &s), 0);
+	kqt_sleep_ms(50);
+	CHECK_EQ(run_child(kq, &status), 0);
+	CHECK(WIFEXITED(status));
+	CHECK_EQ(WEXITSTATUS(status), 0);
+	kqt_sleep_ms(50);
+	/* Still asleep: only the trigger ends the wait, with the event. */
+	CHECK_EQ(pthread_tryjoin_np(t, NULL), EBUSY);
+	CHECK_EQ(kqt_user(kq, 1, 0, NOTE_TRIGGER, 0, NULL), 0);
+	CHECK_EQ(pthread_join(t, NULL), 0);
+	CHECK_EQ(s.rc, 1);
+	CHECK_EQ(s.ev.ident, 1);
+	CHECK_EQ(close(kq), 0);
+}
+
+int main(void)
+{
+	kqt_watchdog(30);
+	kqt_run("U35", "fork_not_inherited", case_u35);
+	kqt_run("U35", "parent_sleeper_unaffected", case_sleeper);
+	return kqt_done();
+}
