@@ -1,0 +1,569 @@
+//! Generic kevent() behaviour: the cases of SPEC §7.2 that need no fd filter, in both
+//! personalities where they differ.
+//!
+//! Not here: G3 (a bad kq fd cannot be passed to the Rust API; the C tests cover it), G9
+//! (EVFILT_AIO has NetBSD's number 2 there; covered by G8's unknown filters), G11/G22/G23
+//! (fd filters), G17 (the Rust API cannot alias the change and event lists; the C tests cover
+//! it), G18 (bad pointers: C only), G26-G28 (fd passing, vnode, KFILTER ioctls), G29 (close
+//! while blocked needs ownership of a shared Kqueue: Rust cannot express it), G31/G32.
+
+mod util;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use kq::*;
+use util::*;
+
+/// G1 kqueue() (FB main.c test_kqueue): a new kqueue has a descriptor and polls empty.
+fn g1_kqueue(p: Personality) {
+    use std::os::fd::AsRawFd;
+    let kq = kq(p);
+    assert!(kq.as_raw_fd() >= 0);
+    expect_no_events(&kq);
+    // Kqueue::new() is the NetBSD personality.
+    assert_eq!(Kqueue::new().unwrap().personality(), Personality::NetBsd);
+}
+
+/// G2 close(kq) (FB main.c test_kqueue_close): closing works, also with knotes, pending
+/// events and timers registered, and many times over.
+fn g2_close(p: Personality) {
+    for _ in 0..200 {
+        let kq = kq(p);
+        ch_ok(
+            &kq,
+            &[
+                user(1, EV_ADD, 0, 0),
+                user(1, 0, NOTE_TRIGGER, 0),
+                Kevent::new(2, EVFILT_TIMER, EV_ADD, 0, 50, ptr(0)),
+            ],
+        );
+        drop(kq);
+    }
+}
+
+/// G4 invalid_timeout: {0,-1}, {-1,0}, {0,1e9} with nevents 1 fail with EINVAL after the
+/// changes of the same call were applied; with nevents 0 they are not looked at.
+fn g4_invalid_timeout(p: Personality) {
+    let bad = [
+        Timespec {
+            tv_sec: 0,
+            tv_nsec: -1,
+        },
+        Timespec {
+            tv_sec: -1,
+            tv_nsec: 0,
+        },
+        Timespec {
+            tv_sec: 0,
+            tv_nsec: 1_000_000_000,
+        },
+    ];
+    for (i, ts) in bad.into_iter().enumerate() {
+        let kq = kq(p);
+        let mut evs = [sentinel(); 1];
+        // The changes are applied, then the timeout is rejected.
+        let r = kq.kevent_raw(
+            &[user(i, EV_ADD, 0, 0), user(i, 0, NOTE_TRIGGER, 0)],
+            &mut evs,
+            Some(ts),
+        );
+        assert_eq!(r, Err(Errno(libc::EINVAL)), "timeout {ts:?}");
+        assert_eq!(evs[0], sentinel());
+        assert_eq!(expect_one(&kq).ident, i, "the changes were applied");
+        // nevents 0: the timeout is not validated.
+        let r = kq.kevent_raw(&[user(i, EV_CLEAR, 0, 0)], &mut [], Some(ts));
+        assert_eq!(r, Ok(0), "timeout {ts:?} with nevents 0");
+        expect_no_events(&kq);
+        let r = kq.kevent_raw(&[], &mut [], Some(ts));
+        assert_eq!(r, Ok(0));
+    }
+}
+
+/// G5 poll_timeout_zero: a zero timeout on an empty kqueue returns 0 at once; so does
+/// kevent with no changes and no slots even with a NULL timeout (§1.3).
+fn g5_poll_timeout_zero(p: Personality) {
+    let kq = kq(p);
+    let start = Instant::now();
+    for _ in 0..100 {
+        assert_eq!(
+            kq.kevent(&[], &mut [Kevent::default(); 4], Some(Duration::ZERO))
+                .unwrap(),
+            0
+        );
+        let r = kq.kevent_raw(
+            &[],
+            &mut [Kevent::default(); 4],
+            Some(Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            }),
+        );
+        assert_eq!(r, Ok(0));
+    }
+    assert_eq!(kq.kevent(&[], &mut [], None).unwrap(), 0);
+    assert_eq!(kq.kevent_raw(&[], &mut [], None), Ok(0));
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// G6 relative_timeout: {0, 200 ms} on an empty kqueue returns 0 after at least 200 ms.
+fn g6_relative_timeout(p: Personality) {
+    let kq = kq(p);
+    let start = Instant::now();
+    let n = kq
+        .kevent(
+            &[],
+            &mut [Kevent::default(); 1],
+            Some(Duration::from_millis(200)),
+        )
+        .unwrap();
+    let waited = start.elapsed();
+    assert_eq!(n, 0);
+    assert!(
+        waited >= Duration::from_millis(200),
+        "returned early: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(3), "returned late: {waited:?}");
+
+    // The same through kevent_raw, 50 ms.
+    let start = Instant::now();
+    let r = kq.kevent_raw(
+        &[],
+        &mut [Kevent::default(); 1],
+        Some(Timespec {
+            tv_sec: 0,
+            tv_nsec: 50_000_000,
+        }),
+    );
+    assert_eq!(r, Ok(0));
+    assert!(
+        start.elapsed() >= Duration::from_millis(50),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+extern "C" fn on_sigalrm(_: libc::c_int) {}
+
+/// G7 eintr: a signal (handler installed with SA_RESTART) interrupts a kevent() waiting with
+/// a NULL timeout: -1/EINTR, never restarted (§1.4). The changes of the call stay applied.
+fn g7_eintr(p: Personality) {
+    // SAFETY: installs a handler that does nothing, for SIGALRM only; the signal is sent
+    // with pthread_kill to the one thread below, so no other test sees it.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigalrm as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut()), 0);
+    }
+    let kq = Arc::new(kq(p));
+    let done = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel();
+    let t = {
+        let (kq, done) = (kq.clone(), done.clone());
+        thread::spawn(move || {
+            // SAFETY: pthread_self has no preconditions.
+            tx.send(unsafe { libc::pthread_self() }).unwrap();
+            let mut evs = [Kevent::default(); 1];
+            let r = kq.kevent(&[user(7, EV_ADD | EV_CLEAR, 0, 0)], &mut evs, None);
+            done.store(true, Ordering::SeqCst);
+            r
+        })
+    };
+    let tid = rx.recv().unwrap();
+    thread::sleep(Duration::from_millis(50));
+    // A signal that lands before the thread sleeps in kevent only runs the handler, so keep
+    // signalling until the call returns (2 s at most).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !done.load(Ordering::SeqCst) && Instant::now() < deadline {
+        // SAFETY: `tid` is a joinable thread that has not been joined yet.
+        unsafe { libc::pthread_kill(tid, libc::SIGALRM) };
+        thread::sleep(Duration::from_millis(20));
+    }
+    let restarted = !done.load(Ordering::SeqCst);
+    if restarted {
+        // The wait was restarted: end it with an event so the test fails instead of hanging.
+        trigger(&kq, 7);
+    }
+    let r = t.join().unwrap();
+    assert!(
+        !restarted,
+        "kevent() was restarted after the signal (returned {r:?})"
+    );
+    let e = r.expect_err("kevent() must fail with EINTR");
+    assert_eq!(e.raw_os_error(), Some(libc::EINTR), "{e:?}");
+    assert_eq!(e.kind(), std::io::ErrorKind::Interrupted);
+    // The change of the interrupted call was applied.
+    trigger(&kq, 7);
+    assert_eq!(expect_one(&kq).ident, 7);
+}
+
+/// G8 unknown_filter: EV_ADD with an unknown filter is EINVAL, as a report when there is
+/// room, else -1/EINVAL. (Filter numbers are libkqueue's in both personalities.)
+fn g8_unknown_filter(p: Personality) {
+    let kq = kq(p);
+    for filter in [1234i16, -99, i16::MIN, -14] {
+        let c = Kevent::new(1, filter, EV_ADD, 0, 0, ptr(0x8));
+        ch_err(&kq, &[c], libc::EINVAL);
+        let mut evs = [sentinel(); 1];
+        assert_eq!(kq.kevent(&[c], &mut evs, None).unwrap(), 1);
+        assert_report(&evs[0], 1, filter, libc::EINVAL);
+        assert_eq!(evs[0].udata, ptr(0x8));
+    }
+}
+
+/// §1.3 step 3b [FB]: a change whose filter is 0 is skipped without a word.
+#[test]
+fn g8b_filter_zero_skipped_freebsd() {
+    let kq = kq(Personality::FreeBsd);
+    let mut evs = [sentinel(); 2];
+    let n = kq
+        .kevent(
+            &[
+                Kevent::new(1, 0, EV_ADD, 0, 0, ptr(0)),
+                user(1, EV_ADD, 0, 0),
+                user(1, 0, NOTE_TRIGGER, 0),
+            ],
+            &mut evs,
+            Some(Duration::ZERO),
+        )
+        .unwrap();
+    assert_eq!(n, 1, "{evs:?}");
+    assert_eq!((evs[0].ident, evs[0].filter), (1, EVFILT_USER));
+}
+
+/// G10 enoent_ops: EV_DELETE, EV_ENABLE, EV_DISABLE and flags 0 on a missing key: ENOENT.
+fn g10_enoent_ops(p: Personality) {
+    let kq = kq(p);
+    for flags in [
+        EV_DELETE,
+        EV_ENABLE,
+        EV_DISABLE,
+        0,
+        EV_CLEAR,
+        EV_ONESHOT | EV_RECEIPT,
+    ] {
+        ch_err(&kq, &[user(3, flags, 0, 0)], libc::ENOENT);
+        let mut evs = [sentinel(); 1];
+        assert_eq!(
+            kq.kevent(&[user(3, flags, 0, 0)], &mut evs, None).unwrap(),
+            1
+        );
+        assert_report(&evs[0], 3, EVFILT_USER, libc::ENOENT);
+    }
+    // Also a deleted knote and a timer that was never added.
+    ch_ok(&kq, &[user(3, EV_ADD, 0, 0), user(3, EV_DELETE, 0, 0)]);
+    ch_err(&kq, &[user(3, EV_DELETE, 0, 0)], libc::ENOENT);
+    ch_err(
+        &kq,
+        &[Kevent::new(3, EVFILT_TIMER, EV_DELETE, 0, 0, ptr(0))],
+        libc::ENOENT,
+    );
+}
+
+/// G12 errors_continue: [ENOENT change, good EV_ADD, EINVAL change] with 3 slots returns 2
+/// reports in order, applies the good change, and does not scan (a pending event stays).
+/// (SPEC uses an EBADF fd change as the third; an unknown filter stands in for it.)
+fn g12_errors_continue(p: Personality) {
+    let kq = kq(p);
+    ch_ok(&kq, &[user(1, EV_ADD, 0, 0)]);
+    trigger(&kq, 1);
+    let mut evs = [sentinel(); 3];
+    let n = kq
+        .kevent(
+            &[
+                user(10, 0, NOTE_TRIGGER, 0),
+                user(11, EV_ADD | EV_CLEAR, 0, 0),
+                Kevent::new(12, 1234, EV_ADD, 0, 0, ptr(0)),
+            ],
+            &mut evs,
+            Some(Duration::ZERO),
+        )
+        .unwrap();
+    assert_eq!(n, 2, "{evs:?}");
+    assert_report(&evs[0], 10, EVFILT_USER, libc::ENOENT);
+    assert_report(&evs[1], 12, 1234, libc::EINVAL);
+    assert_eq!(evs[2], sentinel(), "no scan after a report");
+    // The good change was applied.
+    trigger(&kq, 11);
+    let evs = poll(&kq, 8);
+    let mut idents: Vec<_> = evs.iter().map(|e| e.ident).collect();
+    idents.sort();
+    assert_eq!(idents, [1, 11]);
+}
+
+/// G13 errors_no_room_abort: [ENOENT, ENOENT, EV_ADD user 7] with one slot: -1/ENOENT, the
+/// first report was written, the third change was not applied.
+fn g13_errors_no_room_abort(p: Personality) {
+    let kq = kq(p);
+    let mut evs = [sentinel(); 1];
+    let r = kq.kevent(
+        &[
+            user(5, EV_ENABLE, 0, 0),
+            user(6, EV_DELETE, 0, 0),
+            user(7, EV_ADD, 0, 0),
+        ],
+        &mut evs,
+        Some(Duration::ZERO),
+    );
+    assert_eq!(errno(r), libc::ENOENT);
+    assert_report(&evs[0], 5, EVFILT_USER, libc::ENOENT);
+    ch_err(&kq, &[user(7, EV_DELETE, 0, 0)], libc::ENOENT);
+
+    // The same through kevent_raw.
+    let r = kq.kevent_raw(
+        &[
+            user(5, 0, NOTE_TRIGGER, 0),
+            user(6, 0, NOTE_TRIGGER, 0),
+            user(7, EV_ADD, 0, 0),
+        ],
+        &mut evs,
+        None,
+    );
+    assert_eq!(r, Err(Errno(libc::ENOENT)));
+    ch_err(&kq, &[user(7, EV_DELETE, 0, 0)], libc::ENOENT);
+}
+
+/// G14 receipt_batch: two EV_ADD|EV_RECEIPT changes with 2 slots and a level event pending:
+/// 2 receipts (flags EV_ERROR, data 0), the pending event is not returned.
+fn g14_receipt_batch(p: Personality) {
+    let kq = kq(p);
+    ch_ok(&kq, &[user(1, EV_ADD, 0, 0)]);
+    trigger(&kq, 1);
+    let mut evs = [sentinel(); 2];
+    let n = kq
+        .kevent(
+            &[
+                user_u(2, EV_ADD | EV_RECEIPT, 0x55, 9, 0x2),
+                user_u(3, EV_ADD | EV_RECEIPT, 0, 0, 0x3),
+            ],
+            &mut evs,
+            Some(Duration::ZERO),
+        )
+        .unwrap();
+    assert_eq!(n, 2);
+    assert_report(&evs[0], 2, EVFILT_USER, 0);
+    assert_report(&evs[1], 3, EVFILT_USER, 0);
+    // A brand-new knote's echo has fflags and data zeroed (§1.3 caveat); udata is echoed.
+    assert_eq!((evs[0].fflags, evs[0].udata), (0, ptr(0x2)));
+    assert_eq!(evs[1].udata, ptr(0x3));
+    // The level event is still there, and nothing else.
+    assert_eq!(expect_one(&kq).ident, 1);
+    // A receipt on a successful delete echoes data 0 as well.
+    let mut evs = [sentinel(); 4];
+    let n = kq
+        .kevent(
+            &[user(2, EV_DELETE | EV_RECEIPT, 0, 0)],
+            &mut evs,
+            Some(Duration::ZERO),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_report(&evs[0], 2, EVFILT_USER, 0);
+}
+
+/// G15 receipt_no_room: [EV_ADD|EV_RECEIPT a, EV_ADD b] with no slots returns 0; a was
+/// added, b was not.
+fn g15_receipt_no_room(p: Personality) {
+    let kq = kq(p);
+    let n = kq
+        .kevent(
+            &[user(1, EV_ADD | EV_RECEIPT, 0, 0), user(2, EV_ADD, 0, 0)],
+            &mut [],
+            None,
+        )
+        .unwrap();
+    assert_eq!(n, 0);
+    ch_ok(&kq, &[user(1, EV_DELETE, 0, 0)]);
+    ch_err(&kq, &[user(2, EV_DELETE, 0, 0)], libc::ENOENT);
+    // Also when the slots run out after some reports: 1 slot, 2 receipts.
+    let mut evs = [sentinel(); 1];
+    let n = kq
+        .kevent(
+            &[
+                user(3, EV_ADD | EV_RECEIPT, 0, 0),
+                user(4, EV_ADD | EV_RECEIPT, 0, 0),
+                user(5, EV_ADD, 0, 0),
+            ],
+            &mut evs,
+            None,
+        )
+        .unwrap();
+    assert_eq!(n, 0, "the abort does not count the reports already written");
+    assert_report(&evs[0], 3, EVFILT_USER, 0);
+    ch_ok(&kq, &[user(4, EV_DELETE, 0, 0)]);
+    ch_err(&kq, &[user(5, EV_DELETE, 0, 0)], libc::ENOENT);
+}
+
+/// G16 sysflags_stripped: EV_EOF, EV_ERROR, EV_FLAG1 and 0x1000 in a change are dropped
+/// silently, at creation and on a trigger; delivered records do not carry them.
+fn g16_sysflags_stripped(p: Personality) {
+    let kq = kq(p);
+    ch_ok(&kq, &[user(1, EV_ADD | EV_CLEAR | EV_SYSFLAGS, 0, 0)]);
+    ch_ok(
+        &kq,
+        &[user(
+            1,
+            EV_EOF | EV_ERROR | EV_FLAG1 | 0x1000,
+            NOTE_TRIGGER,
+            0,
+        )],
+    );
+    let ev = expect_one(&kq);
+    assert_user(&ev, 1, delivered_flags(p, EV_ADD | EV_CLEAR), 0, 0);
+    // An "EV_ERROR|EV_DELETE" change is a plain delete.
+    ch_ok(&kq, &[user(1, EV_DELETE | EV_ERROR, 0, 0)]);
+    ch_err(&kq, &[user(1, EV_DELETE, 0, 0)], libc::ENOENT);
+}
+
+/// G19 fifo_order: EV_CLEAR events triggered in the order 3, 1, 2 are collected in that
+/// order.
+fn g19_fifo_order(p: Personality) {
+    let kq = kq(p);
+    for i in 1..=3 {
+        ch_ok(&kq, &[user(i, EV_ADD | EV_CLEAR, 0, 0)]);
+    }
+    for i in [3, 1, 2] {
+        trigger(&kq, i);
+    }
+    let idents: Vec<_> = poll(&kq, 3).iter().map(|e| e.ident).collect();
+    assert_eq!(idents, [3, 1, 2]);
+    // Re-triggering a queued event does not move it.
+    for i in [2, 1, 3, 2] {
+        trigger(&kq, i);
+    }
+    let idents: Vec<_> = poll(&kq, 8).iter().map(|e| e.ident).collect();
+    assert_eq!(idents, [2, 1, 3]);
+}
+
+/// G20 level_round_robin: two level events A, B; five gets of 1: A, B, A, B, A.
+fn g20_level_round_robin(p: Personality) {
+    let kq = kq(p);
+    ch_ok(&kq, &[user(0xA, EV_ADD, 0, 0), user(0xB, EV_ADD, 0, 0)]);
+    trigger(&kq, 0xA);
+    trigger(&kq, 0xB);
+    let seq: Vec<_> = (0..5).map(|_| poll(&kq, 1)[0].ident).collect();
+    assert_eq!(seq, [0xA, 0xB, 0xA, 0xB, 0xA]);
+    // At most one report per knote per call, even with room to spare.
+    let idents: Vec<_> = poll(&kq, 8).iter().map(|e| e.ident).collect();
+    assert_eq!(idents, [0xB, 0xA]);
+}
+
+/// G21 nevents_limits: 5 triggered EV_CLEAR events, get 2 three times: 2, 2, 1.
+fn g21_nevents_limits(p: Personality) {
+    let kq = kq(p);
+    for i in 0..5 {
+        ch_ok(&kq, &[user(i, EV_ADD | EV_CLEAR, 0, 0)]);
+        trigger(&kq, i);
+    }
+    let counts: Vec<_> = (0..3).map(|_| poll(&kq, 2).len()).collect();
+    assert_eq!(counts, [2, 2, 1]);
+    expect_no_events(&kq);
+}
+
+/// G24 is in tests/timer.rs (it needs a timer).
+///
+/// G25 multithread_scan (NB t_scan scan1): two threads each make 10,000 zero-timeout
+/// one-slot calls on a kqueue with one level-triggered (user) event; every call returns
+/// exactly 1, never 0, never an error.
+fn g25_multithread_scan(p: Personality) {
+    let kq = Arc::new(kq(p));
+    ch_ok(&kq, &[user(1, EV_ADD, 0, 0)]);
+    trigger(&kq, 1);
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let kq = kq.clone();
+            thread::spawn(move || {
+                let mut evs = [Kevent::default(); 1];
+                for i in 0..10_000 {
+                    let n = kq.kevent(&[], &mut evs, Some(Duration::ZERO));
+                    assert_eq!(n.unwrap(), 1, "call {i}");
+                    assert_eq!(evs[0].ident, 1);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+/// G30 flags_echo (divergence §8 item 5): EV_ADD|EV_ENABLE|EV_CLEAR: [NB] delivers exactly
+/// those flags, [FB] EV_CLEAR only.
+fn g30_flags_echo(p: Personality) {
+    let kq = kq(p);
+    ch_ok(&kq, &[user(1, EV_ADD | EV_ENABLE | EV_CLEAR, 0, 0)]);
+    trigger(&kq, 1);
+    let ev = expect_one(&kq);
+    let want = match p {
+        Personality::NetBsd => EV_ADD | EV_ENABLE | EV_CLEAR,
+        Personality::FreeBsd => EV_CLEAR,
+    };
+    assert_eq!(ev.flags, want, "{ev:?}");
+    // [NB] EV_RECEIPT is stored too (§1.7); [FB] keeps it as well (it strips only the action
+    // flags).
+    ch_ok(&kq, &[user(2, EV_ADD | EV_CLEAR | EV_RECEIPT, 0, 0)]);
+    trigger(&kq, 2);
+    let ev = expect_one(&kq);
+    let want = match p {
+        Personality::NetBsd => EV_ADD | EV_CLEAR | EV_RECEIPT,
+        Personality::FreeBsd => EV_CLEAR | EV_RECEIPT,
+    };
+    assert_eq!(ev.flags, want, "{ev:?}");
+    // [NB] even EV_DISABLE stays in the stored flags of a knote created disabled.
+    if p == Personality::NetBsd {
+        ch_ok(&kq, &[user(3, EV_ADD | EV_CLEAR | EV_DISABLE, 0, 0)]);
+        ch_ok(&kq, &[user(3, EV_ENABLE, NOTE_TRIGGER, 0)]);
+        assert_eq!(expect_one(&kq).flags, EV_ADD | EV_CLEAR | EV_DISABLE);
+    }
+}
+
+/// §1.3: changes are applied strictly in order; ADD then DELETE of one key nets to nothing,
+/// and an error does not stop the later changes when a slot was available.
+fn changes_in_order(p: Personality) {
+    let kq = kq(p);
+    ch_ok(&kq, &[user(1, EV_ADD, 0, 0), user(1, EV_DELETE, 0, 0)]);
+    ch_err(&kq, &[user(1, EV_DELETE, 0, 0)], libc::ENOENT);
+    // More than 8 changes (the kernel reads them in chunks of 8).
+    let changes: Vec<_> = (0..20)
+        .map(|i| user(i, EV_ADD | EV_CLEAR, 0, i as isize))
+        .collect();
+    ch_ok(&kq, &changes);
+    let triggers: Vec<_> = (0..20)
+        .rev()
+        .map(|i| user(i, 0, NOTE_TRIGGER, i as isize))
+        .collect();
+    ch_ok(&kq, &triggers);
+    let evs = poll(&kq, 32);
+    let idents: Vec<_> = evs.iter().map(|e| e.ident).collect();
+    assert_eq!(idents, (0..20).rev().collect::<Vec<_>>());
+}
+
+both!(
+    g1_kqueue,
+    g2_close,
+    g4_invalid_timeout,
+    g5_poll_timeout_zero,
+    g6_relative_timeout,
+    g7_eintr,
+    g8_unknown_filter,
+    g10_enoent_ops,
+    g12_errors_continue,
+    g13_errors_no_room_abort,
+    g14_receipt_batch,
+    g15_receipt_no_room,
+    g16_sysflags_stripped,
+    g19_fifo_order,
+    g20_level_round_robin,
+    g21_nevents_limits,
+    g25_multithread_scan,
+    g30_flags_echo,
+    changes_in_order,
+);
