@@ -78,11 +78,26 @@ static void case_changes(void)
 	close(kq);
 }
 
+/* G7 eintr_with_timer: also when the kqueue has a timer armed (and the library a timer thread). */
+static void case_with_timer(void)
+{
+	struct kevent ev;
+	int kq = kqueue();
+	CHECK(kq >= 0);
+	CHECK_EQ(kqt_change(kq, 1, EVFILT_TIMER, EV_ADD, 0, 10000, NULL), 0);
+	CHECK_EQ(install(SA_RESTART), 0);
+	CHECK_EQ(arm(100), 0);
+	CHECK_ERR(kevent(kq, NULL, 0, &ev, 1, NULL), EINTR);
+	CHECK_EQ(kqt_change(kq, 1, EVFILT_TIMER, EV_DELETE, 0, 0, NULL), 0);
+	close(kq);
+}
+
 int main(void)
 {
 	kqt_watchdog(30);
 	kqt_run("G7", "eintr", case_restart);
 	kqt_run("G7", "eintr_timeout", case_timeout);
 	kqt_run("G7", "eintr_changes_applied", case_changes);
+	kqt_run("G7", "eintr_with_timer", case_with_timer);
 	return kqt_done();
 }

@@ -7,6 +7,7 @@
 #include "kqtest.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <limits.h>
 
 static const struct timespec zero = { 0, 0 };
@@ -355,6 +356,41 @@ static void case_g17(void)
 	CHECK_EQ(close(kq), 0);
 }
 
+/* 1.1 kqueue_emfile: out of descriptors -> EMFILE, and nothing half-made is left open. */
+static void case_emfile(void)
+{
+	struct rlimit old, rl;
+	CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+	int before = kqt_count_fds();
+	int high = -1;
+	for (int fd = 0; fd < 4096; fd++)
+		if (fcntl(fd, F_GETFD) != -1)
+			high = fd;
+	rl = old;
+	rl.rlim_cur = (rlim_t)high + 2;
+	CHECK_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	int n = 0, kq, err = 0;
+	/* Fill every free slot up to the limit, then kqueue() must fail. */
+	static int fill[4096];
+	while (n < 4096 && (fill[n] = open("/dev/null", O_RDONLY)) >= 0)
+		n++;
+	errno = 0;
+	kq = kqueue();
+	err = errno;
+	for (int i = 0; i < n; i++)
+		close(fill[i]);
+	setrlimit(RLIMIT_NOFILE, &old);
+	if (kq >= 0)
+		close(kq);
+	CHECK_EQ(kq, -1);
+	CHECK_EQ(err, EMFILE);
+	CHECK_EQ(kqt_count_fds(), before);
+	/* And kqueue() works again. */
+	kq = kqueue();
+	CHECK(kq >= 0);
+	CHECK_EQ(close(kq), 0);
+}
+
 int main(void)
 {
 	kqt_watchdog(30);
@@ -376,5 +412,6 @@ int main(void)
 	kqt_run("G15", "receipt_no_room", case_g15);
 	kqt_run("G16", "sysflags_stripped", case_g16);
 	kqt_run("G17", "same_array_in_out", case_g17);
+	kqt_run("1.1", "kqueue_emfile", case_emfile);
 	return kqt_done();
 }

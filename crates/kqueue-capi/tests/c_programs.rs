@@ -29,6 +29,8 @@ struct Setup {
     lib_dir: PathBuf,
     /// Where the compiled programs go.
     out_dir: PathBuf,
+    /// libkqueue.a, built beside libkqueue.so.
+    static_lib: PathBuf,
 }
 
 fn setup() -> &'static Setup {
@@ -55,6 +57,7 @@ fn setup() -> &'static Setup {
             root,
             lib_dir,
             out_dir,
+            static_lib: lib.with_file_name("libkqueue.a"),
         }
     })
 }
@@ -106,14 +109,26 @@ fn have_compiler(cxx: bool) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Compiles tests/c/<name>.c (as C++ if `cxx`) and returns the executable.
-fn compile(name: &str, cxx: bool) -> PathBuf {
+/// How a test program is built.
+#[derive(Clone, Copy, PartialEq)]
+enum Build {
+    /// C, linked with -lkqueue (libkqueue.so).
+    C,
+    /// C++, linked with -lkqueue.
+    Cxx,
+    /// C, linked with libkqueue.a.
+    Static,
+}
+
+/// Compiles tests/c/<name>.c and returns the executable.
+fn compile(name: &str, how: Build) -> PathBuf {
     let s = setup();
+    let cxx = how == Build::Cxx;
     let src = s.root.join("tests/c").join(format!("{name}.c"));
-    let exe = s.out_dir.join(if cxx {
-        format!("{name}-cxx")
-    } else {
-        name.to_string()
+    let exe = s.out_dir.join(match how {
+        Build::C => name.to_string(),
+        Build::Cxx => format!("{name}-cxx"),
+        Build::Static => format!("{name}-static"),
     });
     let mut cmd = Command::new(compiler(cxx));
     cmd.args(["-Wall", "-Werror", "-g", "-O1"])
@@ -126,10 +141,15 @@ fn compile(name: &str, cxx: bool) -> PathBuf {
     } else {
         cmd.arg(&src);
     }
-    cmd.arg("-L")
-        .arg(&s.lib_dir)
-        .args(["-lkqueue", "-lpthread", "-o"])
-        .arg(&exe);
+    if how == Build::Static {
+        // What a Rust staticlib needs besides libc (see rustc --print native-static-libs).
+        cmd.arg(&s.static_lib).args(["-lpthread", "-ldl", "-lm"]);
+    } else {
+        cmd.arg("-L")
+            .arg(&s.lib_dir)
+            .args(["-lkqueue", "-lpthread"]);
+    }
+    cmd.arg("-o").arg(&exe);
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("run {}: {e}", compiler(cxx)));
@@ -202,7 +222,7 @@ fn run(exe: &Path) {
 }
 
 fn c_program(name: &str) {
-    let exe = compile(name, false);
+    let exe = compile(name, Build::C);
     run(&exe);
 }
 
@@ -228,8 +248,16 @@ fn abi_cxx() {
         println!("no C++ compiler ({}): skipped", compiler(true));
         return;
     }
-    let exe = compile("abi", true);
+    let exe = compile("abi", Build::Cxx);
     run(&exe);
+}
+
+/// libkqueue.a works too: the ABI program and the fork program (atfork handlers) linked
+/// statically.
+#[test]
+fn abi_static() {
+    run(&compile("abi", Build::Static));
+    run(&compile("fork", Build::Static));
 }
 
 /// Every tests/c/*.c has its #[test] above (a new program cannot be silently skipped).
