@@ -24,6 +24,9 @@
 extern "C" {
 #endif
 
+/* Declared at file scope even where <time.h> does not define it (strict ISO C modes). */
+struct timespec;
+
 /*
  * One change (input) or one event (output).
  *

@@ -260,6 +260,57 @@ fn abi_static() {
     run(&compile("fork", Build::Static));
 }
 
+/// The header alone compiles cleanly in strict ISO modes of C and C++, with the warnings
+/// programs commonly turn on (the test programs themselves use GNU C).
+#[test]
+fn header_strict_modes() {
+    let s = setup();
+    let src = s.out_dir.join("header_strict.c");
+    std::fs::write(
+        &src,
+        "#include <sys/event.h>\n\
+         int use_header(int kq, int i, unsigned u, long d, void *p)\n\
+         {\n\
+         \tstruct kevent k[2];\n\
+         \tEV_SET(&k[i], (unsigned)i, EVFILT_TIMER, EV_ADD | EV_ONESHOT, NOTE_USECONDS, d, p);\n\
+         \tEV_SET(k + 1, u, EVFILT_USER, 0, NOTE_FFCOPY | NOTE_TRIGGER | u, 0, 0);\n\
+         \treturn kevent(kq, k, 2, k, 2, 0) + kqueue() + kqueue1(0);\n\
+         }\n",
+    )
+    .expect("write header_strict.c");
+    let mut modes = vec![(false, "-std=c99"), (false, "-std=c11")];
+    if have_compiler(true) {
+        modes.extend([(true, "-std=c++98"), (true, "-std=c++17")]);
+    }
+    for (cxx, std) in modes {
+        let mut cmd = Command::new(compiler(cxx));
+        cmd.args([
+            std,
+            "-pedantic",
+            "-Wall",
+            "-Wextra",
+            "-Wconversion",
+            "-Werror",
+        ])
+        .arg("-I")
+        .arg(s.root.join("include"));
+        if cxx {
+            cmd.args(["-x", "c++"]);
+        }
+        cmd.arg("-c")
+            .arg(&src)
+            .arg("-o")
+            .arg(s.out_dir.join("header_strict.o"));
+        let out = cmd.output().expect("run the compiler");
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!("ok: {cmd:?}");
+    }
+}
+
 /// Every tests/c/*.c has its #[test] above (a new program cannot be silently skipped).
 #[test]
 fn every_program_is_run() {
