@@ -3,8 +3,7 @@
 //!
 //! Not here: G3 (a bad kq fd cannot be passed to the Rust API; the C tests cover it), G9
 //! (EVFILT_AIO has NetBSD's number 2 there; covered by G8's unknown filters), G11/G22/G23
-//! (fd filters), G17 (the Rust API cannot alias the change and event lists; the C tests cover
-//! it), G18 (bad pointers: C only), G26-G28 (fd passing, vnode, KFILTER ioctls), G29 (close
+//! (fd filters), G18 (bad pointers: C only), G26-G28 (fd passing, vnode, KFILTER ioctls), G29 (close
 //! while blocked needs ownership of a shared Kqueue: Rust cannot express it), G31/G32.
 
 mod util;
@@ -546,6 +545,206 @@ fn changes_in_order(p: Personality) {
     assert_eq!(idents, (0..20).rev().collect::<Vec<_>>());
 }
 
+/// G17 same_array_in_out: one array as both the changelist and the eventlist (possible
+/// through kevent_raw's ChangeList/EventList). Reports are written over already consumed
+/// changes only (a write at index j comes after change j was read), and the results are
+/// those of separate arrays.
+fn g17_same_array_in_out(p: Personality) {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    #[derive(Default)]
+    struct Array {
+        slots: Vec<Kevent>,
+        read: Vec<bool>,
+        violations: Vec<usize>,
+    }
+    struct In(Rc<RefCell<Array>>);
+    struct Out(Rc<RefCell<Array>>);
+    impl ChangeList for In {
+        fn len(&self) -> usize {
+            self.0.borrow().slots.len()
+        }
+        fn get(&mut self, i: usize) -> Kevent {
+            let mut a = self.0.borrow_mut();
+            a.read[i] = true;
+            a.slots[i]
+        }
+    }
+    impl EventList for Out {
+        fn len(&self) -> usize {
+            self.0.borrow().slots.len()
+        }
+        fn put(&mut self, i: usize, ev: Kevent) {
+            let mut a = self.0.borrow_mut();
+            if !a.read[i] {
+                a.violations.push(i);
+            }
+            a.slots[i] = ev;
+        }
+    }
+    let run = |kq: &Kqueue, changes: Vec<Kevent>| {
+        let n = changes.len();
+        let a = Rc::new(RefCell::new(Array {
+            slots: changes,
+            read: vec![false; n],
+            violations: vec![],
+        }));
+        let r = kq.kevent_raw(
+            In(a.clone()),
+            Out(a.clone()),
+            Some(Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            }),
+        );
+        let a = Rc::try_unwrap(a).ok().unwrap().into_inner();
+        assert!(
+            a.violations.is_empty(),
+            "wrote over unread changes {:?}",
+            a.violations
+        );
+        (r, a.slots)
+    };
+    let kq = kq(p);
+    let (r, slots) = run(
+        &kq,
+        vec![
+            user(98, 0, NOTE_TRIGGER, 0),
+            user(1, EV_ADD | EV_CLEAR, 0, 0),
+            user(99, EV_DELETE, 0, 0),
+            user(2, EV_ADD | EV_RECEIPT, 0, 0),
+        ],
+    );
+    assert_eq!(r, Ok(3), "{slots:?}");
+    assert_report(&slots[0], 98, EVFILT_USER, libc::ENOENT);
+    assert_report(&slots[1], 99, EVFILT_USER, libc::ENOENT);
+    assert_report(&slots[2], 2, EVFILT_USER, 0);
+    assert_eq!(
+        slots[3],
+        user(2, EV_ADD | EV_RECEIPT, 0, 0),
+        "slot 3 untouched"
+    );
+    // The good changes were applied; then a call that reports nothing scans into the array.
+    let (r, slots) = run(
+        &kq,
+        vec![user(1, 0, NOTE_TRIGGER, 11), user(2, 0, NOTE_TRIGGER, 22)],
+    );
+    assert_eq!(r, Ok(2), "{slots:?}");
+    assert_eq!((slots[0].ident, slots[0].data), (1, 11));
+    assert_eq!((slots[1].ident, slots[1].data), (2, 22));
+}
+
+/// §1.4/§3.3: a scan that finds only stale entries (a queued level event whose trigger an
+/// EV_CLEAR change cancelled) or disabled ones goes back to waiting: the timeout is a
+/// "not less than" bound, and 0 is returned.
+fn stale_entries_keep_waiting(p: Personality) {
+    let kq = kq(p);
+    ch_ok(&kq, &[user(1, EV_ADD, 0, 0), user(2, EV_ADD, 0, 0)]);
+    trigger(&kq, 1);
+    ch_ok(&kq, &[user(1, EV_CLEAR, 0, 0)]);
+    trigger(&kq, 2);
+    ch_ok(&kq, &[user(2, EV_DISABLE, 0, 0)]);
+    let start = Instant::now();
+    let n = kq
+        .kevent(
+            &[],
+            &mut [Kevent::default(); 4],
+            Some(Duration::from_millis(100)),
+        )
+        .unwrap();
+    let waited = start.elapsed();
+    assert_eq!(n, 0);
+    assert!(
+        waited >= Duration::from_millis(100),
+        "returned after {waited:?}"
+    );
+    // The disabled one is still latched.
+    ch_ok(&kq, &[user(2, EV_ENABLE, 0, 0)]);
+    assert_eq!(expect_one(&kq).ident, 2);
+}
+
+/// The ABI of issue item 6/7: `struct kevent` of libkqueue on LP64 (32 bytes) and the
+/// header's constant values.
+#[test]
+fn kevent_layout_and_constants() {
+    use std::mem::{align_of, offset_of, size_of};
+    assert_eq!((size_of::<Kevent>(), align_of::<Kevent>()), (32, 8));
+    assert_eq!(
+        [
+            offset_of!(Kevent, ident),
+            offset_of!(Kevent, filter),
+            offset_of!(Kevent, flags),
+            offset_of!(Kevent, fflags),
+            offset_of!(Kevent, data),
+            offset_of!(Kevent, udata),
+        ],
+        [0, 8, 10, 12, 16, 24]
+    );
+    assert_eq!(
+        [
+            EVFILT_READ,
+            EVFILT_WRITE,
+            EVFILT_AIO,
+            EVFILT_VNODE,
+            EVFILT_PROC,
+            EVFILT_SIGNAL
+        ],
+        [-1, -2, -3, -4, -5, -6]
+    );
+    assert_eq!([EVFILT_TIMER, EVFILT_FS, EVFILT_USER], [-7, -9, -11]);
+    assert_eq!(
+        [
+            EV_ADD,
+            EV_DELETE,
+            EV_ENABLE,
+            EV_DISABLE,
+            EV_ONESHOT,
+            EV_CLEAR,
+            EV_RECEIPT,
+            EV_DISPATCH
+        ],
+        [0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40, 0x80]
+    );
+    assert_eq!(
+        [EV_SYSFLAGS, EV_FLAG1, EV_EOF, EV_ERROR],
+        [0xF000, 0x2000, 0x8000, 0x4000]
+    );
+    assert_eq!(
+        [
+            NOTE_FFNOP,
+            NOTE_FFAND,
+            NOTE_FFOR,
+            NOTE_FFCOPY,
+            NOTE_FFCTRLMASK,
+            NOTE_FFLAGSMASK,
+            NOTE_TRIGGER
+        ],
+        [
+            0,
+            0x4000_0000,
+            0x8000_0000,
+            0xC000_0000,
+            0xC000_0000,
+            0x00FF_FFFF,
+            0x0100_0000
+        ]
+    );
+    assert_eq!(
+        [NOTE_SECONDS, NOTE_USECONDS, NOTE_NSECONDS, NOTE_ABSOLUTE],
+        [1, 2, 4, 8]
+    );
+    let ev = Kevent::new(1, EVFILT_USER, EV_ADD, 2, -3, ptr(4));
+    assert_eq!(
+        (ev.ident, ev.filter, ev.flags, ev.fflags, ev.data, ev.udata),
+        (1, -11, 1, 2, -3, ptr(4))
+    );
+    assert_eq!(
+        Kevent::default(),
+        Kevent::new(0, 0, 0, 0, 0, std::ptr::null_mut())
+    );
+}
+
 both!(
     g1_kqueue,
     g2_close,
@@ -566,4 +765,6 @@ both!(
     g25_multithread_scan,
     g30_flags_echo,
     changes_in_order,
+    g17_same_array_in_out,
+    stale_entries_keep_waiting,
 );

@@ -291,6 +291,33 @@ fn t6_modify_replaces_flags_netbsd() {
     ch_err(&kq, &[timer(1, EV_DELETE, 0, 0)], libc::ENOENT);
 }
 
+/// T6 (§5.7): a modification without EV_ADD (EV_DISABLE, EV_ENABLE) does not touch the
+/// timer: the count accumulated since the add is kept, the period goes on.
+fn t6_modify_without_add_keeps_timer(p: Personality) {
+    let _s = serial();
+    let kq = kq(p);
+    let period = Duration::from_millis(20);
+    let before_add = Instant::now();
+    ch_ok(&kq, &[timer(1, EV_ADD, 0, 20)]);
+    let after_add = Instant::now();
+    sleep(Duration::from_millis(70));
+    ch_ok(&kq, &[timer(1, EV_ENABLE, 0, 0), timer(1, 0, 0, 0)]);
+    let before_poll = Instant::now();
+    let ev = expect_one(&kq);
+    let lo = (periods(before_poll - after_add, period) - 1).max(1);
+    let hi = periods(before_add.elapsed(), period);
+    assert!(
+        (lo..=hi).contains(&ev.data),
+        "data {} not in {lo}..={hi}",
+        ev.data
+    );
+    assert!(
+        ev.data >= 2,
+        "the EV_ENABLE change dropped the count: {ev:?}"
+    );
+    assert_timer(&ev, 1, timer_flags(p, EV_ADD));
+}
+
 /// T7 add/del (FB timer.c): a deleted timer never fires; a second delete is ENOENT.
 fn t7_add_del(p: Personality) {
     let _s = serial();
@@ -504,6 +531,7 @@ both!(
     t8_abstime_past,
     t5_timer_units,
     t6_modify,
+    t6_modify_without_add_keeps_timer,
     t7_add_del,
     t7_oneshot,
     t7_periodic,
