@@ -12,7 +12,7 @@
 use crate::consts::*;
 use crate::filter::{self, Context, FilterRef, Timers, Touch};
 use crate::kevent::{ChangeList, Errno, EventList, Kevent, Timespec};
-use crate::knote::{Knotes, ACTIVE, DISABLED};
+use crate::knote::{Knote, Knotes, ACTIVE, DISABLED};
 use crate::personality::Personality;
 use crate::sys::{self, Fds, Woken};
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -80,8 +80,8 @@ impl Inner {
                 let kn = knotes.get(id);
                 kn.sfflags = kev.fflags;
                 kn.sdata = kev.data as i64;
-                if p.skips_check_when_disabled() && kev.flags & EV_DISABLE != 0 {
-                    kn.status |= DISABLED;
+                if p.gates_before_evaluating() {
+                    apply_enable_disable(kn, kev.flags);
                 }
                 let mut cx = Context {
                     personality: p,
@@ -102,7 +102,14 @@ impl Inner {
                 return Ok(false);
             }
             Some(id) => {
+                if p.forces_oneshot(kev.flags) {
+                    knotes.get(id).kev.flags |= EV_ONESHOT;
+                    queued |= knotes.activate(id);
+                }
                 let kn = knotes.get(id);
+                if p.gates_before_evaluating() {
+                    apply_enable_disable(kn, kev.flags);
+                }
                 if !p.keeps_udata(kev.flags) {
                     kn.kev.udata = kev.udata;
                 }
@@ -117,15 +124,15 @@ impl Inner {
                     knotes.dequeue(id);
                     knotes.get(id).status &= !ACTIVE;
                 }
-                if p.forces_oneshot(kev.flags) {
-                    knotes.get(id).kev.flags |= EV_ONESHOT;
-                    queued |= knotes.activate(id);
-                }
                 id
             }
         };
+        // Step 6: re-evaluate and activate. FreeBSD has applied EV_ENABLE/EV_DISABLE already
+        // and does not evaluate a disabled knote; NetBSD evaluates first, then disables, then
+        // enables (so EV_ENABLE|EV_DISABLE nets to enabled) and queues an active knote.
         let kn = knotes.get(id);
-        if !(p.skips_check_when_disabled() && kn.is_disabled()) {
+        let gated = p.gates_before_evaluating();
+        if !(gated && kn.is_disabled()) {
             let mut cx = Context {
                 personality: p,
                 id,
@@ -136,14 +143,10 @@ impl Inner {
                 queued |= knotes.activate(id);
             }
         }
-        // Disable first, then enable: NetBSD nets EV_ENABLE|EV_DISABLE to enabled.
-        if kev.flags & EV_DISABLE != 0 {
-            knotes.get(id).status |= DISABLED;
+        if !gated {
+            apply_enable_disable(knotes.get(id), kev.flags);
         }
-        if kev.flags & EV_ENABLE != 0 {
-            knotes.get(id).status &= !DISABLED;
-            queued |= knotes.requeue_if_active(id);
-        }
+        queued |= knotes.requeue_if_active(id);
         Ok(queued)
     }
 
@@ -402,6 +405,17 @@ impl Inner {
     }
 }
 
+/// EV_DISABLE, then EV_ENABLE: together they net to enabled (NetBSD; FreeBSD rejected the
+/// pair earlier). The caller queues an enabled, active knote.
+fn apply_enable_disable(kn: &mut Knote, flags: u16) {
+    if flags & EV_DISABLE != 0 {
+        kn.status |= DISABLED;
+    }
+    if flags & EV_ENABLE != 0 {
+        kn.status &= !DISABLED;
+    }
+}
+
 fn drop_knote(knotes: &mut Knotes, timers: &mut Timers, p: Personality, id: u32, f: &FilterRef) {
     let mut cx = Context {
         personality: p,
@@ -470,7 +484,14 @@ impl Kqueue {
 
     /// A new, empty kqueue with the given personality.
     pub fn with_personality(personality: Personality) -> std::io::Result<Kqueue> {
-        let mut fds = Fds::new()?;
+        let mut fds = match Fds::new() {
+            // Closed kqueues not yet noticed hold descriptors: let them go and try again.
+            Err(e) if e.0 == libc::EMFILE || e.0 == libc::ENFILE => {
+                sys::sweep();
+                Fds::new()?
+            }
+            r => r?,
+        };
         let read = fds.read.take().ok_or(Errno::BADF)?;
         let inner = Arc::new(Inner {
             state: Mutex::new(State {

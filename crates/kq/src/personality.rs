@@ -53,10 +53,10 @@ impl Personality {
         self == Personality::FreeBsd && flags & EV_FORCEONESHOT != 0
     }
 
-    /// FreeBSD creates a knote disabled when the change carries EV_DISABLE and does not
-    /// evaluate the filter of a disabled knote; NetBSD creates it enabled, may queue it, then
-    /// disables it (§3.2 step 6-8).
-    pub(crate) fn skips_check_when_disabled(self) -> bool {
+    /// FreeBSD applies EV_ENABLE/EV_DISABLE before the filter runs (a new knote is created
+    /// disabled; a modification is gated before its touch) and never evaluates a disabled
+    /// knote; NetBSD evaluates first, then disables, then enables (§3.2 step 6-8).
+    pub(crate) fn gates_before_evaluating(self) -> bool {
         self == Personality::FreeBsd
     }
 

@@ -155,8 +155,11 @@ impl Fds {
 
     /// Puts the pending byte in the pipe: the kqueue descriptor becomes readable.
     pub(crate) fn set_readable(&self) {
-        // EAGAIN cannot happen (one byte at most) and nothing else is worth reporting.
-        let _ = rustix::io::write(&self.write, &[1]);
+        // EAGAIN cannot happen (one byte at most) and EPIPE (the program closed the kqueue)
+        // is not worth reporting; the SIGPIPE that comes with it must not reach the program.
+        without_sigpipe(|| {
+            let _ = rustix::io::write(&self.write, &[1]);
+        });
     }
 
     /// Takes the pending byte out through `read` (a descriptor of the read end).
@@ -238,6 +241,52 @@ impl Fds {
     }
 }
 
+/// Runs `f` (a write to a pipe whose reader may be gone) with SIGPIPE blocked in this
+/// thread, and swallows the SIGPIPE it raised, unless the program itself blocks SIGPIPE (then
+/// the signal stays pending for it, as after its own write). Three system calls: only on the
+/// transitions of the readable state, never per event.
+fn without_sigpipe(f: impl FnOnce()) {
+    // SAFETY: sigset_t is plain data; the sig* functions initialise and edit the sets passed
+    // by pointer, all of which live on this stack frame; pthread_sigmask and sigtimedwait
+    // only change this thread's signal state, and the old mask is restored before returning.
+    unsafe {
+        let mut pipe: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pipe);
+        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
+        f();
+        if libc::sigismember(&old, libc::SIGPIPE) == 0 {
+            let mut pending: libc::sigset_t = std::mem::zeroed();
+            libc::sigpending(&mut pending);
+            if libc::sigismember(&pending, libc::SIGPIPE) == 1 {
+                let zero = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                libc::sigtimedwait(&pipe, std::ptr::null_mut(), &zero);
+            }
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    }
+}
+
+/// Runs `f` with every signal blocked in this thread. A thread spawned by `f` starts with
+/// that mask: the library's own thread must never take the program's signals (they belong to
+/// its threads, and EINTR to the one in kevent()).
+fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: as in `without_sigpipe`: local sets, this thread's mask only, restored.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        let r = f();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        r
+    }
+}
+
 /// Identity of a descriptor: the pipe it is the read end of.
 pub(crate) fn identity(fd: BorrowedFd<'_>) -> Result<(u64, u64), Errno> {
     let st = rustix::fs::fstat(fd)?;
@@ -302,32 +351,38 @@ pub(crate) fn unregister(ino: u64) {
 /// Keeps `inner` alive until its descriptor is closed. From time to time (amortized O(1)
 /// per call) drops the kqueues whose descriptors were closed.
 pub(crate) fn release(inner: Arc<Inner>) {
-    let dead: Vec<Arc<Inner>>;
-    {
-        let mut reg = registry();
-        reg.map.insert(inner.fds.ino, Entry::Released(inner));
-        reg.released += 1;
-        if reg.released < 2 * reg.swept + 16 {
-            return;
-        }
-        let keys: Vec<u64> = reg
-            .map
-            .iter()
-            .filter_map(|(k, e)| match e {
-                Entry::Released(i) if i.fds.is_orphaned() => Some(*k),
-                _ => None,
-            })
-            .collect();
-        dead = keys
-            .iter()
-            .filter_map(|k| match reg.map.remove(k) {
-                Some(Entry::Released(i)) => Some(i),
-                _ => None,
-            })
-            .collect();
-        reg.released -= dead.len();
-        reg.swept = reg.released;
+    let mut reg = registry();
+    reg.map.insert(inner.fds.ino, Entry::Released(inner));
+    reg.released += 1;
+    if reg.released >= 2 * reg.swept + 16 {
+        sweep_locked(reg);
     }
+}
+
+/// Drops now the kqueues whose descriptors were closed (when descriptors run out).
+pub(crate) fn sweep() {
+    sweep_locked(registry());
+}
+
+fn sweep_locked(mut reg: RwLockWriteGuard<'static, Registry>) {
+    let keys: Vec<u64> = reg
+        .map
+        .iter()
+        .filter_map(|(k, e)| match e {
+            Entry::Released(i) if i.fds.is_orphaned() => Some(*k),
+            _ => None,
+        })
+        .collect();
+    let dead: Vec<Arc<Inner>> = keys
+        .iter()
+        .filter_map(|k| match reg.map.remove(k) {
+            Some(Entry::Released(i)) => Some(i),
+            _ => None,
+        })
+        .collect();
+    reg.released -= dead.len();
+    reg.swept = reg.released;
+    drop(reg);
     for inner in &dead {
         inner.mark_closed();
     }
@@ -357,10 +412,12 @@ fn timer_thread_watch(timerfd: &OwnedFd, ino: u64) -> Result<(), Errno> {
     if reg.timer_epoll.is_none() {
         let ep = Arc::new(Fd::new(epoll::create(epoll::CreateFlags::CLOEXEC)?));
         let theirs = Arc::clone(&ep);
-        std::thread::Builder::new()
-            .name("kq-timers".into())
-            .spawn(move || timer_thread(theirs))
-            .map_err(Errno::from)?;
+        with_signals_blocked(|| {
+            std::thread::Builder::new()
+                .name("kq-timers".into())
+                .spawn(move || timer_thread(theirs))
+        })
+        .map_err(Errno::from)?;
         reg.timer_epoll = Some(ep);
     }
     if let Some(ep) = &reg.timer_epoll {

@@ -594,29 +594,40 @@ fn u37_kq_readable_on_trigger(p: Personality) {
     expect_one(&kq);
 }
 
-/// U37b (§3.7): the kqueue fd is readable while the pending count is non-zero, and no
-/// longer: right after the last pending record was collected, poll(2) shows no POLLIN (BSD's
-/// kqueue_poll tests kq_count). Also after an EV_DELETE or EV_CLEAR change emptied the queue.
-fn u37b_not_readable_after_collect(p: Personality) {
+/// U37b (§3.7, and this library's documented divergence, docs/personality.md): the kqueue
+/// fd is readable whenever something is pending, including a queued stale entry. Unlike BSD,
+/// readability is cleared lazily, so that a trigger followed by a collect costs no system
+/// call: it may outlive the last pending record, but a zero-timeout kevent() that finds
+/// nothing always clears it, and the next activation sets it again.
+fn u37b_readability_cleared_by_empty_poll(p: Personality) {
     let kq = kq(p);
     ch_ok(
         &kq,
         &[user(1, EV_ADD | EV_CLEAR, 0, 0), user(2, EV_ADD, 0, 0)],
     );
+    assert_eq!(poll_fd(&kq, 0) & libc::POLLIN, 0, "empty kqueue readable");
     trigger(&kq, 1);
+    assert_ne!(
+        poll_fd(&kq, 0) & libc::POLLIN,
+        0,
+        "pending but not readable"
+    );
     expect_one(&kq);
+    expect_no_events(&kq); // the empty zero-timeout poll clears readability
     assert_eq!(
         poll_fd(&kq, 0) & libc::POLLIN,
         0,
-        "readable after the last collect"
+        "readable after an empty zero-timeout kevent()"
     );
     trigger(&kq, 1);
-    ch_ok(&kq, &[user(1, EV_DELETE, 0, 0)]);
-    assert_eq!(
+    assert_ne!(
         poll_fd(&kq, 0) & libc::POLLIN,
         0,
-        "readable after EV_DELETE emptied the queue"
+        "re-armed by the next trigger"
     );
+    ch_ok(&kq, &[user(1, EV_DELETE, 0, 0)]);
+    expect_no_events(&kq);
+    assert_eq!(poll_fd(&kq, 0) & libc::POLLIN, 0);
     // A queued stale entry (EV_CLEAR change on a queued level event) still counts (§3.7,
     // §4.4 step 2.4): readable until a scan drops it.
     trigger(&kq, 2);
@@ -900,7 +911,7 @@ both!(
     u35_fork_not_inherited,
     u36_big_data,
     u37_kq_readable_on_trigger,
-    u37b_not_readable_after_collect,
+    u37b_readability_cleared_by_empty_poll,
     w01_clear_trigger,
     w02_level,
     w03_ffops,
