@@ -83,12 +83,7 @@ impl Inner {
                 if p.gates_before_evaluating() {
                     apply_enable_disable(kn, kev.flags);
                 }
-                let mut cx = Context {
-                    personality: p,
-                    id,
-                    timers,
-                    deactivate: false,
-                };
+                let mut cx = Context::new(p, id, timers);
                 if let Err(e) = filter.attach(kn, &mut cx) {
                     knotes.remove(id);
                     return Err(e);
@@ -113,12 +108,7 @@ impl Inner {
                 if !p.keeps_udata(kev.flags) {
                     kn.kev.udata = kev.udata;
                 }
-                let mut cx = Context {
-                    personality: p,
-                    id,
-                    timers,
-                    deactivate: false,
-                };
+                let mut cx = Context::new(p, id, timers);
                 filter.touch(kn, kev, Touch::Register, &mut cx)?;
                 if cx.deactivate {
                     knotes.dequeue(id);
@@ -133,12 +123,7 @@ impl Inner {
         let kn = knotes.get(id);
         let gated = p.gates_before_evaluating();
         if !(gated && kn.is_disabled()) {
-            let mut cx = Context {
-                personality: p,
-                id,
-                timers,
-                deactivate: false,
-            };
+            let mut cx = Context::new(p, id, timers);
             if filter.event(kn, 0, &mut cx) {
                 queued |= knotes.activate(id);
             }
@@ -169,12 +154,7 @@ impl Inner {
                 continue;
             };
             let flags = kn.kev.flags;
-            let mut cx = Context {
-                personality: p,
-                id,
-                timers,
-                deactivate: false,
-            };
+            let mut cx = Context::new(p, id, timers);
             // A oneshot that became active is delivered even if its condition went away.
             if flags & EV_ONESHOT == 0 && !filter.event(kn, 0, &mut cx) {
                 kn.status &= !ACTIVE;
@@ -389,12 +369,7 @@ impl Inner {
         let mut st = self.lock();
         let id = st.knotes.find(ident, filter_id).ok_or(Errno::NOENT)?;
         let State { knotes, timers, .. } = &mut *st;
-        let mut cx = Context {
-            personality: self.personality,
-            id,
-            timers,
-            deactivate: false,
-        };
+        let mut cx = Context::new(self.personality, id, timers);
         let fired = filter.event(knotes.get(id), hint, &mut cx);
         let wake = fired && knotes.activate(id) && self.signal(&mut st);
         drop(st);
@@ -417,12 +392,7 @@ fn apply_enable_disable(kn: &mut Knote, flags: u16) {
 }
 
 fn drop_knote(knotes: &mut Knotes, timers: &mut Timers, p: Personality, id: u32, f: &FilterRef) {
-    let mut cx = Context {
-        personality: p,
-        id,
-        timers,
-        deactivate: false,
-    };
+    let mut cx = Context::new(p, id, timers);
     f.detach(knotes.get(id), &mut cx);
     knotes.remove(id);
 }

@@ -44,7 +44,16 @@ impl std::fmt::Debug for Context<'_> {
     }
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    pub(crate) fn new(personality: Personality, id: u32, timers: &'a mut Timers) -> Self {
+        Context {
+            personality,
+            id,
+            timers,
+            deactivate: false,
+        }
+    }
+
     /// The personality of the kqueue.
     pub fn personality(&self) -> Personality {
         self.personality
