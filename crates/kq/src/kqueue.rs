@@ -16,7 +16,8 @@ use crate::knote::{Knote, Knotes, ACTIVE, DISABLED};
 use crate::personality::Personality;
 use crate::sys::{self, Fds, Woken};
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 /// The state under the kqueue lock.
@@ -35,8 +36,29 @@ pub(crate) struct State {
     armed: u64,
 }
 
+/// Who to tell, once the lock is released, that knotes were queued.
+#[must_use]
+struct Wakeup {
+    sleepers: bool,
+    watchers: bool,
+}
+
+impl Wakeup {
+    const NONE: Wakeup = Wakeup {
+        sleepers: false,
+        watchers: false,
+    };
+}
+
 pub(crate) struct Inner {
     state: Mutex<State>,
+    /// This kqueue, for filters that hand it to others (EVFILT_READ on a kqueue).
+    pub(crate) me: Weak<Inner>,
+    /// Queued knotes, published at each release of the lock.
+    pending: AtomicUsize,
+    /// Kqueues watching this one with EVFILT_READ: (kqueue, knote ident).
+    watchers: Mutex<Vec<(Weak<Inner>, usize)>>,
+    watched: AtomicBool,
     personality: Personality,
     /// Fork generation the kqueue was made in.
     pub(crate) gen: u64,
@@ -56,6 +78,9 @@ impl Inner {
             return Err(Errno::INVAL);
         }
         let filter = filter::lookup(kev.filter).ok_or(Errno::INVAL)?;
+        if filter.is_fd() {
+            sys::check_fd(kev.ident)?;
+        }
         let State { knotes, timers, .. } = st;
         let mut queued = false;
         let id = match knotes.find(kev.ident, kev.filter) {
@@ -83,7 +108,7 @@ impl Inner {
                 if p.gates_before_evaluating() {
                     apply_enable_disable(kn, kev.flags);
                 }
-                let mut cx = Context::new(p, id, timers);
+                let mut cx = Context::new(p, id, timers, &self.me);
                 if let Err(e) = filter.attach(kn, &mut cx) {
                     knotes.remove(id);
                     return Err(e);
@@ -93,7 +118,7 @@ impl Inner {
                 id
             }
             Some(id) if kev.flags & EV_DELETE != 0 => {
-                drop_knote(knotes, timers, p, id, &filter);
+                self.drop_knote(knotes, timers, id, &filter);
                 return Ok(false);
             }
             Some(id) => {
@@ -108,7 +133,7 @@ impl Inner {
                 if !p.keeps_udata(kev.flags) {
                     kn.kev.udata = kev.udata;
                 }
-                let mut cx = Context::new(p, id, timers);
+                let mut cx = Context::new(p, id, timers, &self.me);
                 filter.touch(kn, kev, Touch::Register, &mut cx)?;
                 if cx.deactivate {
                     knotes.dequeue(id);
@@ -123,7 +148,7 @@ impl Inner {
         let kn = knotes.get(id);
         let gated = p.gates_before_evaluating();
         if !(gated && kn.is_disabled()) {
-            let mut cx = Context::new(p, id, timers);
+            let mut cx = Context::new(p, id, timers, &self.me);
             if filter.event(kn, 0, &mut cx) {
                 queued |= knotes.activate(id);
             }
@@ -154,7 +179,7 @@ impl Inner {
                 continue;
             };
             let flags = kn.kev.flags;
-            let mut cx = Context::new(p, id, timers);
+            let mut cx = Context::new(p, id, timers, &self.me);
             // A oneshot that became active is delivered even if its condition went away.
             if flags & EV_ONESHOT == 0 && !filter.event(kn, 0, &mut cx) {
                 kn.status &= !ACTIVE;
@@ -167,7 +192,7 @@ impl Inner {
             events.put(n, out);
             n += 1;
             if flags & EV_ONESHOT != 0 {
-                drop_knote(knotes, cx.timers, p, id, &filter);
+                self.drop_knote(knotes, cx.timers, id, &filter);
             } else if flags & EV_CLEAR != 0 {
                 kn.kev.data = 0;
                 kn.kev.fflags = 0;
@@ -185,14 +210,72 @@ impl Inner {
         n
     }
 
-    /// After knotes were queued: make the descriptor readable; tell whether sleepers need
-    /// an explicit wakeup.
-    fn signal(&self, st: &mut State) -> bool {
+    /// Detaches and frees knote `id`.
+    fn drop_knote(&self, knotes: &mut Knotes, timers: &mut Timers, id: u32, f: &FilterRef) {
+        let mut cx = Context::new(self.personality, id, timers, &self.me);
+        f.detach(knotes.get(id), &mut cx);
+        knotes.remove(id);
+    }
+
+    /// Publishes the pending count (for kqueues watching this one) before the lock is
+    /// released.
+    fn publish(&self, st: &State) {
+        self.pending.store(st.knotes.queued, Ordering::Relaxed);
+    }
+
+    /// After knotes were queued, under the lock: make the descriptor readable and say who
+    /// must be told once the lock is released ([`Inner::wake`]).
+    fn signal(&self, st: &mut State) -> Wakeup {
+        self.publish(st);
         if st.knotes.queued > 0 && !st.readable {
             self.fds.set_readable();
             st.readable = true;
         }
-        st.sleepers > 0
+        Wakeup {
+            sleepers: st.sleepers > 0,
+            watchers: self.watched.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Wakes sleepers and notifies watching kqueues, with the lock released.
+    fn wake(&self, w: Wakeup) {
+        if w.sleepers {
+            self.fds.wake();
+        }
+        if w.watchers {
+            let watchers: Vec<(Weak<Inner>, usize)> = self
+                .watchers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            for (outer, ident) in watchers {
+                if let Some(outer) = outer.upgrade() {
+                    let _ = outer.post(ident, EVFILT_READ, 0);
+                }
+            }
+        }
+    }
+
+    /// Kqueue `outer` watches this one through its EVFILT_READ knote `ident`.
+    pub(crate) fn add_watcher(&self, outer: Weak<Inner>, ident: usize) {
+        let mut w = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
+        w.retain(|(o, _)| o.strong_count() > 0);
+        w.push((outer, ident));
+        self.watched.store(true, Ordering::Relaxed);
+    }
+
+    /// Undoes [`Inner::add_watcher`].
+    pub(crate) fn remove_watcher(&self, outer: &Weak<Inner>, ident: usize) {
+        let mut w = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = w.iter().position(|(o, i)| *i == ident && o.ptr_eq(outer)) {
+            w.swap_remove(i);
+        }
+        self.watched.store(!w.is_empty(), Ordering::Relaxed);
+    }
+
+    /// The number of queued knotes, as last published (EVFILT_READ on this kqueue).
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
     }
 
     /// Counts due timer expirations and re-arms the timerfd. Returns whether a knote was
@@ -220,11 +303,13 @@ impl Inner {
         if st.closed || self.gen != sys::fork_gen() {
             return;
         }
-        let wake = self.expire_timers(&mut st) && self.signal(&mut st);
+        let w = if self.expire_timers(&mut st) {
+            self.signal(&mut st)
+        } else {
+            Wakeup::NONE
+        };
         drop(st);
-        if wake {
-            self.fds.wake();
-        }
+        self.wake(w);
     }
 
     /// Marks the kqueue closed and wakes its sleepers (they return EBADF).
@@ -280,11 +365,14 @@ impl Inner {
                 nerrors += 1;
             }
             self.sync_timerfd(&mut st);
-            let wake = queued && self.signal(&mut st);
+            let w = if queued {
+                self.signal(&mut st)
+            } else {
+                self.publish(&st);
+                Wakeup::NONE
+            };
             drop(st);
-            if wake {
-                self.fds.wake();
-            }
+            self.wake(w);
             if let Some(r) = stop {
                 return r;
             }
@@ -321,16 +409,24 @@ impl Inner {
             if st.closed {
                 return Err(Errno::BADF);
             }
-            self.expire_timers(&mut st);
+            let expired = self.expire_timers(&mut st);
             let n = self.collect(&mut st, events, max);
-            let wake = st.knotes.queued > 0 && self.signal(&mut st);
-            if n > 0 {
+            // Anything left pending (or just expired) is passed on to another sleeper and
+            // to watching kqueues.
+            let w = if st.knotes.queued > 0 {
+                self.signal(&mut st)
+            } else {
+                self.publish(&st);
+                Wakeup::NONE
+            };
+            if n > 0 || expired {
                 drop(st);
-                if wake {
-                    // More is pending: pass the wakeup on to another sleeper.
-                    self.fds.wake();
+                self.wake(w);
+                if n > 0 {
+                    return Ok(n);
                 }
-                return Ok(n);
+                st = self.lock();
+                continue;
             }
             let remaining = match deadline {
                 // Wait forever.
@@ -369,13 +465,15 @@ impl Inner {
         let mut st = self.lock();
         let id = st.knotes.find(ident, filter_id).ok_or(Errno::NOENT)?;
         let State { knotes, timers, .. } = &mut *st;
-        let mut cx = Context::new(self.personality, id, timers);
+        let mut cx = Context::new(self.personality, id, timers, &self.me);
         let fired = filter.event(knotes.get(id), hint, &mut cx);
-        let wake = fired && knotes.activate(id) && self.signal(&mut st);
+        let w = if fired && knotes.activate(id) {
+            self.signal(&mut st)
+        } else {
+            Wakeup::NONE
+        };
         drop(st);
-        if wake {
-            self.fds.wake();
-        }
+        self.wake(w);
         Ok(fired)
     }
 }
@@ -391,24 +489,20 @@ fn apply_enable_disable(kn: &mut Knote, flags: u16) {
     }
 }
 
-fn drop_knote(knotes: &mut Knotes, timers: &mut Timers, p: Personality, id: u32, f: &FilterRef) {
-    let mut cx = Context::new(p, id, timers);
-    f.detach(knotes.get(id), &mut cx);
-    knotes.remove(id);
-}
-
 impl Drop for Inner {
     fn drop(&mut self) {
         if self.gen != sys::fork_gen() {
             return; // the parent's kqueue: its resources are the parent's business
         }
-        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.lock();
+        let st = &mut *guard;
         let ids: Vec<u32> = st.knotes.ids().collect();
         for id in ids {
             if let Some(f) = filter::lookup(st.knotes.get(id).kev.filter) {
-                drop_knote(&mut st.knotes, &mut st.timers, self.personality, id, &f);
+                self.drop_knote(&mut st.knotes, &mut st.timers, id, &f);
             }
         }
+        drop(guard);
         sys::unregister(self.fds.ino);
     }
 }
@@ -463,7 +557,11 @@ impl Kqueue {
             r => r?,
         };
         let read = fds.read.take().ok_or(Errno::BADF)?;
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|me| Inner {
+            me: me.clone(),
+            pending: AtomicUsize::new(0),
+            watchers: Mutex::new(Vec::new()),
+            watched: AtomicBool::new(false),
             state: Mutex::new(State {
                 knotes: Knotes::new(),
                 timers: Timers::default(),

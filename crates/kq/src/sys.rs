@@ -406,6 +406,37 @@ pub(crate) fn lookup(fd: BorrowedFd<'_>) -> Result<Arc<Inner>, Errno> {
     }
 }
 
+/// The kqueue with pipe inode `ino`, if it is alive.
+pub(crate) fn lookup_ino(ino: u64) -> Option<Arc<Inner>> {
+    let inner = match registry_read().map.get(&ino)? {
+        Entry::Owned(w) => w.upgrade(),
+        Entry::Released(i) => Some(Arc::clone(i)),
+    }?;
+    (inner.gen == fork_gen()).then_some(inner)
+}
+
+/// Checks that `ident` is an open descriptor number (fd filters): EBADF if not.
+pub(crate) fn check_fd(ident: usize) -> Result<BorrowedFd<'static>, Errno> {
+    let fd = RawFd::try_from(ident).map_err(|_| Errno::BADF)?;
+    // SAFETY: `fd` is in 0..=INT_MAX, so not -1. The borrow is only used for fcntl/fstat
+    // during the current kevent() call; on a number that is not open (or is closed
+    // meanwhile) those fail with EBADF, and no memory depends on it.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    rustix::io::fcntl_getfd(fd)?;
+    Ok(fd)
+}
+
+/// The kqueue behind descriptor number `ident`: EBADF if it is not an open descriptor,
+/// `None` if it is not a kqueue.
+pub(crate) fn lookup_raw(ident: usize) -> Result<Option<Arc<Inner>>, Errno> {
+    let fd = check_fd(ident)?;
+    match lookup(fd) {
+        Ok(inner) => Ok(Some(inner)),
+        Err(e) if e == Errno::BADF => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Hands a kqueue's timerfd to the timer thread, starting it if needed.
 fn timer_thread_watch(timerfd: &OwnedFd, ino: u64) -> Result<(), Errno> {
     let mut reg = registry();

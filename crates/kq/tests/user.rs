@@ -594,6 +594,88 @@ fn u37_kq_readable_on_trigger(p: Personality) {
     expect_one(&kq);
 }
 
+/// U37 (§3.7, §5.1 "kqueue descriptors"): an outer kqueue watches the inner one with
+/// EVFILT_READ: active while the inner has pending events, `data` = their number; re-checked
+/// at delivery; a trigger from another thread wakes a sleeper in the outer kqueue.
+fn u37_outer_kqueue_watches_inner(p: Personality) {
+    use std::os::fd::AsRawFd;
+    let inner = std::sync::Arc::new(kq(p));
+    let outer = kq(p);
+    let ifd = inner.as_raw_fd() as usize;
+    ch_ok(
+        &inner,
+        &[
+            user(1, EV_ADD | EV_CLEAR, 0, 0),
+            user(2, EV_ADD | EV_CLEAR, 0, 0),
+        ],
+    );
+    let watch = Kevent::new(ifd, EVFILT_READ, EV_ADD, 0, 0, std::ptr::null_mut());
+    ch_ok(&outer, &[watch]);
+    expect_no_events(&outer);
+    trigger(&inner, 1);
+    let ev = expect_one(&outer);
+    assert_eq!((ev.ident, ev.filter, ev.data), (ifd, EVFILT_READ, 1));
+    trigger(&inner, 2);
+    assert_eq!(expect_one(&outer).data, 2, "data is the pending count");
+    // Level-triggered, and re-evaluated at delivery: gone once the inner is drained.
+    assert_eq!(poll(&inner, 8).len(), 2);
+    expect_no_events(&outer);
+
+    // A sleeper in the outer kqueue wakes on a trigger in the inner from another thread.
+    let i2 = inner.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        trigger(&i2, 1);
+    });
+    let evs = get(&outer, 4, Some(Duration::from_secs(5)));
+    t.join().unwrap();
+    assert_eq!(evs.len(), 1);
+    assert_eq!((evs[0].ident, evs[0].data), (ifd, 1));
+
+    // EV_DELETE removes the watch.
+    let del = Kevent::new(ifd, EVFILT_READ, EV_DELETE, 0, 0, std::ptr::null_mut());
+    ch_ok(&outer, &[del]);
+    trigger(&inner, 2);
+    expect_no_events(&outer);
+}
+
+/// U37 edge cases and G11 (§3.7, §1.6): a kqueue cannot watch itself (EINVAL); EVFILT_READ
+/// on a descriptor that is not open, or past INT_MAX, is EBADF; on a descriptor that is not
+/// a kqueue it is EINVAL here (only kqueue descriptors are implemented for EVFILT_READ).
+fn u37_kqueue_read_errors(p: Personality) {
+    use std::os::fd::AsRawFd;
+    let kq = kq(p);
+    let me = Kevent::new(
+        kq.as_raw_fd() as usize,
+        EVFILT_READ,
+        EV_ADD,
+        0,
+        0,
+        std::ptr::null_mut(),
+    );
+    ch_err(&kq, &[me], libc::EINVAL);
+    let closed = {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        f.as_raw_fd() as usize
+    };
+    for ident in [closed, 1usize << 31, usize::MAX] {
+        let c = Kevent::new(ident, EVFILT_READ, EV_ADD, 0, 0, std::ptr::null_mut());
+        ch_err(&kq, &[c], libc::EBADF);
+        let d = Kevent::new(ident, EVFILT_READ, EV_DELETE, 0, 0, std::ptr::null_mut());
+        ch_err(&kq, &[d], libc::EBADF);
+    }
+    let file = std::fs::File::open("/dev/null").unwrap();
+    let c = Kevent::new(
+        file.as_raw_fd() as usize,
+        EVFILT_READ,
+        EV_ADD,
+        0,
+        0,
+        std::ptr::null_mut(),
+    );
+    ch_err(&kq, &[c], libc::EINVAL);
+}
+
 /// U37b (§3.7, and this library's documented divergence, docs/personality.md): the kqueue
 /// fd is readable whenever something is pending, including a queued stale entry. Unlike BSD,
 /// readability is cleared lazily, so that a trigger followed by a collect costs no system
@@ -911,6 +993,8 @@ both!(
     u35_fork_not_inherited,
     u36_big_data,
     u37_kq_readable_on_trigger,
+    u37_outer_kqueue_watches_inner,
+    u37_kqueue_read_errors,
     u37b_readability_cleared_by_empty_poll,
     w01_clear_trigger,
     w02_level,

@@ -5,6 +5,7 @@
 //! Every hook runs with the kqueue's lock held: it must not block and must not call back
 //! into the same kqueue.
 
+mod kqread;
 mod timer;
 mod user;
 
@@ -13,8 +14,9 @@ pub(crate) use timer::Timers;
 use crate::consts::*;
 use crate::kevent::{Errno, Kevent};
 use crate::knote::Knote;
+use crate::kqueue::Inner;
 use crate::personality::Personality;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 /// Why [`Filter::touch`] is called: the kernel's `EVENT_REGISTER` / `EVENT_PROCESS`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +35,8 @@ pub struct Context<'a> {
     pub(crate) id: u32,
     pub(crate) timers: &'a mut Timers,
     pub(crate) deactivate: bool,
+    /// The kqueue the hook runs in.
+    pub(crate) kq: &'a Weak<Inner>,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -45,12 +49,18 @@ impl std::fmt::Debug for Context<'_> {
 }
 
 impl<'a> Context<'a> {
-    pub(crate) fn new(personality: Personality, id: u32, timers: &'a mut Timers) -> Self {
+    pub(crate) fn new(
+        personality: Personality,
+        id: u32,
+        timers: &'a mut Timers,
+        kq: &'a Weak<Inner>,
+    ) -> Self {
         Context {
             personality,
             id,
             timers,
             deactivate: false,
+            kq,
         }
     }
 
@@ -110,6 +120,12 @@ pub trait Filter: Send + Sync + 'static {
         let _ = (kn, cx);
     }
 
+    /// Whether `ident` is a descriptor (the kernel's `f_isfd`): every change then fails with
+    /// EBADF unless `ident` is an open descriptor number.
+    fn is_fd(&self) -> bool {
+        false
+    }
+
     /// Whether the event condition holds. `hint` is 0 when the kqueue re-evaluates (after a
     /// change, before a delivery) and the poster's value for [`Kqueue::post`].
     ///
@@ -159,6 +175,7 @@ impl std::ops::Deref for FilterRef {
 
 static USER: user::UserFilter = user::UserFilter;
 static TIMER: timer::TimerFilter = timer::TimerFilter;
+static KQREAD: kqread::KqReadFilter = kqread::KqReadFilter;
 
 /// Filters registered at run time; filter number `n >= 1` is entry `n - 1`.
 static REGISTERED: RwLock<Vec<(String, Arc<dyn Filter>)>> = RwLock::new(Vec::new());
@@ -184,6 +201,7 @@ pub(crate) fn lookup(filter: i16) -> Option<FilterRef> {
     match filter {
         EVFILT_USER => Some(FilterRef::System(&USER)),
         EVFILT_TIMER => Some(FilterRef::System(&TIMER)),
+        EVFILT_READ => Some(FilterRef::System(&KQREAD)),
         n if n > 0 => {
             let table = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
             table
