@@ -136,7 +136,7 @@ fn main() -> std::io::Result<()> {
         per(heap0.max(0) as usize, heap1.max(0) as usize)
     );
     println!(
-        "peak heap during adds:    {:.1} bytes/event (growth doubles the slab)",
+        "peak heap during adds:    {:.1} bytes/event (old and new index coexist while it grows)",
         per(heap0.max(0) as usize, peak)
     );
     println!("VmHWM (process peak RSS): {} bytes", status_bytes("VmHWM"));
