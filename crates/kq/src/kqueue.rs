@@ -14,7 +14,7 @@ use crate::filter::{self, Context, FilterRef, Timers, Touch};
 use crate::kevent::{ChangeList, Errno, EventList, Kevent, Timespec};
 use crate::knote::{Knote, Knotes, ACTIVE, DISABLED};
 use crate::personality::Personality;
-use crate::sys::{self, Fds, Woken};
+use crate::sys::{self, Fds, SignalsBlocked, Woken};
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -408,6 +408,7 @@ impl Inner {
             None => Some(None),
         };
         let mut spun = false;
+        let mut signals: Option<SignalsBlocked> = None;
         let mut st = self.lock();
         loop {
             if st.closed {
@@ -448,6 +449,9 @@ impl Inner {
                     return Ok(0);
                 }
             };
+            // From here until the call returns, signals stay blocked: one that arrives before
+            // the sleep is then delivered by it, as EINTR, instead of being lost.
+            let blocked = signals.get_or_insert_with(SignalsBlocked::new);
             if !spun {
                 // Before sleeping, yield for a few microseconds: a trigger from another
                 // thread in that window costs neither side a system call, where a sleep
@@ -464,7 +468,7 @@ impl Inner {
             }
             st.sleepers += 1;
             drop(st);
-            let woken = self.fds.sleep(remaining);
+            let woken = self.fds.sleep(remaining, blocked);
             st = self.lock();
             st.sleepers -= 1;
             if let Woken::Closed = woken? {

@@ -174,19 +174,45 @@ impl Fds {
     }
 
     /// Sleeps until a wakeup, a timer, the kqueue's close, a signal (EINTR) or `timeout`.
-    pub(crate) fn sleep(&self, timeout: Option<Duration>) -> Result<Woken, Errno> {
-        let ts = timeout.map(|t| Timespec {
+    ///
+    /// The caller has blocked signals since it decided to wait (`blocked`); the sleep
+    /// restores the program's mask atomically, so a signal that came in between is not
+    /// lost: it interrupts the sleep (SPEC §1.4: EINTR, never restarted, SA_RESTART or not:
+    /// epoll_pwait2 is never restarted after a handler).
+    pub(crate) fn sleep(
+        &self,
+        timeout: Option<Duration>,
+        blocked: &SignalsBlocked,
+    ) -> Result<Woken, Errno> {
+        let ts = timeout.map(|t| libc::timespec {
             tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
             tv_nsec: t.subsec_nanos() as i64,
         });
-        let mut events = [epoll::Event {
-            flags: epoll::EventFlags::empty(),
-            data: epoll::EventData::new_u64(0),
-        }; 4];
-        // epoll_wait is never restarted after a signal handler, SA_RESTART or not: kevent()
-        // returns EINTR as the BSDs do (SPEC §1.4).
-        let n = epoll::wait(&self.epoll, &mut events, ts.as_ref())?;
-        if events[..n].iter().any(|e| e.data.u64() == TOKEN_HUP) {
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 4];
+        // SAFETY: `events` is a writable array of 4 epoll_event, `ts_ptr` is null or points
+        // to a timespec and `blocked.old` to a sigset_t, all alive for the call; the kernel
+        // reads 8 bytes of the mask (its sigset size on Linux).
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_epoll_pwait2,
+                self.epoll.as_fd().as_raw_fd(),
+                events.as_mut_ptr(),
+                events.len() as libc::c_int,
+                ts_ptr,
+                &blocked.old as *const libc::sigset_t,
+                8usize,
+            )
+        };
+        if n < 0 {
+            return Err(Errno::from(std::io::Error::last_os_error()));
+        }
+        if events[..n as usize].iter().any(|e| {
+            let token = e.u64;
+            token == TOKEN_HUP
+        }) {
             return Ok(Woken::Closed);
         }
         Ok(Woken::Again)
@@ -271,19 +297,28 @@ fn without_sigpipe(f: impl FnOnce()) {
     }
 }
 
-/// Runs `f` with every signal blocked in this thread. A thread spawned by `f` starts with
-/// that mask: the library's own thread must never take the program's signals (they belong to
-/// its threads, and EINTR to the one in kevent()).
-fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
-    // SAFETY: as in `without_sigpipe`: local sets, this thread's mask only, restored.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-        let r = f();
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        r
+/// Every signal blocked in this thread until dropped, which restores the mask from before.
+pub(crate) struct SignalsBlocked {
+    old: libc::sigset_t,
+}
+
+impl SignalsBlocked {
+    pub(crate) fn new() -> SignalsBlocked {
+        // SAFETY: as in `without_sigpipe`: local sets, this thread's mask only.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+            SignalsBlocked { old }
+        }
+    }
+}
+
+impl Drop for SignalsBlocked {
+    fn drop(&mut self) {
+        // SAFETY: restores this thread's mask from a set saved by `new`.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
     }
 }
 
@@ -443,12 +478,14 @@ fn timer_thread_watch(timerfd: &OwnedFd, ino: u64) -> Result<(), Errno> {
     if reg.timer_epoll.is_none() {
         let ep = Arc::new(Fd::new(epoll::create(epoll::CreateFlags::CLOEXEC)?));
         let theirs = Arc::clone(&ep);
-        with_signals_blocked(|| {
-            std::thread::Builder::new()
-                .name("kq-timers".into())
-                .spawn(move || timer_thread(theirs))
-        })
-        .map_err(Errno::from)?;
+        // The thread starts with every signal blocked and keeps it so: the program's
+        // signals belong to its own threads, and EINTR to the one in kevent().
+        let blocked = SignalsBlocked::new();
+        let spawned = std::thread::Builder::new()
+            .name("kq-timers".into())
+            .spawn(move || timer_thread(theirs));
+        drop(blocked);
+        spawned.map_err(Errno::from)?;
         reg.timer_epoll = Some(ep);
     }
     if let Some(ep) = &reg.timer_epoll {

@@ -204,6 +204,75 @@ fn g7_eintr(p: Personality) {
     assert_eq!(expect_one(&kq).ident, 7);
 }
 
+/// G7b (§1.4, §6 "Signals"): every signal that arrives while kevent() waits interrupts it
+/// with EINTR, round after round (G7 allows retries; this one does not). The signal is sent
+/// once /proc/self/task/TID/syscall shows the thread inside kevent()'s wait (epoll_pwait2, or
+/// sched_yield in the spin before it). Signals stay blocked from the start of the wait to the
+/// sleep, which restores the mask atomically, so one that lands in between is not lost either
+/// (that window is too short to aim at from here).
+fn g7b_signal_before_sleep_not_lost(p: Personality) {
+    // SAFETY: as in g7_eintr: a no-op handler for SIGALRM, sent with pthread_kill.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigalrm as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut()), 0);
+    }
+    const ROUNDS: usize = 40;
+    let kq = Arc::new(kq(p));
+    ch_ok(&kq, &[user(7, EV_ADD | EV_CLEAR, 0, 0)]);
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (id_tx, id_rx) = mpsc::channel();
+    let (res_tx, res_rx) = mpsc::channel();
+    let t = {
+        let kq = kq.clone();
+        thread::spawn(move || {
+            // SAFETY: pthread_self and gettid have no preconditions.
+            id_tx
+                .send(unsafe { (libc::pthread_self(), libc::gettid()) })
+                .unwrap();
+            let mut evs = [Kevent::default(); 1];
+            while go_rx.recv().is_ok() {
+                let r = kq.kevent(&[], &mut evs, None);
+                res_tx.send(r.map_err(|e| e.raw_os_error())).unwrap();
+            }
+        })
+    };
+    let (pthread, tid) = id_rx.recv().unwrap();
+    use std::os::unix::fs::FileExt;
+    let syscall_file = std::fs::File::open(format!("/proc/self/task/{tid}/syscall")).unwrap();
+    let (mut in_spin, mut asleep) = (0, 0);
+    let mut buf = [0u8; 64];
+    for _ in 0..ROUNDS {
+        go_tx.send(()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let n = syscall_file.read_at(&mut buf, 0).unwrap_or(0);
+            let text = String::from_utf8_lossy(&buf[..n]);
+            match text.split_whitespace().next() {
+                Some("24") => in_spin += 1,               // sched_yield
+                Some("441") | Some("281") => asleep += 1, // epoll_pwait2 / epoll_pwait
+                _ if Instant::now() < deadline => continue,
+                _ => panic!("the thread never entered kevent()'s wait: {text:?}"),
+            }
+            break;
+        }
+        // SAFETY: `pthread` is a running thread not yet joined.
+        unsafe { libc::pthread_kill(pthread, libc::SIGALRM) };
+        match res_rx.recv_timeout(Duration::from_secs(2)) {
+            Ok(r) => assert_eq!(r.map(|_| ()), Err(Some(libc::EINTR))),
+            Err(_) => {
+                trigger(&kq, 7); // end the wait so that the test fails instead of hanging
+                panic!("a signal sent while kevent() waited did not interrupt it");
+            }
+        }
+    }
+    drop(go_tx);
+    t.join().unwrap();
+    assert_eq!(in_spin + asleep, ROUNDS);
+}
+
 /// G8 unknown_filter: EV_ADD with an unknown filter is EINVAL, as a report when there is
 /// room, else -1/EINVAL. (Filter numbers are libkqueue's in both personalities.)
 fn g8_unknown_filter(p: Personality) {
@@ -752,6 +821,7 @@ both!(
     g5_poll_timeout_zero,
     g6_relative_timeout,
     g7_eintr,
+    g7b_signal_before_sleep_not_lost,
     g8_unknown_filter,
     g10_enoent_ops,
     g12_errors_continue,
