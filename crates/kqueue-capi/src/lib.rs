@@ -12,6 +12,8 @@
 //! * Nothing unwinds into C: a panic inside the library makes the call fail with
 //!   `ENOMEM` (in builds with `panic = "abort"` it aborts instead).
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 use std::ffi::c_int;
 use std::os::fd::BorrowedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
