@@ -27,8 +27,10 @@ pub struct Kevent {
 // SAFETY: `udata` is an opaque value that the library stores and hands back; it never
 // dereferences it. Sending or sharing the number between threads is what C programs do
 // with it, and whoever dereferences it is responsible for what it points to.
+#[allow(unsafe_code)]
 unsafe impl Send for Kevent {}
 // SAFETY: as above; a `Kevent` has no interior mutability.
+#[allow(unsafe_code)]
 unsafe impl Sync for Kevent {}
 
 impl Default for Kevent {

@@ -39,7 +39,9 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+// `unsafe` lives in `sys` (system calls, signal masks, fork handlers) and in the Send/Sync
+// impls of `Kevent`; everything else is safe code.
+#![deny(unsafe_code, unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod consts;
@@ -48,6 +50,7 @@ mod kevent;
 mod knote;
 mod kqueue;
 mod personality;
+#[allow(unsafe_code)]
 mod sys;
 mod typed;
 
