@@ -1,10 +1,11 @@
 //! Generic kevent() behaviour: the cases of SPEC §7.2 that need no fd filter, in both
 //! personalities where they differ.
 //!
-//! Not here: G3 (a bad kq fd cannot be passed to the Rust API; the C tests cover it), G9
-//! (EVFILT_AIO has NetBSD's number 2 there; covered by G8's unknown filters), G11/G22/G23
-//! (fd filters), G18 (bad pointers: C only), G26-G28 (fd passing, vnode, KFILTER ioctls), G29 (close
-//! while blocked needs ownership of a shared Kqueue: Rust cannot express it), G31/G32.
+//! Not here: G3 (a bad kq fd cannot be passed to the Rust API; the C tests cover it), G11
+//! (user.rs u37_kqueue_read_errors), G22/G23/G31 (fd filters not implemented yet), G18 (bad
+//! pointers: C only), G26/G27 (fd passing, vnode), G28 (filters.rs), G29 (close while
+//! blocked needs ownership of a shared Kqueue: Rust cannot express it; the C tests cover it),
+//! G32 (fstat of the descriptor: a documented divergence).
 
 mod util;
 
@@ -271,6 +272,23 @@ fn g7b_signal_before_sleep_not_lost(p: Personality) {
     drop(go_tx);
     t.join().unwrap();
     assert_eq!(in_spin + asleep, ROUNDS);
+}
+
+/// G9 evfilt_aio_unimplemented: EVFILT_AIO has no filter operations: EV_ADD is EINVAL
+/// (NetBSD's answer; libkqueue's number -3 in both personalities), as are the other system
+/// filters this library does not implement yet.
+fn g9_evfilt_aio_unimplemented(p: Personality) {
+    let kq = kq(p);
+    for filter in [
+        EVFILT_AIO,
+        EVFILT_VNODE,
+        EVFILT_PROC,
+        EVFILT_SIGNAL,
+        EVFILT_FS,
+    ] {
+        let c = Kevent::new(1, filter, EV_ADD, 0, 0, ptr(0x8));
+        ch_err(&kq, &[c], libc::EINVAL);
+    }
 }
 
 /// G8 unknown_filter: EV_ADD with an unknown filter is EINVAL, as a report when there is
@@ -822,6 +840,7 @@ both!(
     g6_relative_timeout,
     g7_eintr,
     g7b_signal_before_sleep_not_lost,
+    g9_evfilt_aio_unimplemented,
     g8_unknown_filter,
     g10_enoent_ops,
     g12_errors_continue,
