@@ -291,6 +291,26 @@ fn g9_evfilt_aio_unimplemented(p: Personality) {
     }
 }
 
+/// §1.5: one call returns as many events as there are slots and pending events, with no
+/// cap of its own (libkqueue stops at 512, LINUX-NOTES), in activation order.
+fn many_events_in_one_call(p: Personality) {
+    let kq = kq(p);
+    const N: usize = 2000;
+    let adds: Vec<Kevent> = (0..N).map(|i| user(i, EV_ADD | EV_CLEAR, 0, 0)).collect();
+    ch_ok(&kq, &adds);
+    let fires: Vec<Kevent> = (0..N)
+        .rev()
+        .map(|i| user(i, 0, NOTE_TRIGGER, i as isize))
+        .collect();
+    ch_ok(&kq, &fires);
+    let evs = get(&kq, N + 10, Some(Duration::ZERO));
+    assert_eq!(evs.len(), N);
+    for (k, ev) in evs.iter().enumerate() {
+        assert_eq!((ev.ident, ev.data), (N - 1 - k, (N - 1 - k) as isize));
+    }
+    expect_no_events(&kq);
+}
+
 /// G8 unknown_filter: EV_ADD with an unknown filter is EINVAL, as a report when there is
 /// room, else -1/EINVAL. (Filter numbers are libkqueue's in both personalities.)
 fn g8_unknown_filter(p: Personality) {
@@ -841,6 +861,7 @@ both!(
     g7_eintr,
     g7b_signal_before_sleep_not_lost,
     g9_evfilt_aio_unimplemented,
+    many_events_in_one_call,
     g8_unknown_filter,
     g10_enoent_ops,
     g12_errors_continue,
