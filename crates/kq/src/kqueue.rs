@@ -570,7 +570,7 @@ impl Kqueue {
 
     /// A new, empty kqueue with the given personality.
     pub fn with_personality(personality: Personality) -> std::io::Result<Kqueue> {
-        let mut fds = match Fds::new() {
+        let (fds, read) = match Fds::new() {
             // Closed kqueues not yet noticed hold descriptors: let them go and try again.
             Err(e) if e.0 == libc::EMFILE || e.0 == libc::ENFILE => {
                 sys::sweep();
@@ -578,7 +578,6 @@ impl Kqueue {
             }
             r => r?,
         };
-        let read = fds.read.take().ok_or(Errno::BADF)?;
         let inner = Arc::new_cyclic(|me| Inner {
             me: me.clone(),
             pending: AtomicUsize::new(0),

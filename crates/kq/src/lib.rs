@@ -41,7 +41,11 @@
 
 // `unsafe` lives in `sys` (system calls, signal masks, fork handlers) and in the Send/Sync
 // impls of `Kevent`; everything else is safe code.
-#![deny(unsafe_code, unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+#![deny(
+    unsafe_code,
+    unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks
+)]
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod consts;

@@ -98,9 +98,9 @@ const TOKEN_WAKE: u64 = 0;
 const TOKEN_HUP: u64 = 1;
 const TOKEN_TIMER: u64 = 2;
 
-/// The descriptors of one kqueue (see the module documentation).
+/// The descriptors of one kqueue (see the module documentation), but the read end, which
+/// belongs to the `Kqueue` or to the C program.
 pub(crate) struct Fds {
-    pub(crate) read: Option<Fd>,
     write: Fd,
     epoll: Fd,
     wake: Fd,
@@ -121,7 +121,8 @@ pub(crate) enum Woken {
 }
 
 impl Fds {
-    pub(crate) fn new() -> Result<Fds, Errno> {
+    /// A new kqueue's descriptors, and the read end of its pipe.
+    pub(crate) fn new() -> Result<(Fds, Fd), Errno> {
         use rustix::event::{eventfd, EventfdFlags};
         use rustix::pipe::{pipe_with, PipeFlags};
         let (r, w) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
@@ -141,16 +142,16 @@ impl Fds {
             epoll::EventData::new_u64(TOKEN_HUP),
             epoll::EventFlags::empty(),
         )?;
-        Ok(Fds {
+        let fds = Fds {
             read_raw: r.as_raw_fd(),
-            read: Some(Fd::new(r)),
             write: Fd::new(w),
             epoll: Fd::new(ep),
             wake: Fd::new(wake),
             timer: std::sync::OnceLock::new(),
             dev: st.st_dev,
             ino: st.st_ino,
-        })
+        };
+        Ok((fds, Fd::new(r)))
     }
 
     /// Puts the pending byte in the pipe: the kqueue descriptor becomes readable.
