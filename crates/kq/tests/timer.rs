@@ -524,9 +524,62 @@ fn timer_udata_follows_changes(p: Personality) {
     assert_eq!(expect_one(&kq).udata, ptr(0x2));
 }
 
+/// Context switches of the library's timer thread so far (None if it is not running).
+fn timer_thread_switches() -> Option<u64> {
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        if std::fs::read_to_string(dir.join("comm")).ok()?.trim() == "kq-timers" {
+            let status = std::fs::read_to_string(dir.join("status")).ok()?;
+            return status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches"))
+                .map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+                .sum();
+        }
+    }
+    None
+}
+
+/// §5.7 "data = expirations since the last delivery", with a fast periodic timer that
+/// nobody reads for a while: every expiration is counted, and the library does not keep
+/// waking up for a timer that is already pending (a 200 us timer left for 100 ms would
+/// otherwise cost ~500 wakeups of its timer thread).
+fn t3_pending_fast_timer_counts_without_waking(p: Personality) {
+    let _s = serial();
+    let kq = kq(p);
+    let period = Duration::from_micros(200);
+    let before_add = Instant::now();
+    ch_ok(&kq, &[timer(1, EV_ADD, NOTE_USECONDS, 200)]);
+    let after_add = Instant::now();
+    sleep(Duration::from_millis(5)); // fired and pending by now
+    let switches0 = timer_thread_switches().expect("the timer thread runs");
+    sleep(Duration::from_millis(100));
+    let switches1 = timer_thread_switches().expect("the timer thread runs");
+    let before_read = Instant::now();
+    let ev = expect_one(&kq);
+    let hi = periods(before_add.elapsed(), period);
+    let lo = periods(before_read - after_add, period);
+    assert!(
+        (lo..=hi).contains(&ev.data),
+        "data {} not in {lo}..={hi}",
+        ev.data
+    );
+    // Other tests' timers may wake the thread too (tests in this file run one at a time,
+    // but the thread is shared): allow a few.
+    assert!(
+        switches1 - switches0 < 40,
+        "the timer thread woke {} times for a pending timer",
+        switches1 - switches0
+    );
+    // It goes on firing after the delivery.
+    let ev = wait_one(&kq);
+    assert!(ev.data >= 1);
+}
+
 both!(
     t1_zerotimer,
     t3_count_expirations,
+    t3_pending_fast_timer_counts_without_waking,
     t4_abstime,
     t8_abstime_past,
     t5_timer_units,

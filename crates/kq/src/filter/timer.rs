@@ -2,7 +2,8 @@
 //!
 //! Each kqueue keeps a min-heap of deadlines (CLOCK_MONOTONIC nanoseconds); the kqueue arms
 //! one timerfd for the earliest. Knote fields: `sdata`/`sfflags` the interval and unit as
-//! given, `hookid` the period in ns (0: fires once), `hook` the armed deadline (0: none),
+//! given, `hookid` the period in ns (0: fires once; top bit: parked, see `PARKED`), `hook`
+//! the next deadline (0: none),
 //! `kev.data` the expirations since the last delivery.
 
 use super::{Context, Filter, Touch};
@@ -59,13 +60,17 @@ impl Timers {
             if kn.kev.filter != EVFILT_TIMER || kn.hook != deadline {
                 continue;
             }
-            if let Some(missed) = (now - deadline).checked_div(kn.hookid) {
+            if kn.hookid != 0 {
                 // Expirations missed while nobody looked all count (t_timer count_expirations).
-                let period = kn.hookid;
-                let n = 1 + missed;
-                kn.kev.data = kn.kev.data.saturating_add(n as isize);
-                kn.hook = deadline + n * period;
-                self.heap.push(Reverse((kn.hook, id)));
+                count_until(kn, now);
+                if kn.is_active() {
+                    // Already pending (queued, or disabled): nothing to wake anyone for until
+                    // it is delivered, which counts the expirations since (`catch_up`). A
+                    // fast periodic timer nobody reads then costs nothing.
+                    kn.hookid |= PARKED;
+                } else {
+                    self.heap.push(Reverse((kn.hook, id)));
+                }
             } else {
                 kn.kev.data = kn.kev.data.saturating_add(1);
                 kn.hook = 0;
@@ -81,6 +86,30 @@ impl Timers {
             });
         }
         queued
+    }
+}
+
+/// In `hookid`: a periodic timer with no heap entry, whose expirations are counted at its
+/// next delivery.
+const PARKED: u64 = 1 << 63;
+
+/// Counts the expirations of periodic knote `kn` due at `now` (its next one is `kn.hook`)
+/// and moves `kn.hook` past `now`.
+fn count_until(kn: &mut Knote, now: u64) {
+    let period = kn.hookid & !PARKED;
+    if now >= kn.hook {
+        let n = 1 + (now - kn.hook) / period;
+        kn.kev.data = kn.kev.data.saturating_add(n as isize);
+        kn.hook += n * period;
+    }
+}
+
+/// Before a parked timer is delivered: count what expired meanwhile and schedule it again.
+fn catch_up(kn: &mut Knote, cx: &mut Context<'_>) {
+    if kn.hookid & PARKED != 0 {
+        kn.hookid &= !PARKED;
+        count_until(kn, sys::monotonic_ns());
+        cx.timers.schedule(kn.hook, cx.id);
     }
 }
 
@@ -189,7 +218,10 @@ impl Filter for TimerFilter {
                 arm(kn, &s, cx);
             }
             Touch::Register => {}
-            Touch::Process => *kev = kn.kev,
+            Touch::Process => {
+                catch_up(kn, cx);
+                *kev = kn.kev;
+            }
         }
         Ok(())
     }
