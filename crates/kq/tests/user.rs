@@ -173,7 +173,7 @@ fn u12_fflags_24bit_mask(p: Personality) {
     assert_eq!(ev.fflags, 0x00FF_FFFF, "{ev:?}");
 }
 
-/// U13 add_with_trigger (divergence: [MAC] fires): EV_ADD|EV_CLEAR with NOTE_TRIGGER on a
+/// U13 add_with_trigger, also §4.10 example 4 (divergence: [MAC] fires): EV_ADD|EV_CLEAR with NOTE_TRIGGER on a
 /// new ident does not fire in [NB] or [FB].
 fn u13_add_with_trigger(p: Personality) {
     let kq = kq(p);
@@ -181,7 +181,7 @@ fn u13_add_with_trigger(p: Personality) {
     expect_no_events(&kq);
 }
 
-/// U14 raw_creation_fflags: creation fflags NOTE_FFCOPY|5 are stored raw; a NOP trigger
+/// U14 raw_creation_fflags, also §4.10 example 5: creation fflags NOTE_FFCOPY|5 are stored raw; a NOP trigger
 /// reports 0xC0000005 ([NB], [FB], [MAC]).
 fn u14_raw_creation_fflags(p: Personality) {
     let kq = kq(p);
@@ -190,7 +190,7 @@ fn u14_raw_creation_fflags(p: Personality) {
     assert_eq!(expect_one(&kq).fflags, 0xC000_0005);
 }
 
-/// U15 trigger_and_clear_same_change: EV_CLEAR in the trigger's own change cancels it.
+/// U15 trigger_and_clear_same_change, also §4.10 example 6: EV_CLEAR in the trigger's own change cancels it.
 fn u15_trigger_and_clear_same_change(p: Personality) {
     let kq = kq(p);
     ch_ok(&kq, &[user(1, EV_ADD | EV_CLEAR, 0, 0)]);
@@ -769,29 +769,6 @@ fn w03_ffops(p: Personality) {
     assert_user(&expect_one(&kq), 1, fl, 0xB0, 5);
 }
 
-/// W4 (§4.10 ex. 4): EV_ADD|EV_CLEAR with NOTE_TRIGGER on a new ident: poll 0 ([MAC] 1).
-fn w04_add_trigger_no_fire(p: Personality) {
-    let kq = kq(p);
-    ch_ok(&kq, &[user(1, EV_ADD | EV_CLEAR, NOTE_TRIGGER, 0)]);
-    expect_no_events(&kq);
-}
-
-/// W5 (§4.10 ex. 5): raw creation fflags 0xC0000005.
-fn w05_raw_creation_fflags(p: Personality) {
-    let kq = kq(p);
-    ch_ok(&kq, &[user(1, EV_ADD | EV_CLEAR, NOTE_FFCOPY | 0x5, 0)]);
-    trigger(&kq, 1);
-    assert_eq!(expect_one(&kq).fflags, 0xC000_0005);
-}
-
-/// W6 (§4.10 ex. 6): EV_CLEAR and NOTE_TRIGGER in one change: the clear wins.
-fn w06_clear_wins(p: Personality) {
-    let kq = kq(p);
-    ch_ok(&kq, &[user(1, EV_ADD | EV_CLEAR, 0, 0)]);
-    ch_ok(&kq, &[user(1, EV_CLEAR, NOTE_TRIGGER, 0)]);
-    expect_no_events(&kq);
-}
-
 /// W7 (§4.10 ex. 7): oneshot: one record (flags EV_ADD|EV_ONESHOT in [NB]), then gone.
 fn w07_oneshot(p: Personality) {
     let kq = kq(p);
@@ -999,9 +976,6 @@ both!(
     w01_clear_trigger,
     w02_level,
     w03_ffops,
-    w04_add_trigger_no_fire,
-    w05_raw_creation_fflags,
-    w06_clear_wins,
     w07_oneshot,
     w08_dispatch,
     w09_dispatch_clear,
