@@ -654,9 +654,23 @@ fn u37_kqueue_read_errors(p: Personality) {
         std::ptr::null_mut(),
     );
     ch_err(&kq, &[me], libc::EINVAL);
+    // A descriptor number that is not open: the highest the limit allows (descriptors are
+    // allocated lowest first, so tests running in parallel do not take it).
     let closed = {
-        let f = std::fs::File::open("/dev/null").unwrap();
-        f.as_raw_fd() as usize
+        let mut rl = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes the struct it is given.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) }, 0);
+        let fd = (rl.rlim_cur.min(i32::MAX as u64) - 1) as libc::c_int;
+        // SAFETY: F_GETFD on any number is harmless.
+        assert_eq!(
+            unsafe { libc::fcntl(fd, libc::F_GETFD) },
+            -1,
+            "fd {fd} is open"
+        );
+        fd as usize
     };
     for ident in [closed, 1usize << 31, usize::MAX] {
         let c = Kevent::new(ident, EVFILT_READ, EV_ADD, 0, 0, std::ptr::null_mut());
