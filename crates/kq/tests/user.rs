@@ -85,8 +85,8 @@ fn u5_disable_and_enable_keepudata(p: Personality) {
     }
 }
 
-/// U6 oneshot (FB user.c): delivered once with flags EV_ONESHOT ([NB] plus EV_ADD), then
-/// the knote is gone: a further trigger gives ENOENT.
+/// U6 oneshot (FB user.c; also §4.10 example 7): delivered once with flags EV_ONESHOT ([NB]
+/// plus EV_ADD), then the knote is gone: a further trigger gives ENOENT.
 fn u6_oneshot(p: Personality) {
     let kq = kq(p);
     ch_ok(&kq, &[user(2, EV_ADD | EV_ONESHOT, 0, 0)]);
@@ -135,8 +135,8 @@ fn u9_trigger_unknown_errslot(p: Personality) {
     assert_eq!(evs[0].udata, ptr(0x99));
 }
 
-/// U10 level_without_clear: without EV_CLEAR every poll returns the event until a change
-/// with EV_CLEAR.
+/// U10 level_without_clear (also §4.10 example 2): without EV_CLEAR every poll returns the
+/// event until a change with EV_CLEAR.
 fn u10_level_without_clear(p: Personality) {
     let kq = kq(p);
     ch_ok(&kq, &[user(1, EV_ADD, 0, 0)]);
@@ -147,7 +147,8 @@ fn u10_level_without_clear(p: Personality) {
     expect_no_events(&kq);
 }
 
-/// U11 ffops: FFCOPY without trigger delivers nothing; then OR, AND, NOP with data.
+/// U11 ffops (also §4.10 example 3): FFCOPY without trigger delivers nothing; then OR, AND, NOP
+/// with data.
 fn u11_ffops(p: Personality) {
     let kq = kq(p);
     let fl = delivered_flags(p, EV_ADD | EV_CLEAR);
@@ -173,16 +174,16 @@ fn u12_fflags_24bit_mask(p: Personality) {
     assert_eq!(ev.fflags, 0x00FF_FFFF, "{ev:?}");
 }
 
-/// U13 add_with_trigger, also §4.10 example 4 (divergence: [MAC] fires): EV_ADD|EV_CLEAR with NOTE_TRIGGER on a
-/// new ident does not fire in [NB] or [FB].
+/// U13 add_with_trigger (also §4.10 example 4; [MAC] differs): EV_ADD|EV_CLEAR with
+/// NOTE_TRIGGER on a new ident does not fire in [NB] or [FB].
 fn u13_add_with_trigger(p: Personality) {
     let kq = kq(p);
     ch_ok(&kq, &[user(1, EV_ADD | EV_CLEAR, NOTE_TRIGGER, 0)]);
     expect_no_events(&kq);
 }
 
-/// U14 raw_creation_fflags, also §4.10 example 5: creation fflags NOTE_FFCOPY|5 are stored raw; a NOP trigger
-/// reports 0xC0000005 ([NB], [FB], [MAC]).
+/// U14 raw_creation_fflags (also §4.10 example 5): creation fflags NOTE_FFCOPY|5 are stored
+/// raw; a NOP trigger reports 0xC0000005 ([NB], [FB], [MAC]).
 fn u14_raw_creation_fflags(p: Personality) {
     let kq = kq(p);
     ch_ok(&kq, &[user(1, EV_ADD | EV_CLEAR, NOTE_FFCOPY | 5, 0)]);
@@ -190,7 +191,8 @@ fn u14_raw_creation_fflags(p: Personality) {
     assert_eq!(expect_one(&kq).fflags, 0xC000_0005);
 }
 
-/// U15 trigger_and_clear_same_change, also §4.10 example 6: EV_CLEAR in the trigger's own change cancels it.
+/// U15 trigger_and_clear_same_change (also §4.10 example 6): EV_CLEAR in the trigger's own
+/// change cancels it.
 fn u15_trigger_and_clear_same_change(p: Personality) {
     let kq = kq(p);
     ch_ok(&kq, &[user(1, EV_ADD | EV_CLEAR, 0, 0)]);
@@ -227,8 +229,8 @@ fn u18_udata_overwritten_by_trigger(p: Personality) {
     assert_eq!(expect_one(&kq).udata, ptr(0xC0));
 }
 
-/// U19 dispatch_reenable_redelivers: EV_DISPATCH delivers once, then EV_ENABLE redelivers
-/// without a new trigger (the knote is still triggered).
+/// U19 dispatch_reenable_redelivers (also §4.10 example 8): EV_DISPATCH delivers once, then
+/// EV_ENABLE redelivers without a new trigger (the knote is still triggered).
 fn u19_dispatch_reenable_redelivers(p: Personality) {
     let kq = kq(p);
     let fl = delivered_flags(p, EV_ADD | EV_DISPATCH);
@@ -241,8 +243,8 @@ fn u19_dispatch_reenable_redelivers(p: Personality) {
     expect_no_events(&kq);
 }
 
-/// U20 dispatch_clear (divergence §8 item 3): EV_DISPATCH|EV_CLEAR. [NB] only clears, so a
-/// second trigger is delivered; [FB] also disables, so it is not.
+/// U20 dispatch_clear (§8 item 3; also §4.10 example 9): EV_DISPATCH|EV_CLEAR. [NB] only
+/// clears, so a second trigger is delivered; [FB] also disables, so it is not.
 fn u20_dispatch_clear(p: Personality) {
     let kq = kq(p);
     ch_ok(&kq, &[user(1, EV_ADD | EV_DISPATCH | EV_CLEAR, 0, 0)]);
@@ -301,7 +303,8 @@ fn u22_coalesce(p: Personality) {
     expect_no_events(&kq);
 }
 
-/// U23 disabled_trigger_latched: a trigger while disabled is delivered after EV_ENABLE.
+/// U23 disabled_trigger_latched (also §4.10 example 10): a trigger while disabled is delivered
+/// after EV_ENABLE.
 fn u23_disabled_trigger_latched(p: Personality) {
     let kq = kq(p);
     ch_ok(&kq, &[user(1, EV_ADD | EV_CLEAR, 0, 0)]);
@@ -757,82 +760,6 @@ fn w01_clear_trigger(p: Personality) {
     expect_no_events(&kq);
 }
 
-/// W2 (§4.10 ex. 2): level-triggered without EV_CLEAR until a change with EV_CLEAR.
-fn w02_level(p: Personality) {
-    let kq = kq(p);
-    ch_ok(&kq, &[user(1, EV_ADD, 0, 0)]);
-    trigger(&kq, 1);
-    expect_one(&kq);
-    expect_one(&kq);
-    ch_ok(&kq, &[user(1, EV_CLEAR, 0, 0)]);
-    expect_no_events(&kq);
-}
-
-/// W3 (§4.10 ex. 3): the FF operations.
-fn w03_ffops(p: Personality) {
-    let kq = kq(p);
-    let fl = delivered_flags(p, EV_ADD | EV_CLEAR);
-    ch_ok(&kq, &[user(1, EV_ADD | EV_CLEAR, 0, 0)]);
-    ch_ok(&kq, &[user(1, 0, NOTE_FFCOPY | 0xABC, 7)]);
-    expect_no_events(&kq);
-    ch_ok(&kq, &[user(1, 0, NOTE_TRIGGER | NOTE_FFOR | 0x1, 9)]);
-    assert_user(&expect_one(&kq), 1, fl, 0xABD, 9);
-    ch_ok(&kq, &[user(1, 0, NOTE_TRIGGER | NOTE_FFAND | 0xF0, 0)]);
-    assert_user(&expect_one(&kq), 1, fl, 0xB0, 0);
-    ch_ok(&kq, &[user(1, 0, NOTE_TRIGGER, 5)]);
-    assert_user(&expect_one(&kq), 1, fl, 0xB0, 5);
-}
-
-/// W7 (§4.10 ex. 7): oneshot: one record (flags EV_ADD|EV_ONESHOT in [NB]), then gone.
-fn w07_oneshot(p: Personality) {
-    let kq = kq(p);
-    ch_ok(&kq, &[user(1, EV_ADD | EV_ONESHOT, 0, 0)]);
-    trigger(&kq, 1);
-    assert_user(
-        &expect_one(&kq),
-        1,
-        delivered_flags(p, EV_ADD | EV_ONESHOT),
-        0,
-        0,
-    );
-    expect_no_events(&kq);
-    ch_err(&kq, &[user(1, 0, NOTE_TRIGGER, 0)], libc::ENOENT);
-}
-
-/// W8 (§4.10 ex. 8): EV_DISPATCH: one record, then nothing, EV_ENABLE redelivers.
-fn w08_dispatch(p: Personality) {
-    let kq = kq(p);
-    ch_ok(&kq, &[user(1, EV_ADD | EV_DISPATCH, 0, 0)]);
-    trigger(&kq, 1);
-    expect_one(&kq);
-    expect_no_events(&kq);
-    ch_ok(&kq, &[user(1, EV_ENABLE, 0, 0)]);
-    expect_one(&kq);
-}
-
-/// W9 (§4.10 ex. 9): EV_DISPATCH|EV_CLEAR: [NB] a second trigger is delivered; [FB] not.
-fn w09_dispatch_clear(p: Personality) {
-    let kq = kq(p);
-    ch_ok(&kq, &[user(1, EV_ADD | EV_DISPATCH | EV_CLEAR, 0, 0)]);
-    trigger(&kq, 1);
-    expect_one(&kq);
-    trigger(&kq, 1);
-    let evs = poll(&kq, 8);
-    let want = if p == Personality::NetBsd { 1 } else { 0 };
-    assert_eq!(evs.len(), want, "{evs:?}");
-}
-
-/// W10 (§4.10 ex. 10): a trigger while disabled is delivered on EV_ENABLE.
-fn w10_disabled_latch(p: Personality) {
-    let kq = kq(p);
-    ch_ok(&kq, &[user(1, EV_ADD | EV_CLEAR, 0, 0)]);
-    ch_ok(&kq, &[user(1, EV_DISABLE, 0, 0)]);
-    trigger(&kq, 1);
-    expect_no_events(&kq);
-    ch_ok(&kq, &[user(1, EV_ENABLE, 0, 0)]);
-    expect_one(&kq);
-}
-
 /// W11 (§4.10 ex. 11): trigger of never-added ident 99 with room: a report {99, USER,
 /// EV_ERROR, data ENOENT, fflags NOTE_TRIGGER}; the same call collects nothing (a pending
 /// level event on ident 1 and a second slot prove it).
@@ -988,12 +915,6 @@ both!(
     u37_kqueue_read_errors,
     u37b_readability_cleared_by_empty_poll,
     w01_clear_trigger,
-    w02_level,
-    w03_ffops,
-    w07_oneshot,
-    w08_dispatch,
-    w09_dispatch_clear,
-    w10_disabled_latch,
     w11_unknown_report_no_scan,
     w12_trigger_wipes_udata,
     w13_changes_then_scan,
