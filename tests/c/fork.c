@@ -1,10 +1,12 @@
 /*
  * fork() (SPEC §3.6, U35): a child gets EBADF on every use of an inherited kqueue and
  * cannot disturb the parent's; the parent's kqueue keeps working; the child can make
- * kqueues of its own.
+ * kqueues of its own. A kqueue descriptor passed to a child over a unix socket (G26) is
+ * no kqueue there either.
  */
 #include "kqtest.h"
 
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 /* Child exit codes: 0 ok, 10+n: check n failed. */
@@ -141,10 +143,106 @@ static void case_sleeper(void)
 	CHECK_EQ(close(kq), 0);
 }
 
+/* Sends descriptor fd over the unix socket sock. */
+static int send_fd(int sock, int fd)
+{
+	char byte = 'k';
+	struct iovec iov = { &byte, 1 };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr msg;
+	memset(&msg, 0, sizeof msg);
+	memset(&u, 0, sizeof u);
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = u.buf;
+	msg.msg_controllen = sizeof u.buf;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	return sendmsg(sock, &msg, 0) == 1 ? 0 : -1;
+}
+
+/* Receives a descriptor from sock, or -1. */
+static int recv_fd(int sock)
+{
+	char byte;
+	struct iovec iov = { &byte, 1 };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr msg;
+	int fd = -1;
+	memset(&msg, 0, sizeof msg);
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = u.buf;
+	msg.msg_controllen = sizeof u.buf;
+	if (recvmsg(sock, &msg, 0) != 1)
+		return -1;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	if (!c || c->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
+}
+
+/*
+ * G26 kqueue_desc_passing (NB t_kevent): a kqueue with a timer is sent over a unix socket
+ * to a child and closed in the parent. Nothing crashes; in the child the received
+ * descriptor is not a kqueue of its own (EBADF), as after fork; the child exits 0.
+ */
+static void case_g26(void)
+{
+	int sv[2], status = -1;
+	int kq = kqueue();
+	CHECK(kq >= 0);
+	CHECK_EQ(kqt_change(kq, 1, EVFILT_TIMER, EV_ADD, 0, 5, NULL), 0);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		close(sv[0]);
+		int fd = recv_fd(sv[1]);
+		if (fd < 0)
+			_exit(31);
+		struct kevent ev;
+		struct timespec zero = { 0, 0 };
+		errno = 0;
+		if (kevent(fd, NULL, 0, &ev, 1, &zero) != -1 || errno != EBADF)
+			_exit(32);
+		kqt_sleep_ms(30); /* the parent's timer keeps firing meanwhile */
+		close(fd);
+		_exit(0);
+	}
+	close(sv[1]);
+	CHECK_EQ(send_fd(sv[0], kq), 0);
+	CHECK_EQ(close(kq), 0);
+	close(sv[0]);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status));
+	CHECK_EQ(WEXITSTATUS(status), 0);
+	/* The parent goes on making and using kqueues. */
+	kq = kqueue();
+	CHECK(kq >= 0);
+	CHECK_EQ(kqt_change(kq, 1, EVFILT_TIMER, EV_ADD | EV_ONESHOT, 0, 1, NULL), 0);
+	struct kevent ev;
+	CHECK_EQ(kqt_wait(kq, &ev, 1, 1000), 1);
+	CHECK_EQ(close(kq), 0);
+}
+
 int main(void)
 {
 	kqt_watchdog(30);
 	kqt_run("U35", "fork_not_inherited", case_u35);
 	kqt_run("U35", "parent_sleeper_unaffected", case_sleeper);
+	kqt_run("G26", "kqueue_desc_passing", case_g26);
 	return kqt_done();
 }
