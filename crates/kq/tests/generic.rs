@@ -878,3 +878,34 @@ both!(
     g17_same_array_in_out,
     stale_entries_keep_waiting,
 );
+
+/// Issue 2 item 5: one million user events in one kqueue work (no descriptor or other
+/// per-event resource but memory): add them in batches, trigger some, collect exactly
+/// those, delete them all.
+#[test]
+fn one_million_user_events() {
+    const N: usize = 1_000_000;
+    let kq = Kqueue::new().unwrap();
+    let batch: Vec<Kevent> = Vec::with_capacity(4096);
+    let mut batch = batch;
+    for start in (0..N).step_by(4096) {
+        batch.clear();
+        batch.extend((start..(start + 4096).min(N)).map(|i| user(i, EV_ADD | EV_CLEAR, 0, 0)));
+        ch_ok(&kq, &batch);
+    }
+    let fired = [0, 1, 4242, 999_999, 500_000];
+    for &i in &fired {
+        trigger(&kq, i);
+    }
+    let got: Vec<usize> = get(&kq, 16, Some(Duration::ZERO))
+        .iter()
+        .map(|e| e.ident)
+        .collect();
+    assert_eq!(got, fired);
+    for start in (0..N).step_by(4096) {
+        batch.clear();
+        batch.extend((start..(start + 4096).min(N)).map(|i| user(i, EV_DELETE, 0, 0)));
+        ch_ok(&kq, &batch);
+    }
+    ch_err(&kq, &[user(4242, 0, NOTE_TRIGGER, 0)], libc::ENOENT);
+}
