@@ -68,6 +68,38 @@ fn t1_zerotimer(p: Personality) {
     ch_ok(&kq, &[timer(1, EV_DELETE, 0, 0)]);
 }
 
+/// T2 basic_timer (NB t_timer, scaled from 1 s / 6 s to 20 ms / 60 ms): a periodic timer
+/// reports five times in about five periods; re-added as EV_ONESHOT it fires once, after
+/// its interval; deleting the consumed oneshot is ENOENT; then the kqueue stays quiet.
+fn t2_basic_timer(p: Personality) {
+    let _s = serial();
+    let kq = kq(p);
+    let start = Instant::now();
+    ch_ok(&kq, &[timer(1, EV_ADD, 0, 20)]);
+    let mut total = 0;
+    for _ in 0..5 {
+        total += wait_one(&kq).data;
+    }
+    let elapsed = start.elapsed();
+    assert!(elapsed >= Duration::from_millis(99), "{elapsed:?}");
+    assert!(
+        total >= 5 && total <= periods(elapsed, Duration::from_millis(20)),
+        "{total} expirations in {elapsed:?}"
+    );
+    let readd = Instant::now();
+    ch_ok(&kq, &[timer(1, EV_ADD | EV_ONESHOT, 0, 60)]);
+    let ev = wait_one(&kq);
+    assert!(
+        readd.elapsed() >= Duration::from_millis(59),
+        "{:?}",
+        readd.elapsed()
+    );
+    assert_timer(&ev, 1, timer_flags(p, EV_ADD | EV_ONESHOT));
+    assert_eq!(ev.data, 1);
+    ch_err(&kq, &[timer(1, EV_DELETE, 0, 0)], libc::ENOENT);
+    assert!(get(&kq, 4, Some(Duration::from_millis(100))).is_empty());
+}
+
 /// T3 count_expirations (NB t_timer, scaled: 20 ms period, 110 ms sleep, about 5): `data`
 /// is the number of expirations since the last delivery, then it restarts from 0.
 fn t3_count_expirations(p: Personality) {
@@ -578,6 +610,7 @@ fn t3_pending_fast_timer_counts_without_waking(p: Personality) {
 
 both!(
     t1_zerotimer,
+    t2_basic_timer,
     t3_count_expirations,
     t3_pending_fast_timer_counts_without_waking,
     t4_abstime,
