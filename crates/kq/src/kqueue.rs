@@ -14,7 +14,7 @@ use crate::filter::{self, Context, FilterRef, Timers, Touch};
 use crate::kevent::{ChangeList, Errno, EventList, Kevent, Timespec};
 use crate::knote::{Knote, Knotes, ACTIVE, DISABLED};
 use crate::personality::Personality;
-use crate::sys::{self, Fds, SignalsBlocked, Woken};
+use crate::sys::{self, Clock, Fds, SignalsBlocked, Woken};
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -32,8 +32,8 @@ pub(crate) struct State {
     readable: bool,
     /// Every copy of the descriptor was closed.
     closed: bool,
-    /// The deadline the timerfd is armed for (0: disarmed).
-    armed: u64,
+    /// The deadline each timerfd is armed for (0: disarmed), by `Clock`.
+    armed: [u64; 2],
 }
 
 /// How long a kevent() that would sleep yields first, waiting for a trigger.
@@ -84,17 +84,22 @@ impl Inner {
         if filter.is_fd() {
             sys::check_fd(kev.ident)?;
         }
+        // A timer needs the kqueue's timerfd for its clock: fail the change now if it cannot
+        // be had (EMFILE, ...) rather than leave the timer without a wakeup.
+        if kev.filter == EVFILT_TIMER && kev.flags & EV_ADD != 0 {
+            let clock = if kev.fflags & NOTE_ABSOLUTE != 0 {
+                Clock::Realtime
+            } else {
+                Clock::Monotonic
+            };
+            self.fds.timerfd(clock)?;
+        }
         let State { knotes, timers, .. } = st;
         let mut queued = false;
         let id = match knotes.find(kev.ident, kev.filter) {
             None => {
                 if kev.flags & EV_ADD == 0 {
                     return Err(Errno::NOENT);
-                }
-                // A timer needs the kqueue's timerfd: fail the change now if it cannot be
-                // had (EMFILE, ...) rather than leave the timer without a wakeup.
-                if kev.filter == EVFILT_TIMER {
-                    self.fds.timerfd()?;
                 }
                 // The stored image has fflags and data zeroed; the input is kept as
                 // sfflags/sdata. No touch for a new knote.
@@ -284,19 +289,21 @@ impl Inner {
     /// Counts due timer expirations and re-arms the timerfd. Returns whether a knote was
     /// queued.
     fn expire_timers(&self, st: &mut State) -> bool {
-        let Some(next) = st.timers.next_deadline() else {
+        if st.timers.is_empty() {
             return false;
-        };
-        let now = sys::monotonic_ns();
-        let queued = next <= now && st.timers.expire(now, &mut st.knotes);
+        }
+        let queued = st.timers.expire(&mut st.knotes);
         self.sync_timerfd(st);
         queued
     }
 
+    /// Arms each timerfd for the earliest deadline on its clock, if that changed.
     fn sync_timerfd(&self, st: &mut State) {
-        let next = st.timers.next_deadline().unwrap_or(0);
-        if next != st.armed && self.fds.arm_timer(next).is_ok() {
-            st.armed = next;
+        for clock in [Clock::Monotonic, Clock::Realtime] {
+            let next = st.timers.next_deadline(clock).unwrap_or(0);
+            if next != st.armed[clock as usize] && self.fds.arm_timer(clock, next).is_ok() {
+                st.armed[clock as usize] = next;
+            }
         }
     }
 
@@ -589,7 +596,7 @@ impl Kqueue {
                 sleepers: 0,
                 readable: false,
                 closed: false,
-                armed: 0,
+                armed: [0; 2],
             }),
             personality,
             gen: sys::fork_gen(),

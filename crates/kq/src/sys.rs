@@ -9,10 +9,11 @@
 //!   blocked in kevent() (SPEC §1.4) and keeps BSD's rule that a dup keeps a kqueue alive.
 //! - an epoll instance that blocked kevent() calls sleep in, holding an eventfd (the wakeup
 //!   of sleepers, edge-triggered so it never needs draining), the pipe's write end (close
-//!   detection) and, once the kqueue has a timer, a timerfd armed for the earliest deadline.
+//!   detection) and, once the kqueue has timers, a timerfd per clock (CLOCK_MONOTONIC for
+//!   relative timers, CLOCK_REALTIME for absolute ones) armed for the earliest deadline.
 //!
 //! Pollability of timers needs someone to notice an expiry while no thread is in kevent():
-//! one process-wide thread, started with the first timer, waits on every kqueue's timerfd.
+//! one process-wide thread, started with the first timer, waits on every kqueue's timerfds.
 
 use crate::kevent::Errno;
 use crate::kqueue::Inner;
@@ -26,19 +27,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Once, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 
-/// CLOCK_MONOTONIC in nanoseconds.
-pub(crate) fn monotonic_ns() -> u64 {
-    ts_ns(rustix::time::clock_gettime(ClockId::Monotonic))
+/// The clocks of timers: relative timers run on CLOCK_MONOTONIC, NOTE_ABSOLUTE ones on
+/// CLOCK_REALTIME.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Clock {
+    Monotonic = 0,
+    Realtime = 1,
 }
 
-/// CLOCK_REALTIME in nanoseconds since the epoch.
-pub(crate) fn realtime_ns() -> i64 {
-    let t = rustix::time::clock_gettime(ClockId::Realtime);
-    t.tv_sec * 1_000_000_000 + t.tv_nsec
-}
-
-fn ts_ns(t: Timespec) -> u64 {
-    (t.tv_sec as u64) * 1_000_000_000 + t.tv_nsec as u64
+/// The time on `clock` in nanoseconds (CLOCK_REALTIME: since the epoch; never before it
+/// here, as no deadline is).
+pub(crate) fn now_ns(clock: Clock) -> u64 {
+    let id = match clock {
+        Clock::Monotonic => ClockId::Monotonic,
+        Clock::Realtime => ClockId::Realtime,
+    };
+    let t = rustix::time::clock_gettime(id);
+    (t.tv_sec.max(0) as u64) * 1_000_000_000 + t.tv_nsec as u64
 }
 
 fn ns_ts(ns: u64) -> Timespec {
@@ -104,7 +109,8 @@ pub(crate) struct Fds {
     write: Fd,
     epoll: Fd,
     wake: Fd,
-    timer: std::sync::OnceLock<Fd>,
+    /// One timerfd per `Clock`, made with the first timer on it.
+    timers: [std::sync::OnceLock<Fd>; 2],
     /// The read end's number, for the fork handler.
     read_raw: RawFd,
     /// Identity of the pipe: st_dev and st_ino of its read end.
@@ -147,7 +153,7 @@ impl Fds {
             write: Fd::new(w),
             epoll: Fd::new(ep),
             wake: Fd::new(wake),
-            timer: std::sync::OnceLock::new(),
+            timers: [std::sync::OnceLock::new(), std::sync::OnceLock::new()],
             dev: st.st_dev,
             ino: st.st_ino,
         };
@@ -219,27 +225,30 @@ impl Fds {
         Ok(Woken::Again)
     }
 
-    /// Arms the kqueue's timerfd for `deadline` (CLOCK_MONOTONIC ns; 0 disarms).
-    pub(crate) fn arm_timer(&self, deadline: u64) -> Result<(), Errno> {
+    /// Arms the kqueue's timerfd of `clock` for `deadline` (ns on that clock; 0 disarms).
+    /// An absolute CLOCK_REALTIME timerfd follows changes of the wall clock.
+    pub(crate) fn arm_timer(&self, clock: Clock, deadline: u64) -> Result<(), Errno> {
         use rustix::time::{timerfd_settime, Itimerspec, TimerfdTimerFlags};
         let spec = Itimerspec {
             it_interval: ns_ts(0),
             it_value: ns_ts(deadline),
         };
-        timerfd_settime(self.timerfd()?, TimerfdTimerFlags::ABSTIME, &spec)?;
+        timerfd_settime(self.timerfd(clock)?, TimerfdTimerFlags::ABSTIME, &spec)?;
         Ok(())
     }
 
-    /// The kqueue's timerfd, made and handed to the timer thread on first use.
-    pub(crate) fn timerfd(&self) -> Result<&Fd, Errno> {
+    /// The kqueue's timerfd of `clock`, made and handed to the timer thread on first use.
+    pub(crate) fn timerfd(&self, clock: Clock) -> Result<&Fd, Errno> {
         use rustix::time::{timerfd_create, TimerfdClockId, TimerfdFlags};
-        Ok(match self.timer.get() {
+        let slot = &self.timers[clock as usize];
+        Ok(match slot.get() {
             Some(fd) => fd,
             None => {
-                let fd = timerfd_create(
-                    TimerfdClockId::Monotonic,
-                    TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
-                )?;
+                let id = match clock {
+                    Clock::Monotonic => TimerfdClockId::Monotonic,
+                    Clock::Realtime => TimerfdClockId::Realtime,
+                };
+                let fd = timerfd_create(id, TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK)?;
                 epoll::add(
                     &self.epoll,
                     &fd,
@@ -247,7 +256,7 @@ impl Fds {
                     epoll::EventFlags::IN | epoll::EventFlags::ET,
                 )?;
                 timer_thread_watch(&fd, self.ino)?;
-                self.timer.get_or_init(|| Fd::new(fd))
+                slot.get_or_init(|| Fd::new(fd))
             }
         })
     }
@@ -263,7 +272,7 @@ impl Fds {
     fn raw_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
         [&self.write, &self.epoll, &self.wake]
             .into_iter()
-            .chain(self.timer.get())
+            .chain(self.timers.iter().filter_map(|t| t.get()))
             .map(|fd| fd.fd.as_raw_fd())
     }
 }

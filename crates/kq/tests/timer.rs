@@ -192,6 +192,49 @@ fn t4_abstime(p: Personality) {
     }
 }
 
+/// T4 (§3.7, §5.7): an absolute timer expiring while no thread is in kevent() makes the
+/// kqueue descriptor readable on time (the library watches its CLOCK_REALTIME timerfd), and a
+/// blocking kevent() wakes for it.
+fn t4_abstime_wakes_pollers_and_sleepers(p: Personality) {
+    let _s = serial();
+    let kq = kq(p);
+    let at = realtime() + Duration::from_millis(40);
+    let start = Instant::now();
+    ch_ok(
+        &kq,
+        &[timer(
+            1,
+            EV_ADD | EV_ONESHOT,
+            NOTE_ABSOLUTE | NOTE_USECONDS,
+            at.as_micros() as isize,
+        )],
+    );
+    assert_ne!(poll_fd(&kq, 2000) & libc::POLLIN, 0);
+    assert!(
+        realtime() >= at - Duration::from_millis(1),
+        "readable before the deadline"
+    );
+    assert!(start.elapsed() < Duration::from_millis(1500));
+    assert_eq!(expect_one(&kq).data, 1);
+
+    let at = realtime() + Duration::from_millis(40);
+    ch_ok(
+        &kq,
+        &[timer(
+            2,
+            EV_ADD | EV_ONESHOT,
+            NOTE_ABSOLUTE | NOTE_USECONDS,
+            at.as_micros() as isize,
+        )],
+    );
+    let ev = wait_one(&kq);
+    assert_eq!((ev.ident, ev.data), (2, 1));
+    assert!(
+        realtime() >= at - Duration::from_millis(1),
+        "woke before the deadline"
+    );
+}
+
 /// T8 abstime in the past (FB timer.c abstime_epoch / preboot): an absolute time already
 /// past fires at once with data 1, and an EV_ONESHOT one is then gone.
 fn t8_abstime_past(p: Personality) {
@@ -614,6 +657,7 @@ both!(
     t3_count_expirations,
     t3_pending_fast_timer_counts_without_waking,
     t4_abstime,
+    t4_abstime_wakes_pollers_and_sleepers,
     t8_abstime_past,
     t5_timer_units,
     t6_modify,

@@ -1,16 +1,17 @@
 //! EVFILT_TIMER (SPEC §5.7): periodic, oneshot and absolute timers with no descriptor each.
 //!
-//! Each kqueue keeps a min-heap of deadlines (CLOCK_MONOTONIC nanoseconds); the kqueue arms
-//! one timerfd for the earliest. Knote fields: `sdata`/`sfflags` the interval and unit as
-//! given, `hookid` the period in ns (0: fires once; top bit: parked, see `PARKED`), `hook`
-//! the next deadline (0: none),
-//! `kev.data` the expirations since the last delivery.
+//! Each kqueue keeps two min-heaps of deadlines in nanoseconds: CLOCK_MONOTONIC for relative
+//! timers, CLOCK_REALTIME for NOTE_ABSOLUTE ones (so that they follow changes of the wall
+//! clock), and arms one timerfd per clock for the earliest. Knote fields: `sdata`/`sfflags`
+//! the interval and unit as given, `hookid` the period in ns (0: fires once; top bit:
+//! parked, see `PARKED`), `hook` the next deadline on the knote's clock (0: none), `kev.data`
+//! the expirations since the last delivery.
 
 use super::{Context, Filter, Touch};
 use crate::consts::*;
 use crate::kevent::{Errno, Kevent};
 use crate::knote::{Knote, Knotes};
-use crate::sys;
+use crate::sys::{self, Clock};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,39 +28,71 @@ const UNIT_MASK: u32 = NOTE_SECONDS | NOTE_USECONDS | NOTE_NSECONDS;
 /// The deadlines of one kqueue's timers.
 #[derive(Default)]
 pub(crate) struct Timers {
-    /// (deadline, knote). An entry is stale once its knote's `hook` no longer equals the
-    /// deadline (deleted, restarted, or already fired); stale entries are skipped.
-    heap: BinaryHeap<Reverse<(u64, u32)>>,
+    /// (deadline, knote) per clock (`Clock as usize`). An entry is stale once its knote's
+    /// `hook` no longer equals the deadline (deleted, restarted, or already fired) or the
+    /// knote moved to the other clock; stale entries are skipped.
+    heaps: [BinaryHeap<Reverse<(u64, u32)>>; 2],
     /// Timer knotes in this kqueue.
     live: usize,
 }
 
+/// The clock of a timer knote.
+fn clock_of(kn: &Knote) -> Clock {
+    if kn.sfflags & NOTE_ABSOLUTE != 0 {
+        Clock::Realtime
+    } else {
+        Clock::Monotonic
+    }
+}
+
+/// Whether heap entry (`deadline`, `id`) of `clock` still stands for its knote.
+fn is_current(knotes: &Knotes, clock: Clock, deadline: u64, id: u32) -> bool {
+    knotes.is_live(id) && {
+        let kn = knotes.get_ref(id);
+        kn.kev.filter == EVFILT_TIMER && kn.hook == deadline && clock_of(kn) == clock
+    }
+}
+
 impl Timers {
-    /// The earliest deadline, possibly stale (firing early is harmless: expire() rechecks).
-    pub(crate) fn next_deadline(&self) -> Option<u64> {
-        self.heap.peek().map(|Reverse((d, _))| *d)
+    /// The earliest deadline on `clock`, possibly stale (firing early is harmless: expire()
+    /// rechecks).
+    pub(crate) fn next_deadline(&self, clock: Clock) -> Option<u64> {
+        self.heaps[clock as usize].peek().map(|Reverse((d, _))| *d)
     }
 
-    fn schedule(&mut self, deadline: u64, id: u32) {
-        self.heap.push(Reverse((deadline, id)));
+    /// Whether no timer is scheduled.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.heaps.iter().all(|h| h.is_empty())
     }
 
-    /// Counts the expirations due at `now` and activates their knotes. Returns whether a
-    /// knote was queued.
-    pub(crate) fn expire(&mut self, now: u64, knotes: &mut Knotes) -> bool {
+    fn schedule(&mut self, clock: Clock, deadline: u64, id: u32) {
+        self.heaps[clock as usize].push(Reverse((deadline, id)));
+    }
+
+    /// Counts the expirations due now and activates their knotes. Returns whether a knote
+    /// was queued.
+    pub(crate) fn expire(&mut self, knotes: &mut Knotes) -> bool {
         let mut queued = false;
-        while let Some(&Reverse((deadline, id))) = self.heap.peek() {
+        for clock in [Clock::Monotonic, Clock::Realtime] {
+            if !self.heaps[clock as usize].is_empty() {
+                queued |= self.expire_clock(clock, sys::now_ns(clock), knotes);
+            }
+        }
+        queued
+    }
+
+    fn expire_clock(&mut self, clock: Clock, now: u64, knotes: &mut Knotes) -> bool {
+        let mut queued = false;
+        let heap = &mut self.heaps[clock as usize];
+        while let Some(&Reverse((deadline, id))) = heap.peek() {
             if deadline > now {
                 break;
             }
-            self.heap.pop();
-            if !knotes.is_live(id) {
+            heap.pop();
+            if !is_current(knotes, clock, deadline, id) {
                 continue;
             }
             let kn = knotes.get(id);
-            if kn.kev.filter != EVFILT_TIMER || kn.hook != deadline {
-                continue;
-            }
             if kn.hookid != 0 {
                 // Expirations missed while nobody looked all count (t_timer count_expirations).
                 count_until(kn, now);
@@ -69,7 +102,7 @@ impl Timers {
                     // fast periodic timer nobody reads then costs nothing.
                     kn.hookid |= PARKED;
                 } else {
-                    self.heap.push(Reverse((kn.hook, id)));
+                    heap.push(Reverse((kn.hook, id)));
                 }
             } else {
                 kn.kev.data = kn.kev.data.saturating_add(1);
@@ -77,13 +110,8 @@ impl Timers {
             }
             queued |= knotes.activate(id);
         }
-        if self.heap.len() > 2 * self.live + 64 {
-            self.heap.retain(|&Reverse((d, id))| {
-                knotes.is_live(id) && {
-                    let kn = knotes.get_ref(id);
-                    kn.kev.filter == EVFILT_TIMER && kn.hook == d
-                }
-            });
+        if heap.len() > 2 * self.live + 64 {
+            heap.retain(|&Reverse((d, id))| is_current(knotes, clock, d, id));
         }
         queued
     }
@@ -108,14 +136,15 @@ fn count_until(kn: &mut Knote, now: u64) {
 fn catch_up(kn: &mut Knote, cx: &mut Context<'_>) {
     if kn.hookid & PARKED != 0 {
         kn.hookid &= !PARKED;
-        count_until(kn, sys::monotonic_ns());
-        cx.timers.schedule(kn.hook, cx.id);
+        count_until(kn, sys::now_ns(Clock::Monotonic));
+        cx.timers.schedule(Clock::Monotonic, kn.hook, cx.id);
     }
 }
 
 /// A validated timer setting.
 struct Setting {
     period: u64,
+    clock: Clock,
     deadline: u64,
     forced: u16,
 }
@@ -131,11 +160,10 @@ fn compute(fflags: u32, data: i64, flags: u16, cx: &Context<'_>) -> Result<Setti
         NOTE_NSECONDS => 1,
         _ => 1_000_000,
     };
-    let now = sys::monotonic_ns();
     if fflags & NOTE_ABSOLUTE != 0 {
-        // An absolute CLOCK_REALTIME time; one already past fires at once.
+        // An absolute CLOCK_REALTIME time; one already past (even before the epoch) fires at
+        // once. Deadline 0 means "none", so the earliest is 1.
         let at = (data as i128) * (unit_ns as i128);
-        let delta = (at - sys::realtime_ns() as i128).clamp(0, MAX_INTERVAL_NS as i128) as u64;
         let forced = if cx.personality.absolute_timer_forces_clear() {
             EV_CLEAR
         } else {
@@ -143,7 +171,8 @@ fn compute(fflags: u32, data: i64, flags: u16, cx: &Context<'_>) -> Result<Setti
         };
         return Ok(Setting {
             period: 0,
-            deadline: now + delta,
+            clock: Clock::Realtime,
+            deadline: at.clamp(1, i64::MAX as i128) as u64,
             forced,
         });
     }
@@ -160,7 +189,8 @@ fn compute(fflags: u32, data: i64, flags: u16, cx: &Context<'_>) -> Result<Setti
         .ok_or(Errno::INVAL)?;
     Ok(Setting {
         period: if flags & EV_ONESHOT != 0 { 0 } else { interval },
-        deadline: now + interval,
+        clock: Clock::Monotonic,
+        deadline: sys::now_ns(Clock::Monotonic) + interval,
         // Relative timers are always EV_CLEAR: each delivery reports the new expirations.
         forced: EV_CLEAR,
     })
@@ -170,7 +200,7 @@ fn arm(kn: &mut Knote, s: &Setting, cx: &mut Context<'_>) {
     kn.hookid = s.period;
     kn.hook = s.deadline;
     kn.kev.flags |= s.forced;
-    cx.timers.schedule(s.deadline, cx.id);
+    cx.timers.schedule(s.clock, s.deadline, cx.id);
 }
 
 pub(crate) struct TimerFilter;
