@@ -234,14 +234,18 @@ impl Inner {
     /// After knotes were queued, under the lock: make the descriptor readable and say who
     /// must be told once the lock is released ([`Inner::wake`]).
     fn signal(&self, st: &mut State) -> Wakeup {
-        self.publish(st);
+        // Store the count, then look for watchers; a new watcher stores `watched`, then reads
+        // the count (`add_watcher`, then the filter's event check). Sequentially consistent
+        // on both sides, so at least one of the two sees the other: a watcher added while
+        // this kqueue activates is either told or finds the count itself.
+        self.pending.store(st.knotes.queued, Ordering::SeqCst);
         if st.knotes.queued > 0 && !st.readable {
             self.fds.set_readable();
             st.readable = true;
         }
         Wakeup {
             sleepers: st.sleepers > 0,
-            watchers: self.watched.load(Ordering::Relaxed),
+            watchers: self.watched.load(Ordering::SeqCst),
         }
     }
 
@@ -269,7 +273,7 @@ impl Inner {
         let mut w = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
         w.retain(|(o, _)| o.strong_count() > 0);
         w.push((outer, ident));
-        self.watched.store(true, Ordering::Relaxed);
+        self.watched.store(true, Ordering::SeqCst); // see `signal`
     }
 
     /// Undoes [`Inner::add_watcher`].
@@ -283,7 +287,7 @@ impl Inner {
 
     /// The number of queued knotes, as last published (EVFILT_READ on this kqueue).
     pub(crate) fn pending(&self) -> usize {
-        self.pending.load(Ordering::Relaxed)
+        self.pending.load(Ordering::SeqCst)
     }
 
     /// Counts due timer expirations and re-arms the timerfd. Returns whether a knote was
