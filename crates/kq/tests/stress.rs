@@ -363,7 +363,42 @@ fn race_trigger_delete(p: Personality) {
     ch_err(&kq, &[user(9, EV_DELETE, 0, 0)], libc::ENOENT);
 }
 
+/// U37 under a race: an outer kqueue starts watching an inner one (EVFILT_READ) while
+/// another thread triggers a user event in the inner one. Whatever the interleaving, once
+/// both are done the outer reports the inner as readable (§3.7): the activation is never
+/// missed by a watcher being added at that moment.
+fn race_watch_vs_trigger(p: Personality) {
+    use std::os::fd::AsRawFd;
+    for _ in 0..300 {
+        let inner = Arc::new(kq(p));
+        let outer = kq(p);
+        ch_ok(&inner, &[user(1, EV_ADD | EV_CLEAR, 0, 0)]);
+        let barrier = Arc::new(Barrier::new(2));
+        let t = {
+            let (inner, barrier) = (inner.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                trigger(&inner, 1);
+            })
+        };
+        let watch = Kevent::new(
+            inner.as_raw_fd() as usize,
+            EVFILT_READ,
+            EV_ADD | EV_CLEAR,
+            0,
+            0,
+            std::ptr::null_mut(),
+        );
+        barrier.wait();
+        ch_ok(&outer, &[watch]);
+        t.join().unwrap();
+        let ev = expect_one(&outer);
+        assert_eq!((ev.filter, ev.data), (EVFILT_READ, 1));
+    }
+}
+
 both!(
+    race_watch_vs_trigger,
     stress_clear_triggers_never_lost,
     u31_cross_thread_wakeup,
     u32_many_waiters_one_edge,
