@@ -909,3 +909,43 @@ fn one_million_user_events() {
     }
     ch_err(&kq, &[user(4242, 0, NOTE_TRIGGER, 0)], libc::ENOENT);
 }
+
+/// Issue 2 item 5, from Rust: 100,000 Kqueue::new()/drop cycles (some with user events and
+/// a timer) leak no descriptor and no thread.
+#[test]
+fn kqueue_drop_100k_leaks_nothing() {
+    fn fds() -> usize {
+        std::fs::read_dir("/proc/self/fd").unwrap().count()
+    }
+    fn threads() -> usize {
+        std::fs::read_dir("/proc/self/task").unwrap().count()
+    }
+    // Warm up what is made once per process (the timer thread).
+    let kq = Kqueue::new().unwrap();
+    ch_ok(
+        &kq,
+        &[Kevent::new(1, EVFILT_TIMER, EV_ADD, 0, 1000, ptr(0))],
+    );
+    drop(kq);
+    let (fds0, threads0) = (fds(), threads());
+    for i in 0..100_000 {
+        let kq = Kqueue::new().unwrap();
+        if i % 1000 == 0 {
+            ch_ok(
+                &kq,
+                &[
+                    user(1, EV_ADD, 0, 0),
+                    user(1, 0, NOTE_TRIGGER, 0),
+                    Kevent::new(2, EVFILT_TIMER, EV_ADD, 0, 1000, ptr(0)),
+                ],
+            );
+        }
+    }
+    // Other tests of this binary may hold a few descriptors and threads meanwhile.
+    assert!(fds() <= fds0 + 16, "fds {fds0} -> {}", fds());
+    assert!(
+        threads() <= threads0 + 4,
+        "threads {threads0} -> {}",
+        threads()
+    );
+}
