@@ -104,6 +104,30 @@ static void case_null_lists(void)
 	CHECK_EQ(close(kq), 0);
 }
 
+/*
+ * CAPI bad_pointers: list and timeout pointers that cannot be user memory (small integers,
+ * -1, kernel addresses, ranges that wrap around) -> EFAULT, never a crash; nothing of the
+ * call is applied.
+ */
+static void case_bad_pointers(void)
+{
+	struct kevent c, ev;
+	static const uintptr_t bad[] = { 1, 8, 4095, (uintptr_t)-1, (uintptr_t)-4096,
+					 0xffff800000000000ULL, 0x0100000000000000ULL };
+	int kq = kqueue();
+	CHECK(kq >= 0);
+	EV_SET(&c, 1, EVFILT_USER, EV_ADD, 0, 0, NULL);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct kevent *p = (struct kevent *)bad[i];
+		CHECK_ERR(kevent(kq, p, 1, NULL, 0, NULL), EFAULT);
+		CHECK_ERR(kevent(kq, NULL, 0, p, 1, &zero), EFAULT);
+		CHECK_ERR(kevent(kq, &c, 1, &ev, 1, (const struct timespec *)bad[i]), EFAULT);
+	}
+	/* Nothing was applied: ident 1 does not exist. */
+	CHECK_ERR(kqt_user(kq, 1, EV_DELETE, 0, 0, NULL), ENOENT);
+	CHECK_EQ(close(kq), 0);
+}
+
 /* G4 invalid_timeout: EINVAL only when nevents > 0, after the changes are applied. */
 static void case_g4(void)
 {
@@ -402,6 +426,7 @@ int main(void)
 	kqt_run("G3", "bad_kq_fd", case_g3);
 	kqt_run("CAPI", "negative_counts", case_negative_counts);
 	kqt_run("CAPI", "null_lists_efault", case_null_lists);
+	kqt_run("CAPI", "bad_pointers_efault", case_bad_pointers);
 	kqt_run("G4", "invalid_timeout", case_g4);
 	kqt_run("G5", "poll_timeout_zero", case_g5);
 	kqt_run("G6", "relative_timeout", case_g6);

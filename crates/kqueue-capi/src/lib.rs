@@ -7,7 +7,8 @@
 //! * `kqueue()` creates a kqueue with the FreeBSD personality, or NetBSD's when the
 //!   environment has `KQUEUE_PERSONALITY=netbsd` (any case) at the time of the call.
 //! * `kevent()` follows the BSD system call (SPEC §1.3-§1.5). Negative counts give
-//!   `EINVAL`; a NULL list with a non-zero count gives `EFAULT`; a descriptor that is not
+//!   `EINVAL`; a list or timeout pointer that cannot be user memory (NULL with a non-zero
+//!   count, a small integer, -1, a kernel address) gives `EFAULT`; a descriptor that is not
 //!   a kqueue of this process gives `EBADF`.
 //! * Nothing unwinds into C: a panic inside the library makes the call fail with
 //!   `ENOMEM` (in builds with `panic = "abort"` it aborts instead).
@@ -129,6 +130,27 @@ fn borrow_fd<'a>(fd: c_int) -> Result<BorrowedFd<'a>, Errno> {
     Ok(unsafe { BorrowedFd::borrow_raw(fd) })
 }
 
+/// Lowest address a process can map (the usual vm.mmap_min_addr).
+const USER_MIN: usize = 4096;
+/// End of user space with 5-level paging (x86_64); 4-level ends lower, at 2^47 - 4096.
+const USER_END: usize = 0x00ff_ffff_ffff_f000;
+
+/// Whether `len` records at `ptr` can be user memory at all: not NULL (when `len > 0`), not
+/// in the first page, not past the end of user space, no wrap-around. This catches NULL,
+/// small integers, -1 and kernel addresses for free; a pointer into unmapped user memory
+/// still faults, as with any C library (telling it apart costs a ~1.5 us system call, such
+/// as mincore or process_vm_readv, on every call).
+fn user_range<T>(ptr: *const T, len: usize) -> bool {
+    if len == 0 {
+        return true;
+    }
+    let start = ptr as usize;
+    let end = len
+        .checked_mul(std::mem::size_of::<T>())
+        .and_then(|bytes| start.checked_add(bytes));
+    start >= USER_MIN && end.is_some_and(|end| end <= USER_END)
+}
+
 /// Converts a C count to a length: negative counts are `EINVAL`.
 fn count(n: c_int) -> Result<usize, Errno> {
     usize::try_from(n).map_err(|_| Errno::INVAL)
@@ -144,7 +166,8 @@ fn count(n: c_int) -> Result<usize, Errno> {
 /// As for the C function: `changelist` must point to `nchanges` readable records and
 /// `eventlist` to `nevents` writable records (they may be the same array), and `timeout`
 /// must be NULL or point to a readable `struct timespec`. NULL lists with non-zero counts
-/// are detected and give `EFAULT`.
+/// and pointers that cannot be user memory (small integers, -1, kernel addresses) are
+/// detected and give `EFAULT`.
 #[no_mangle]
 pub unsafe extern "C" fn kevent(
     kq: c_int,
@@ -165,7 +188,10 @@ pub unsafe extern "C" fn kevent(
             ptr: eventlist,
             len: count(nevents)?,
         };
-        if (changes.len > 0 && changes.ptr.is_null()) || (events.len > 0 && events.ptr.is_null()) {
+        if !user_range(changes.ptr, changes.len) || !user_range(events.ptr, events.len) {
+            return Err(Errno::FAULT);
+        }
+        if !timeout.is_null() && !user_range(timeout, 1) {
             return Err(Errno::FAULT);
         }
         let timeout = if timeout.is_null() {
