@@ -114,6 +114,19 @@ impl Change {
 
     /// A change of timer `ident` firing every `period` (add [`Change::oneshot`] for once).
     /// The period is given in the coarsest unit that holds it exactly.
+    ///
+    /// ```
+    /// use kq::{Change, EventFilter, Events, Kqueue};
+    /// use std::time::Duration;
+    ///
+    /// let kq = Kqueue::new()?;
+    /// kq.apply(&[Change::timer(9, Duration::from_millis(5)).add().oneshot()])?;
+    /// let mut events = Events::with_capacity(4);
+    /// assert_eq!(kq.wait(&mut events, Some(Duration::from_secs(5)))?, 1);
+    /// let ev = events.iter().next().unwrap();
+    /// assert_eq!((ev.ident(), ev.filter(), ev.data()), (9, EventFilter::Timer, 1));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn timer(ident: usize, period: Duration) -> Change {
         let ns = period.as_nanos();
         let (unit, value) = if ns.is_multiple_of(1_000_000) {
@@ -252,6 +265,22 @@ impl Event {
     }
     /// For an EV_ERROR report: `Some(Ok(()))` for a receipt, `Some(Err(errno))` for a
     /// failed change; `None` for an event.
+    ///
+    /// ```
+    /// use kq::{Change, Errno, Kevent, Kqueue};
+    ///
+    /// let kq = Kqueue::new()?;
+    /// // One call: a receipt for the add, a report for the trigger of an unknown ident.
+    /// let changes = [
+    ///     Change::user(1).add().receipt().kevent(),
+    ///     Change::user(2).trigger().kevent(),
+    /// ];
+    /// let mut out = [Kevent::default(); 2];
+    /// assert_eq!(kq.kevent(&changes, &mut out, None)?, 2);
+    /// let reports: Vec<_> = out.iter().map(|k| kq::Event::from(*k).report()).collect();
+    /// assert_eq!(reports, [Some(Ok(())), Some(Err(Errno::NOENT))]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn report(&self) -> Option<Result<(), Errno>> {
         if self.0.flags & EV_ERROR == 0 {
             return None;
@@ -264,6 +293,12 @@ impl Event {
     /// The raw record.
     pub fn kevent(&self) -> Kevent {
         self.0
+    }
+}
+
+impl From<Kevent> for Event {
+    fn from(k: Kevent) -> Event {
+        Event(k)
     }
 }
 
@@ -313,7 +348,23 @@ impl Kqueue {
 
     /// Fires user event `ident`, ORing `fflags` (24 bits) into its user flags. Like every
     /// change, the trigger sets the event's data to 0 and its udata to null (NetBSD and
-    /// FreeBSD semantics); use [`Change`] to pass other values.
+    /// FreeBSD semantics); use [`Change`] to pass other values. ENOENT if there is no such
+    /// user event.
+    ///
+    /// ```
+    /// use kq::{Events, Kqueue};
+    /// use std::time::Duration;
+    ///
+    /// let kq = Kqueue::new()?;
+    /// kq.add_user(5)?;
+    /// kq.trigger(5, 0x1)?;
+    /// kq.trigger(5, 0x4)?; // coalesces with the first
+    /// let mut events = Events::with_capacity(4);
+    /// assert_eq!(kq.wait(&mut events, Some(Duration::ZERO))?, 1);
+    /// assert_eq!(events.iter().next().unwrap().fflags(), 0x5);
+    /// assert_eq!(kq.trigger(6, 0).unwrap_err().raw_os_error(), Some(libc::ENOENT));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn trigger(&self, ident: usize, fflags: u32) -> std::io::Result<()> {
         self.apply(&[Change::user(ident)
             .trigger()
