@@ -526,6 +526,22 @@ fn t10_invalid(p: Personality) {
     }
 }
 
+/// T10 / §5.7 divergence (`Personality::timer_accepts_zero`): a relative timer with
+/// negative data is EINVAL in both; with data 0, NetBSD says EINVAL while FreeBSD (recall)
+/// accepts it and fires after the shortest interval.
+fn t10_zero_and_negative_data(p: Personality) {
+    let _s = serial();
+    let kq = kq(p);
+    ch_err(&kq, &[timer(1, EV_ADD, 0, -5)], libc::EINVAL);
+    match p {
+        Personality::NetBsd => ch_err(&kq, &[timer(1, EV_ADD, 0, 0)], libc::EINVAL),
+        Personality::FreeBsd => {
+            ch_ok(&kq, &[timer(1, EV_ADD | EV_ONESHOT, 0, 0)]);
+            assert_eq!(wait_one(&kq).data, 1);
+        }
+    }
+}
+
 /// T10: the 4097th timer of the process is ENOMEM (`kq_calloutmax` = 4096, system-wide in
 /// the kernel, process-wide here), across kqueues; deleting or closing frees slots, and a
 /// modification of an existing timer is not a new one.
@@ -668,6 +684,7 @@ both!(
     t7_disable_keeps_counting,
     t7_disabled_oneshot_fires_after_enable,
     t10_invalid,
+    t10_zero_and_negative_data,
     t10_limit_4096,
     g24_oneshot_udata,
     timer_udata_follows_changes,
