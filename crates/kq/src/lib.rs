@@ -64,3 +64,19 @@ pub use knote::Knote;
 pub use kqueue::{Kqueue, KqueueRef};
 pub use personality::Personality;
 pub use typed::{Change, Event, EventFilter, Events, FflagsOp};
+
+/// The kernel's `knote_fdclose`: descriptor number `fd` is being closed (or replaced by
+/// dup2/dup3). Drops, silently, every knote of a descriptor filter on that number in every
+/// kqueue of the process, and forgets the number if it is a kqueue descriptor (releasing
+/// the kqueue once no known number refers to it). Call it *before* the descriptor is
+/// closed. Cheap for numbers that carry no knote: one atomic load, no lock.
+pub fn fdclose(fd: std::os::fd::RawFd) {
+    let _ = fd; // placeholder until the descriptor layer lands
+}
+
+/// Whether descriptor number `fd` carries knotes or is a known kqueue descriptor: the O(1),
+/// lock-free test an interposed close() makes before calling [`fdclose`].
+pub fn fd_tracked(fd: std::os::fd::RawFd) -> bool {
+    let _ = fd;
+    false
+}
