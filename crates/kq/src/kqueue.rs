@@ -1,36 +1,62 @@
-//! The kqueue: `kevent()` as SPEC §1.3-§1.5 states it, `kqueue_register` (§3.2) and
-//! `kqueue_scan` (§3.3), waiting and waking.
+//! The kqueue: `kevent()` (the change list, then the scan), the kernel's `kqueue_register`
+//! and `kqueue_scan`, waiting and waking. The rules they follow are in `docs/semantics.md`.
 //!
-//! Locking: one mutex per kqueue guards its knotes, its timers and the fields of [`State`].
-//! A whole `kevent()` change list is applied under one hold of the lock, and a whole scan
-//! runs under one hold too: the scan never drops the lock in the middle, so no other thread
-//! can see a knote "in flux" and the kernel's marker protocol reduces to a count of the
-//! entries queued when the scan started (a level-triggered knote requeued at the tail is not
-//! reported twice by one call, SPEC §6, t_scan). Sleepers are woken after the lock is
-//! released. Filters run under the lock and never block.
+//! Locking: one mutex per kqueue guards its knotes, its timers, its descriptor registrations
+//! and the fields of [`State`]. A whole `kevent()` change list is applied under one hold of
+//! the lock, and a whole scan runs under one hold too: the scan never drops the lock in the
+//! middle, so no other thread can see a knote "in flux" and the kernel's marker protocol
+//! reduces to a count of the entries queued when the scan started (a level-triggered knote
+//! requeued at the tail is not reported twice by one call). Filters run under the lock and
+//! never block. Watching kqueues are notified after the lock is released.
+//!
+//! Linux objects: the kqueue descriptor is an epoll instance (`epoll`). It holds
+//! - every descriptor a knote watches, edge-triggered, one registration per descriptor
+//!   (EVFILT_READ and EVFILT_WRITE on it share it, with the union of their interest), so
+//!   that new data on a socket makes the kqueue descriptor readable with no thread of ours
+//!   awake, and a kevent() harvests the edges into knote activations;
+//! - an eventfd (`pending`, level-triggered) that holds a count exactly while knotes are
+//!   queued, so the descriptor is readable while events are pending and stops being readable
+//!   once the last one was collected; it is written again for every batch of new events, so
+//!   an edge-triggered watcher gets a new edge for each;
+//! - one timerfd per clock, armed for the kqueue's earliest timer deadline.
+//!
+//! Threads blocked in kevent() sleep in epoll_wait on the same epoll. A kqueue whose
+//! descriptor nobody can watch (a Rust `Kqueue` whose descriptor was never handed out) skips
+//! the eventfd unless a thread sleeps: a trigger then a collect costs no system call.
 
 use crate::consts::*;
-use crate::filter::{self, Context, FilterRef, Timers, Touch};
+use crate::filter::{self, fd::Descriptors, Context, FilterRef, Objects, Timers, Touch};
 use crate::kevent::{ChangeList, Errno, EventList, Kevent, Timespec};
 use crate::knote::{Knote, Knotes, ACTIVE, DISABLED};
 use crate::personality::Personality;
-use crate::sys::{self, Clock, Fds, SignalsBlocked, Woken};
-use rustix::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use crate::process;
+use crate::sys::{self, epoll, signals::SignalsBlocked, timerfd, Clock, Fd};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
+
+/// Epoll user data of the kqueue's own registrations: a tag in the top 16 bits, which
+/// descriptor registrations (sequence number and descriptor number, 31 bits each) never
+/// have.
+const TAG_MASK: u64 = 0xffff << 48;
+const TAG_PENDING: u64 = 0xb5d0 << 48;
+const TAG_TIMER: u64 = 0xb5d1 << 48;
+
+/// The kqueue id in the user data of a `pending` registration, if it is one.
+pub(crate) fn id_of_pending_token(data: u64) -> Option<u64> {
+    (data & TAG_MASK == TAG_PENDING).then_some(data & !TAG_MASK)
+}
 
 /// The state under the kqueue lock.
 pub(crate) struct State {
     knotes: Knotes,
-    timers: Timers,
-    /// Threads sleeping in kevent() (they need an eventfd write to wake).
+    objs: Objects,
+    /// Threads sleeping in epoll_wait.
     sleepers: u32,
-    /// The pipe holds its byte: the kqueue descriptor is readable. Kept set lazily: cleared
-    /// only by a kevent() that finds nothing and would not sleep, so that a trigger followed
-    /// by a collect costs no system call (SPEC §3.7 allows spurious readability).
+    /// The `pending` eventfd holds a count.
     readable: bool,
-    /// Every copy of the descriptor was closed.
+    /// The program closed the kqueue.
     closed: bool,
     /// The deadline each timerfd is armed for (0: disarmed), by `Clock`.
     armed: [u64; 2],
@@ -39,33 +65,29 @@ pub(crate) struct State {
 /// How long a kevent() that would sleep yields first, waiting for a trigger.
 const SPIN: Duration = Duration::from_micros(20);
 
-/// Who to tell, once the lock is released, that knotes were queued.
-#[must_use]
-struct Wakeup {
-    sleepers: bool,
-    watchers: bool,
-}
-
-impl Wakeup {
-    const NONE: Wakeup = Wakeup {
-        sleepers: false,
-        watchers: false,
-    };
-}
+/// Room for the events of one epoll_wait.
+const HARVEST: usize = 64;
 
 pub(crate) struct Inner {
     state: Mutex<State>,
     /// This kqueue, for filters that hand it to others (EVFILT_READ on a kqueue).
     pub(crate) me: Weak<Inner>,
+    /// Process-unique id.
+    pub(crate) id: u64,
     /// Queued knotes, published at each release of the lock.
-    pending: AtomicUsize,
+    pending_count: AtomicUsize,
     /// Kqueues watching this one with EVFILT_READ: (kqueue, knote ident).
     watchers: Mutex<Vec<(Weak<Inner>, usize)>>,
     watched: AtomicBool,
+    /// The descriptor may be watched by poll/select/epoll: keep `pending` exact.
+    exposed: AtomicBool,
     personality: Personality,
     /// Fork generation the kqueue was made in.
     pub(crate) gen: u64,
-    pub(crate) fds: Fds,
+    epoll: Fd,
+    pending: Fd,
+    /// One timerfd per `Clock`, made with the first timer on it.
+    timerfds: [OnceLock<Fd>; 2],
 }
 
 impl Inner {
@@ -73,8 +95,29 @@ impl Inner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The kernel's `kqueue_register` for one change (SPEC §3.2, §4.4). Returns whether a
-    /// knote was queued.
+    pub(crate) fn epoll_fd(&self) -> BorrowedFd<'_> {
+        self.epoll.as_fd()
+    }
+
+    /// The user data of this kqueue's `pending` registration, which identifies it.
+    pub(crate) fn pending_token(&self) -> u64 {
+        TAG_PENDING | self.id
+    }
+
+    /// Descriptors the kqueue owns (for the fork handler).
+    pub(crate) fn raw_fds(&self) -> Vec<RawFd> {
+        [&self.epoll, &self.pending]
+            .into_iter()
+            .chain(self.timerfds.iter().filter_map(|t| t.get()))
+            .map(|fd| fd.as_raw_fd())
+            .collect()
+    }
+
+    fn context<'a>(&'a self, objs: &'a mut Objects, id: u32) -> Context<'a> {
+        Context::new(self.personality, id, objs, &self.me)
+    }
+
+    /// The kernel's `kqueue_register` for one change. Returns whether a knote was queued.
     fn register(&self, st: &mut State, kev: &mut Kevent) -> Result<bool, Errno> {
         let p = self.personality;
         if p.rejects_enable_with_disable(kev.flags) {
@@ -82,7 +125,7 @@ impl Inner {
         }
         let filter = filter::lookup(kev.filter).ok_or(Errno::INVAL)?;
         if filter.is_fd() {
-            sys::check_fd(kev.ident)?;
+            self.check_descriptor(st, kev.ident)?;
         }
         // A timer needs the kqueue's timerfd for its clock: fail the change now if it cannot
         // be had (EMFILE, ...) rather than leave the timer without a wakeup.
@@ -92,9 +135,9 @@ impl Inner {
             } else {
                 Clock::Monotonic
             };
-            self.fds.timerfd(clock)?;
+            self.timerfd(clock)?;
         }
-        let State { knotes, timers, .. } = st;
+        let State { knotes, objs, .. } = st;
         let mut queued = false;
         let id = match knotes.find(kev.ident, kev.filter) {
             None => {
@@ -116,7 +159,7 @@ impl Inner {
                 if p.gates_before_evaluating() {
                     apply_enable_disable(kn, kev.flags);
                 }
-                let mut cx = Context::new(p, id, timers, &self.me);
+                let mut cx = self.context(objs, id);
                 if let Err(e) = filter.attach(kn, &mut cx) {
                     knotes.remove(id);
                     return Err(e);
@@ -126,7 +169,7 @@ impl Inner {
                 id
             }
             Some(id) if kev.flags & EV_DELETE != 0 => {
-                self.drop_knote(knotes, timers, id, &filter);
+                self.drop_knote(knotes, objs, id, &filter);
                 return Ok(false);
             }
             Some(id) => {
@@ -141,7 +184,7 @@ impl Inner {
                 if !p.keeps_udata(kev.flags) {
                     kn.kev.udata = kev.udata;
                 }
-                let mut cx = Context::new(p, id, timers, &self.me);
+                let mut cx = self.context(objs, id);
                 filter.touch(kn, kev, Touch::Register, &mut cx)?;
                 if cx.deactivate {
                     knotes.dequeue(id);
@@ -150,13 +193,13 @@ impl Inner {
                 id
             }
         };
-        // Step 6: re-evaluate and activate. FreeBSD has applied EV_ENABLE/EV_DISABLE already
-        // and does not evaluate a disabled knote; NetBSD evaluates first, then disables, then
+        // Re-evaluate and activate. FreeBSD has applied EV_ENABLE/EV_DISABLE already and
+        // does not evaluate a disabled knote; NetBSD evaluates first, then disables, then
         // enables (so EV_ENABLE|EV_DISABLE nets to enabled) and queues an active knote.
         let kn = knotes.get(id);
         let gated = p.gates_before_evaluating();
         if !(gated && kn.is_disabled()) {
-            let mut cx = Context::new(p, id, timers, &self.me);
+            let mut cx = self.context(objs, id);
             if filter.event(kn, 0, &mut cx) {
                 queued |= knotes.activate(id);
             }
@@ -168,10 +211,48 @@ impl Inner {
         Ok(queued)
     }
 
+    /// For a change of a descriptor filter: EBADF unless `ident` is an open descriptor. If
+    /// the number no longer names the file its knotes were registered for (it was closed,
+    /// and maybe reused, without our hearing of it), those knotes are dropped first, as the
+    /// close would have dropped them: a change then finds no knote, and EV_ADD makes a
+    /// fresh one.
+    fn check_descriptor(&self, st: &mut State, ident: usize) -> Result<(), Errno> {
+        let fd = sys::fd_number(ident)?;
+        let open = sys::io::identity(sys::borrow(fd));
+        let stale = match &open {
+            Err(_) => st.objs.fds.contains(fd),
+            Ok(now) => filter::fd::is_stale(&st.objs, fd, now),
+        };
+        if stale {
+            self.drop_descriptor_knotes(st, fd);
+        }
+        open.map(|_| ())
+    }
+
+    /// Drops every knote of a descriptor filter on number `fd`, silently.
+    fn drop_descriptor_knotes(&self, st: &mut State, fd: RawFd) {
+        let State { knotes, objs, .. } = st;
+        for f in filter::DESCRIPTOR_FILTERS {
+            if let Some(id) = knotes.find(fd as usize, f) {
+                if let Some(filter) = filter::lookup(f) {
+                    self.drop_knote(knotes, objs, id, &filter);
+                }
+            }
+        }
+    }
+
+    /// The kernel's `knote_fdclose` for this kqueue: number `fd` is being closed.
+    pub(crate) fn fd_closed(&self, fd: RawFd) {
+        let mut st = self.lock();
+        self.drop_descriptor_knotes(&mut st, fd);
+        self.sync_pending(&mut st);
+        self.publish(&st);
+    }
+
     /// The kernel's `kqueue_scan` minus the waiting: delivers up to `max` records.
     fn collect(&self, st: &mut State, events: &mut impl EventList, max: usize) -> usize {
         let p = self.personality;
-        let State { knotes, timers, .. } = st;
+        let State { knotes, objs, .. } = st;
         let mut n = 0;
         // Only the entries queued now: a level-triggered knote requeued below lands behind
         // them and waits for the next call (the kernel's marker).
@@ -187,7 +268,7 @@ impl Inner {
                 continue;
             };
             let flags = kn.kev.flags;
-            let mut cx = Context::new(p, id, timers, &self.me);
+            let mut cx = self.context(objs, id);
             // A oneshot that became active is delivered even if its condition went away.
             if flags & EV_ONESHOT == 0 && !filter.event(kn, 0, &mut cx) {
                 kn.status &= !ACTIVE;
@@ -200,7 +281,7 @@ impl Inner {
             events.put(n, out);
             n += 1;
             if flags & EV_ONESHOT != 0 {
-                self.drop_knote(knotes, cx.timers, id, &filter);
+                self.drop_knote(knotes, objs, id, &filter);
             } else if flags & EV_CLEAR != 0 {
                 kn.kev.data = 0;
                 kn.kev.fflags = 0;
@@ -219,53 +300,116 @@ impl Inner {
     }
 
     /// Detaches and frees knote `id`.
-    fn drop_knote(&self, knotes: &mut Knotes, timers: &mut Timers, id: u32, f: &FilterRef) {
-        let mut cx = Context::new(self.personality, id, timers, &self.me);
+    fn drop_knote(&self, knotes: &mut Knotes, objs: &mut Objects, id: u32, f: &FilterRef) {
+        let mut cx = self.context(objs, id);
         f.detach(knotes.get(id), &mut cx);
         knotes.remove(id);
+    }
+
+    /// Turns the descriptor edges `events` (from epoll_wait on the kqueue's epoll) into
+    /// knote activations. Returns whether a knote was queued.
+    fn harvest(&self, st: &mut State, events: &[epoll::Event]) -> bool {
+        let State { knotes, objs, .. } = st;
+        let mut queued = false;
+        for e in events {
+            let data = e.u64;
+            if data & TAG_MASK != 0 {
+                continue; // `pending` or a timerfd: the caller looks at those itself
+            }
+            for (id, f) in objs.fds.edge(data, e.events) {
+                let Some(filter) = filter::lookup(f) else {
+                    continue;
+                };
+                let mut cx = self.context(objs, id);
+                if filter.event(knotes.get(id), filter::fd::edge_hint(e.events), &mut cx) {
+                    queued |= knotes.activate(id);
+                }
+            }
+        }
+        queued
+    }
+
+    /// Collects the descriptor edges that are waiting, without blocking.
+    fn harvest_now(&self, st: &mut State) -> bool {
+        let mut queued = false;
+        if st.objs.fds.polled() == 0 {
+            return false;
+        }
+        let mut buf = [epoll::EMPTY; HARVEST];
+        loop {
+            let n =
+                epoll::wait(self.epoll.as_fd(), &mut buf, Some(Duration::ZERO), None).unwrap_or(0);
+            queued |= self.harvest(st, &buf[..n]);
+            if n < HARVEST {
+                return queued;
+            }
+        }
     }
 
     /// Publishes the pending count (for kqueues watching this one) before the lock is
     /// released.
     fn publish(&self, st: &State) {
-        self.pending.store(st.knotes.queued, Ordering::Relaxed);
+        self.pending_count
+            .store(st.knotes.queued, Ordering::Relaxed);
     }
 
-    /// After knotes were queued, under the lock: make the descriptor readable and say who
-    /// must be told once the lock is released ([`Inner::wake`]).
-    fn signal(&self, st: &mut State) -> Wakeup {
+    /// Keeps `pending` holding a count exactly while knotes are queued (where someone may
+    /// look: an exposed descriptor, or a sleeping thread).
+    fn sync_pending(&self, st: &mut State) {
+        let queued = st.knotes.queued > 0;
+        if queued && !st.readable && (st.sleepers > 0 || self.exposed.load(Ordering::Relaxed)) {
+            sys::eventfd_add(self.pending.as_fd());
+            st.readable = true;
+        } else if !queued && st.readable {
+            sys::eventfd_drain(self.pending.as_fd());
+            st.readable = false;
+        }
+    }
+
+    /// After knotes were newly queued, under the lock: wake sleepers, give the descriptor's
+    /// watchers a new edge, and say whether watching kqueues must be told once the lock is
+    /// released ([`Inner::notify_watchers`]).
+    #[must_use]
+    fn signal(&self, st: &mut State) -> bool {
         // Store the count, then look for watchers; a new watcher stores `watched`, then reads
         // the count (`add_watcher`, then the filter's event check). Sequentially consistent
         // on both sides, so at least one of the two sees the other: a watcher added while
         // this kqueue activates is either told or finds the count itself.
-        self.pending.store(st.knotes.queued, Ordering::SeqCst);
-        if st.knotes.queued > 0 && !st.readable {
-            self.fds.set_readable();
-            st.readable = true;
+        self.pending_count.store(st.knotes.queued, Ordering::SeqCst);
+        if self.exposed.load(Ordering::Relaxed) && st.readable {
+            // Already readable: a new write still wakes edge-triggered watchers.
+            sys::eventfd_add(self.pending.as_fd());
+        } else {
+            self.sync_pending(st);
         }
-        Wakeup {
-            sleepers: st.sleepers > 0,
-            watchers: self.watched.load(Ordering::SeqCst),
-        }
+        self.watched.load(Ordering::SeqCst)
     }
 
-    /// Wakes sleepers and notifies watching kqueues, with the lock released.
-    fn wake(&self, w: Wakeup) {
-        if w.sleepers {
-            self.fds.wake();
-        }
-        if w.watchers {
-            let watchers: Vec<(Weak<Inner>, usize)> = self
-                .watchers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            for (outer, ident) in watchers {
-                if let Some(outer) = outer.upgrade() {
-                    let _ = outer.post(ident, EVFILT_READ, 0);
+    /// Tells the kqueues watching this one (EVFILT_READ on its descriptor) that it has new
+    /// events, and the kqueues watching those, and so on, with a work list rather than
+    /// recursion so that a long chain of nested kqueues cannot exhaust the stack.
+    fn notify_watchers(&self) {
+        let mut work = self.watcher_list();
+        while let Some((outer, ident)) = work.pop() {
+            if let Some(outer) = outer.upgrade() {
+                if outer
+                    .post_inner(ident, EVFILT_READ, 0)
+                    .is_ok_and(|(_, notify)| notify)
+                {
+                    work.extend(outer.watcher_list());
                 }
             }
         }
+    }
+
+    fn watcher_list(&self) -> Vec<(Weak<Inner>, usize)> {
+        if !self.watched.load(Ordering::SeqCst) {
+            return Vec::new();
+        }
+        self.watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Kqueue `outer` watches this one through its EVFILT_READ knote `ident`.
@@ -287,61 +431,84 @@ impl Inner {
 
     /// The number of queued knotes, as last published (EVFILT_READ on this kqueue).
     pub(crate) fn pending(&self) -> usize {
-        self.pending.load(Ordering::SeqCst)
+        self.pending_count.load(Ordering::SeqCst)
     }
 
-    /// Counts due timer expirations and re-arms the timerfd. Returns whether a knote was
+    /// The kqueue's timerfd of `clock`, made and handed to the background thread on first
+    /// use.
+    fn timerfd(&self, clock: Clock) -> Result<BorrowedFd<'_>, Errno> {
+        let slot = &self.timerfds[clock as usize];
+        if let Some(fd) = slot.get() {
+            return Ok(fd.as_fd());
+        }
+        let fd = process::with_fds(|| timerfd::create(clock))?;
+        epoll::add(
+            self.epoll.as_fd(),
+            fd.as_fd(),
+            TAG_TIMER | clock as u64,
+            epoll::IN | epoll::ET,
+        )?;
+        process::watch_timerfd(fd.as_fd(), self.id)?;
+        Ok(slot.get_or_init(|| fd).as_fd())
+    }
+
+    /// Counts due timer expirations and re-arms the timerfds. Returns whether a knote was
     /// queued.
     fn expire_timers(&self, st: &mut State) -> bool {
-        if st.timers.is_empty() {
+        if st.objs.timers.is_empty() {
             return false;
         }
-        let queued = st.timers.expire(&mut st.knotes);
+        let queued = st.objs.timers.expire(&mut st.knotes);
         self.sync_timerfd(st);
         queued
     }
 
-    /// Arms each timerfd for the earliest deadline on its clock, if that changed.
+    /// Arms each timerfd for the earliest deadline on its clock, if that changed (which also
+    /// resets a timerfd that fired, so that it no longer makes the descriptor readable).
     fn sync_timerfd(&self, st: &mut State) {
         for clock in [Clock::Monotonic, Clock::Realtime] {
-            let next = st.timers.next_deadline(clock).unwrap_or(0);
-            if next != st.armed[clock as usize] && self.fds.arm_timer(clock, next).is_ok() {
-                st.armed[clock as usize] = next;
+            let next = st.objs.timers.next_deadline(clock).unwrap_or(0);
+            if next != st.armed[clock as usize] {
+                if let Some(fd) = self.timerfds[clock as usize].get() {
+                    if timerfd::arm(fd.as_fd(), next).is_ok() {
+                        st.armed[clock as usize] = next;
+                    }
+                }
             }
         }
     }
 
-    /// The timer thread's entry: run due timers of this kqueue.
+    /// The background thread's entry: run due timers of this kqueue.
     pub(crate) fn run_timers(&self) {
         let mut st = self.lock();
-        if st.closed || self.gen != sys::fork_gen() {
+        if st.closed || self.gen != process::fork_gen() {
             return;
         }
-        let w = if self.expire_timers(&mut st) {
-            self.signal(&mut st)
-        } else {
-            Wakeup::NONE
-        };
+        let notify = self.expire_timers(&mut st) && self.signal(&mut st);
+        self.publish(&st);
         drop(st);
-        self.wake(w);
+        if notify {
+            self.notify_watchers();
+        }
     }
 
     /// Marks the kqueue closed and wakes its sleepers (they return EBADF).
     pub(crate) fn mark_closed(&self) {
-        self.lock().closed = true;
-        self.fds.wake();
+        let mut st = self.lock();
+        st.closed = true;
+        // Level-triggered: every sleeper wakes, sees `closed` and returns.
+        sys::eventfd_add(self.pending.as_fd());
+        st.readable = true;
     }
 
-    /// `kevent()`. `read` is a descriptor of the kqueue's read end, used to clear its
-    /// readability.
+    /// `kevent()`.
     pub(crate) fn kevent(
         &self,
-        read: BorrowedFd<'_>,
         mut changes: impl ChangeList,
         mut events: impl EventList,
         timeout: Option<Timespec>,
     ) -> Result<usize, Errno> {
-        if self.gen != sys::fork_gen() {
+        if self.gen != process::fork_gen() {
             return Err(Errno::BADF);
         }
         let nevents = events.len();
@@ -368,7 +535,7 @@ impl Inner {
                     }
                 }
                 // A report needs a slot; without one the call ends here and the later
-                // changes are not applied (SPEC §1.3 step 3e).
+                // changes are not applied.
                 if nerrors == nevents {
                     stop = Some(r.map(|_| 0));
                     break;
@@ -379,14 +546,14 @@ impl Inner {
                 nerrors += 1;
             }
             self.sync_timerfd(&mut st);
-            let w = if queued {
-                self.signal(&mut st)
-            } else {
-                self.publish(&st);
-                Wakeup::NONE
-            };
+            let notify = queued && self.signal(&mut st);
+            // A deletion may have taken the last queued knote.
+            self.sync_pending(&mut st);
+            self.publish(&st);
             drop(st);
-            self.wake(w);
+            if notify {
+                self.notify_watchers();
+            }
             if let Some(r) = stop {
                 return r;
             }
@@ -402,13 +569,12 @@ impl Inner {
             }
             Some(t) => Some(Duration::new(t.tv_sec as u64, t.tv_nsec as u32)),
         };
-        self.scan(read, &mut events, nevents, timeout)
+        self.scan(&mut events, nevents, timeout)
     }
 
     /// The waiting part of `kqueue_scan`.
     fn scan(
         &self,
-        read: BorrowedFd<'_>,
         events: &mut impl EventList,
         max: usize,
         timeout: Option<Duration>,
@@ -420,29 +586,27 @@ impl Inner {
         };
         let mut spun = false;
         let mut signals: Option<SignalsBlocked> = None;
+        let mut edges = [epoll::EMPTY; HARVEST];
+        let mut woken = 0;
         let mut st = self.lock();
         loop {
             if st.closed {
                 return Err(Errno::BADF);
             }
-            let expired = self.expire_timers(&mut st);
+            let mut news = self.harvest(&mut st, &edges[..woken]);
+            news |= self.harvest_now(&mut st);
+            news |= self.expire_timers(&mut st);
+            let notify = news && self.signal(&mut st);
             let n = self.collect(&mut st, events, max);
-            // Anything left pending (or just expired) is passed on to another sleeper and
-            // to watching kqueues.
-            let w = if st.knotes.queued > 0 {
-                self.signal(&mut st)
-            } else {
-                self.publish(&st);
-                Wakeup::NONE
-            };
-            if n > 0 || expired {
+            self.sync_pending(&mut st);
+            self.publish(&st);
+            if notify {
                 drop(st);
-                self.wake(w);
-                if n > 0 {
-                    return Ok(n);
-                }
+                self.notify_watchers();
                 st = self.lock();
-                continue;
+            }
+            if n > 0 {
+                return Ok(n);
             }
             let remaining = match deadline {
                 // Wait forever.
@@ -451,23 +615,17 @@ impl Inner {
                     Some(r) if !r.is_zero() => Some(r),
                     _ => return Ok(0),
                 },
-                // A poll that found nothing: clear stale readability.
-                None => {
-                    if st.readable && st.knotes.queued == 0 {
-                        self.fds.clear_readable(read);
-                        st.readable = false;
-                    }
-                    return Ok(0);
-                }
+                None => return Ok(0),
             };
             // From here until the call returns, signals stay blocked: one that arrives before
             // the sleep is then delivered by it, as EINTR, instead of being lost.
             let blocked = signals.get_or_insert_with(SignalsBlocked::new);
-            if !spun {
+            if !spun && st.objs.fds.polled() == 0 {
                 // Before sleeping, yield for a few microseconds: a trigger from another
                 // thread in that window costs neither side a system call, where a sleep
-                // costs an eventfd write, an epoll_wait and two context switches (see the
-                // README's ping-pong figures). Bounded, and once per call.
+                // costs an eventfd write, an epoll_wait and two context switches. Bounded,
+                // once per call, and only for kqueues without descriptors (whose events
+                // arrive through epoll, which the spin does not watch).
                 spun = true;
                 drop(st);
                 let start = Instant::now();
@@ -475,38 +633,49 @@ impl Inner {
                     std::thread::yield_now();
                 }
                 st = self.lock();
+                woken = 0;
                 continue;
             }
             st.sleepers += 1;
             drop(st);
-            let woken = self.fds.sleep(remaining, blocked);
+            let r = epoll::wait(
+                self.epoll.as_fd(),
+                &mut edges,
+                remaining,
+                Some(&blocked.old),
+            );
             st = self.lock();
             st.sleepers -= 1;
-            if let Woken::Closed = woken? {
-                st.closed = true;
-                drop(st);
-                // Pass it on: every sleeper returns EBADF.
-                self.fds.wake();
-                return Err(Errno::BADF);
-            }
+            woken = r?;
         }
     }
 
     /// Posts an event to knote (ident, filter): the kernel's `knote()` for one knote.
-    fn post(&self, ident: usize, filter_id: i16, hint: i64) -> Result<bool, Errno> {
+    /// Returns whether the filter said it fired, and whether the knote was newly queued in
+    /// a kqueue that has watchers to tell.
+    fn post_inner(&self, ident: usize, filter_id: i16, hint: i64) -> Result<(bool, bool), Errno> {
+        if self.gen != process::fork_gen() {
+            return Err(Errno::BADF);
+        }
         let filter = filter::lookup(filter_id).ok_or(Errno::INVAL)?;
         let mut st = self.lock();
+        if st.closed {
+            return Err(Errno::BADF);
+        }
         let id = st.knotes.find(ident, filter_id).ok_or(Errno::NOENT)?;
-        let State { knotes, timers, .. } = &mut *st;
-        let mut cx = Context::new(self.personality, id, timers, &self.me);
+        let State { knotes, objs, .. } = &mut *st;
+        let mut cx = self.context(objs, id);
         let fired = filter.event(knotes.get(id), hint, &mut cx);
-        let w = if fired && knotes.activate(id) {
-            self.signal(&mut st)
-        } else {
-            Wakeup::NONE
-        };
-        drop(st);
-        self.wake(w);
+        let notify = fired && knotes.activate(id) && self.signal(&mut st);
+        self.publish(&st);
+        Ok((fired, notify))
+    }
+
+    fn post(&self, ident: usize, filter_id: i16, hint: i64) -> Result<bool, Errno> {
+        let (fired, notify) = self.post_inner(ident, filter_id, hint)?;
+        if notify {
+            self.notify_watchers();
+        }
         Ok(fired)
     }
 }
@@ -524,20 +693,60 @@ fn apply_enable_disable(kn: &mut Knote, flags: u16) {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if self.gen != sys::fork_gen() {
+        if self.gen != process::fork_gen() {
             return; // the parent's kqueue: its resources are the parent's business
         }
         let mut guard = self.lock();
         let st = &mut *guard;
+        // The epoll goes away with the kqueue: no need to take descriptors out of it.
+        st.objs.fds.closing = true;
         let ids: Vec<u32> = st.knotes.ids().collect();
         for id in ids {
             if let Some(f) = filter::lookup(st.knotes.get(id).kev.filter) {
-                self.drop_knote(&mut st.knotes, &mut st.timers, id, &f);
+                self.drop_knote(&mut st.knotes, &mut st.objs, id, &f);
             }
         }
         drop(guard);
-        sys::unregister(self.fds.ino);
+        process::unregister(self.id);
+        process::mark_library_fd(self.epoll.as_raw_fd(), false);
     }
+}
+
+/// Makes a new kqueue's Linux objects.
+fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
+    let (epoll, pending) = process::with_fds(|| {
+        let ep = epoll::create()?;
+        let pending = sys::eventfd()?;
+        Ok((ep, pending))
+    })?;
+    let id = process::new_id();
+    epoll::add(epoll.as_fd(), pending.as_fd(), TAG_PENDING | id, epoll::IN)?;
+    process::mark_library_fd(epoll.as_raw_fd(), true);
+    Ok(Arc::new_cyclic(|me| Inner {
+        me: me.clone(),
+        id,
+        pending_count: AtomicUsize::new(0),
+        watchers: Mutex::new(Vec::new()),
+        watched: AtomicBool::new(false),
+        exposed: AtomicBool::new(false),
+        state: Mutex::new(State {
+            knotes: Knotes::new(),
+            objs: Objects {
+                timers: Timers::default(),
+                fds: Descriptors::default(),
+                epoll: epoll.as_raw_fd(),
+            },
+            sleepers: 0,
+            readable: false,
+            closed: false,
+            armed: [0; 2],
+        }),
+        personality,
+        gen: process::fork_gen(),
+        epoll,
+        pending,
+        timerfds: [OnceLock::new(), OnceLock::new()],
+    }))
 }
 
 /// A kernel event queue: `kqueue()`.
@@ -546,10 +755,10 @@ impl Drop for Inner {
 /// [`Kqueue::trigger`], ...) builds its records. Any number of threads may use one
 /// `Kqueue` at once.
 ///
-/// The descriptor ([`AsFd`]) is readable by poll(2), select(2) and epoll while an event is
-/// pending, so a `Kqueue` can sit in another event loop. Readability may be spurious after
-/// a `kevent()` that collected the last event; a `kevent()` with a zero timeout that finds
-/// nothing clears it.
+/// The descriptor ([`AsFd`]) is readable by poll(2), select(2) and epoll exactly while an
+/// event is pending, so a `Kqueue` can sit in another event loop (level- or
+/// edge-triggered). Until the descriptor is first asked for, the kqueue skips the system
+/// calls that keep its readability exact.
 ///
 /// # Examples
 ///
@@ -570,7 +779,6 @@ impl Drop for Inner {
 /// ```
 pub struct Kqueue {
     inner: Arc<Inner>,
-    read: sys::Fd,
 }
 
 impl Kqueue {
@@ -581,33 +789,31 @@ impl Kqueue {
 
     /// A new, empty kqueue with the given personality.
     pub fn with_personality(personality: Personality) -> std::io::Result<Kqueue> {
-        let (fds, read) = match Fds::new() {
-            // Closed kqueues not yet noticed hold descriptors: let them go and try again.
-            Err(e) if e.0 == libc::EMFILE || e.0 == libc::ENFILE => {
-                sys::sweep();
-                Fds::new()?
-            }
-            r => r?,
-        };
-        let inner = Arc::new_cyclic(|me| Inner {
-            me: me.clone(),
-            pending: AtomicUsize::new(0),
-            watchers: Mutex::new(Vec::new()),
-            watched: AtomicBool::new(false),
-            state: Mutex::new(State {
-                knotes: Knotes::new(),
-                timers: Timers::default(),
-                sleepers: 0,
-                readable: false,
-                closed: false,
-                armed: [0; 2],
-            }),
-            personality,
-            gen: sys::fork_gen(),
-            fds,
-        });
-        sys::register(&inner);
-        Ok(Kqueue { inner, read })
+        let inner = process::creating(|| {
+            let inner = new_inner(personality)?;
+            process::register_owned(&inner, inner.epoll.as_raw_fd());
+            Ok::<_, Errno>(inner)
+        })?;
+        Ok(Kqueue { inner })
+    }
+
+    /// A new kqueue handed out as a raw descriptor, as C's `kqueue()` returns it: it lives
+    /// until every copy of the descriptor is closed ([`crate::fdclose`] tells it so at once;
+    /// otherwise the library notices within a fraction of a second), and
+    /// [`Kqueue::from_fd`] finds it.
+    #[doc(hidden)]
+    pub fn new_raw_fd(personality: Personality) -> std::io::Result<RawFd> {
+        Ok(process::creating(|| {
+            let inner = new_inner(personality)?;
+            Ok::<_, Errno>(Self::release(inner)?)
+        })?)
+    }
+
+    fn release(inner: Arc<Inner>) -> Result<RawFd, Errno> {
+        inner.exposed.store(true, Ordering::Relaxed);
+        let number = process::with_fds(|| sys::dup_cloexec(inner.epoll.as_fd()))?.into_raw_fd();
+        process::release(inner, number);
+        Ok(number)
     }
 
     /// The personality of this kqueue.
@@ -632,20 +838,19 @@ impl Kqueue {
             tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
             tv_nsec: t.subsec_nanos() as i64,
         });
-        Ok(self.inner.kevent(self.read.as_fd(), changes, events, ts)?)
+        Ok(self.inner.kevent(changes, events, ts)?)
     }
 
     /// `kevent()` with the system call's own arguments: any [`ChangeList`] and
     /// [`EventList`], and a timeout not yet validated. An invalid timeout gives EINVAL only
-    /// when there are event slots, and only after the changes were applied (SPEC §1.4).
+    /// when there are event slots, and only after the changes were applied.
     pub fn kevent_raw(
         &self,
         changes: impl ChangeList,
         events: impl EventList,
         timeout: Option<Timespec>,
     ) -> Result<usize, Errno> {
-        self.inner
-            .kevent(self.read.as_fd(), changes, events, timeout)
+        self.inner.kevent(changes, events, timeout)
     }
 
     /// Posts `hint` to knote (ident, filter) of a registered filter: calls its
@@ -658,16 +863,20 @@ impl Kqueue {
     /// Gives the kqueue descriptor to the caller, as C's `kqueue()` does: the kqueue lives
     /// until every copy of the descriptor is closed, and [`Kqueue::from_fd`] finds it again.
     pub fn into_raw_fd(self) -> RawFd {
-        let Kqueue { inner, read } = self;
-        sys::release(inner);
-        read.into_raw_fd()
+        let Kqueue { inner } = self;
+        // A copy of the epoll becomes the program's: the library keeps its own, so that a
+        // call never touches the program's number after it found the kqueue.
+        match process::creating(|| Self::release(Arc::clone(&inner))) {
+            Ok(n) => n,
+            Err(_) => -1,
+        }
     }
 
     /// The kqueue behind descriptor `fd` (any copy of a kqueue descriptor of this process).
     /// EBADF if `fd` is not one: closed, another file, or inherited across fork().
     pub fn from_fd(fd: BorrowedFd<'_>) -> Result<KqueueRef<'_>, Errno> {
         Ok(KqueueRef {
-            inner: sys::lookup(fd)?,
+            inner: process::lookup(fd)?,
             fd,
         })
     }
@@ -675,20 +884,25 @@ impl Kqueue {
 
 impl AsFd for Kqueue {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.read.as_fd()
+        // Whoever holds the descriptor may poll it: keep its readability exact from now on.
+        if !self.inner.exposed.swap(true, Ordering::Relaxed) {
+            let mut st = self.inner.lock();
+            self.inner.sync_pending(&mut st);
+        }
+        self.inner.epoll.as_fd()
     }
 }
 
 impl AsRawFd for Kqueue {
     fn as_raw_fd(&self) -> RawFd {
-        self.read.as_fd().as_raw_fd()
+        self.as_fd().as_raw_fd()
     }
 }
 
 impl std::fmt::Debug for Kqueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Kqueue")
-            .field("fd", &self.as_raw_fd())
+            .field("fd", &self.inner.epoll.as_raw_fd())
             .field("personality", &self.inner.personality)
             .finish()
     }
@@ -708,7 +922,7 @@ impl KqueueRef<'_> {
         events: impl EventList,
         timeout: Option<Timespec>,
     ) -> Result<usize, Errno> {
-        self.inner.kevent(self.fd, changes, events, timeout)
+        self.inner.kevent(changes, events, timeout)
     }
 
     /// The personality of this kqueue.

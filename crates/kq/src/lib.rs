@@ -55,6 +55,8 @@ mod knote;
 mod kqueue;
 mod personality;
 #[allow(unsafe_code)]
+mod process;
+#[allow(unsafe_code)]
 mod sys;
 mod typed;
 
@@ -67,16 +69,39 @@ pub use typed::{Change, Event, EventFilter, Events, FflagsOp};
 
 /// The kernel's `knote_fdclose`: descriptor number `fd` is being closed (or replaced by
 /// dup2/dup3). Drops, silently, every knote of a descriptor filter on that number in every
-/// kqueue of the process, and forgets the number if it is a kqueue descriptor (releasing
-/// the kqueue once no known number refers to it). Call it *before* the descriptor is
-/// closed. Cheap for numbers that carry no knote: one atomic load, no lock.
+/// kqueue of the process (an event already pending for it is withdrawn), and forgets the
+/// number if it is a kqueue descriptor handed out as a raw descriptor, which closes that
+/// kqueue once no known number refers to it: threads blocked in `kevent()` on it return
+/// EBADF. Call it *before* the descriptor is closed. Cheap for numbers that carry no knote:
+/// two atomic loads, no lock, no system call. In a vfork()ed child (which shares the
+/// library's memory but not the descriptor table) it does nothing.
 pub fn fdclose(fd: std::os::fd::RawFd) {
-    let _ = fd; // placeholder until the descriptor layer lands
+    process::fdclose(fd)
 }
 
 /// Whether descriptor number `fd` carries knotes or is a known kqueue descriptor: the O(1),
 /// lock-free test an interposed close() makes before calling [`fdclose`].
 pub fn fd_tracked(fd: std::os::fd::RawFd) -> bool {
-    let _ = fd;
-    false
+    process::fd_tracked(fd)
+}
+
+/// The highest descriptor number that ever carried a knote or a kqueue (`None`: none did):
+/// bounds the numbers an interposed close_range() must look at.
+pub fn fd_tracked_max() -> Option<std::os::fd::RawFd> {
+    process::fd_tracked_max()
+}
+
+/// Says that every close() of the program reaches [`fdclose`] first (the C library's
+/// interposed close() is in effect): kqueue descriptors found by number then need no system
+/// call to check, and closed kqueues need no background sweep.
+pub fn set_close_hooked(on: bool) {
+    process::set_close_hooked(on)
+}
+
+/// Makes waits use the fallbacks for kernels older than 5.11 (epoll_pwait instead of
+/// epoll_pwait2), so that tests run them on any kernel. The environment variable
+/// `KQ_NO_EPOLL_PWAIT2` does the same from the start.
+#[doc(hidden)]
+pub fn force_fallbacks() {
+    process::force_fallbacks()
 }

@@ -84,4 +84,13 @@ impl Personality {
     pub(crate) fn absolute_timer_forces_clear(self) -> bool {
         self == Personality::FreeBsd
     }
+
+    /// EVFILT_WRITE on a pipe whose read end is closed: NetBSD refuses it with EBADF,
+    /// FreeBSD with EPIPE.
+    pub(crate) fn write_to_readerless_pipe(self) -> crate::kevent::Errno {
+        match self {
+            Personality::NetBsd => crate::kevent::Errno::BADF,
+            Personality::FreeBsd => crate::kevent::Errno(libc::EPIPE),
+        }
+    }
 }

@@ -55,8 +55,7 @@ fn personality_from_env() -> Personality {
 }
 
 fn new_kqueue() -> Result<c_int, Errno> {
-    let kq = Kqueue::with_personality(personality_from_env())?;
-    Ok(kq.into_raw_fd())
+    Ok(Kqueue::new_raw_fd(personality_from_env())?)
 }
 
 /// `int kqueue(void)`: a new kqueue descriptor, or -1 with errno set.

@@ -5,7 +5,7 @@
 //! Every hook runs with the kqueue's lock held: it must not block and must not call back
 //! into the same kqueue.
 
-mod kqread;
+pub(crate) mod fd;
 mod timer;
 mod user;
 
@@ -29,11 +29,20 @@ pub enum Touch {
     Process,
 }
 
+/// The kernel objects a kqueue's filters keep, under the kqueue's lock.
+pub(crate) struct Objects {
+    pub(crate) timers: Timers,
+    pub(crate) fds: fd::Descriptors,
+    /// The kqueue's epoll (valid while the kqueue lives, which it does while its lock is
+    /// held).
+    pub(crate) epoll: std::os::fd::RawFd,
+}
+
 /// What a filter hook may see and ask of the kqueue it runs in.
 pub struct Context<'a> {
     pub(crate) personality: Personality,
     pub(crate) id: u32,
-    pub(crate) timers: &'a mut Timers,
+    pub(crate) objs: &'a mut Objects,
     pub(crate) deactivate: bool,
     /// The kqueue the hook runs in.
     pub(crate) kq: &'a Weak<Inner>,
@@ -52,13 +61,13 @@ impl<'a> Context<'a> {
     pub(crate) fn new(
         personality: Personality,
         id: u32,
-        timers: &'a mut Timers,
+        objs: &'a mut Objects,
         kq: &'a Weak<Inner>,
     ) -> Self {
         Context {
             personality,
             id,
-            timers,
+            objs,
             deactivate: false,
             kq,
         }
@@ -175,7 +184,11 @@ impl std::ops::Deref for FilterRef {
 
 static USER: user::UserFilter = user::UserFilter;
 static TIMER: timer::TimerFilter = timer::TimerFilter;
-static KQREAD: kqread::KqReadFilter = kqread::KqReadFilter;
+static READ: fd::ReadFilter = fd::ReadFilter;
+static WRITE: fd::WriteFilter = fd::WriteFilter;
+
+/// The system filters whose idents are descriptor numbers, whose knotes close() drops.
+pub(crate) const DESCRIPTOR_FILTERS: [i16; 2] = [EVFILT_READ, EVFILT_WRITE];
 
 /// Filters registered at run time; filter number `n >= 1` is entry `n - 1`.
 static REGISTERED: RwLock<Vec<(String, Arc<dyn Filter>)>> = RwLock::new(Vec::new());
@@ -201,7 +214,8 @@ pub(crate) fn lookup(filter: i16) -> Option<FilterRef> {
     match filter {
         EVFILT_USER => Some(FilterRef::System(&USER)),
         EVFILT_TIMER => Some(FilterRef::System(&TIMER)),
-        EVFILT_READ => Some(FilterRef::System(&KQREAD)),
+        EVFILT_READ => Some(FilterRef::System(&READ)),
+        EVFILT_WRITE => Some(FilterRef::System(&WRITE)),
         n if n > 0 => {
             let table = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
             table

@@ -137,7 +137,7 @@ fn catch_up(kn: &mut Knote, cx: &mut Context<'_>) {
     if kn.hookid & PARKED != 0 {
         kn.hookid &= !PARKED;
         count_until(kn, sys::now_ns(Clock::Monotonic));
-        cx.timers.schedule(Clock::Monotonic, kn.hook, cx.id);
+        cx.objs.timers.schedule(Clock::Monotonic, kn.hook, cx.id);
     }
 }
 
@@ -200,7 +200,7 @@ fn arm(kn: &mut Knote, s: &Setting, cx: &mut Context<'_>) {
     kn.hookid = s.period;
     kn.hook = s.deadline;
     kn.kev.flags |= s.forced;
-    cx.timers.schedule(s.clock, s.deadline, cx.id);
+    cx.objs.timers.schedule(s.clock, s.deadline, cx.id);
 }
 
 pub(crate) struct TimerFilter;
@@ -212,14 +212,14 @@ impl Filter for TimerFilter {
             TIMERS_IN_USE.fetch_sub(1, Ordering::Relaxed);
             return Err(Errno::NOMEM);
         }
-        cx.timers.live += 1;
+        cx.objs.timers.live += 1;
         arm(kn, &s, cx);
         Ok(())
     }
 
     fn detach(&self, kn: &mut Knote, cx: &mut Context<'_>) {
         TIMERS_IN_USE.fetch_sub(1, Ordering::Relaxed);
-        cx.timers.live -= 1;
+        cx.objs.timers.live -= 1;
         kn.hook = 0;
     }
 

@@ -1,0 +1,556 @@
+//! EVFILT_READ and EVFILT_WRITE on descriptors: sockets, pipes and FIFOs, ttys, regular
+//! files, devices, anything else Linux can poll, and kqueue descriptors (one kqueue watching
+//! another).
+//!
+//! Each kqueue registers a descriptor once in its epoll, edge-triggered, whatever knotes it
+//! has on it (EVFILT_READ and EVFILT_WRITE share the registration, with the union of their
+//! interest), tagged with the descriptor number and a sequence number so that an edge of a
+//! registration that was replaced is ignored. An edge makes the filter look at the
+//! descriptor; so does every re-evaluation (after a change, before a delivery), because the
+//! program may have read or written meanwhile and Linux gives no edge for that.
+//!
+//! Knotes belong to the descriptor number. The library cannot see a close() unless it is
+//! told (`crate::fdclose`, which the C library's interposed close() calls), so every look
+//! at a descriptor also checks, after reading its state, that the number still names the
+//! file the knote was registered for: a knote never fires for another file, and a change on
+//! a reused number finds the old knotes gone (see `Inner::check_descriptor`).
+//!
+//! What is reported, as on the BSDs:
+//! - READ: bytes readable (`FIONREAD`; for datagram sockets Linux gives the size of the next
+//!   datagram, not the sum of all); a listening TCP socket: connections waiting in the accept
+//!   queue (`tcpi_unacked` of `TCP_INFO`), a listening socket of another family: 1 while one
+//!   waits (Linux has no count for it); a regular file or directory: size minus offset,
+//!   active while not 0; a kqueue: its pending events. EV_EOF when the peer shut down or
+//!   closed (sockets), when no writer is left (pipes, FIFOs), on hang-up (ttys), with the
+//!   socket's pending error in `fflags`. NOTE_LOWAT: the mark in `data`.
+//! - WRITE: free space: pipe capacity minus bytes queued; a socket's send buffer minus what
+//!   is queued in it (Linux counts buffer memory on AF_UNIX, so this is approximate there);
+//!   regular files and devices without poll are always writable with `data` 0. EV_EOF when
+//!   no reader is left (pipes) or the connection is gone (sockets).
+
+use super::{Context, Filter};
+use crate::consts::*;
+use crate::kevent::Errno;
+use crate::knote::{Knote, NIL};
+use crate::process;
+use crate::sys::{self, epoll, io, io::Identity};
+use std::collections::HashMap;
+use std::os::fd::RawFd;
+use std::sync::{Arc, Weak};
+
+/// What kind of descriptor a registration is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Socket(io::SocketInfo),
+    Pipe,
+    Char,
+    /// Any other pollable descriptor: eventfd, timerfd, signalfd, inotify, epoll, pidfd.
+    Other,
+    /// Regular files, directories, block devices: not pollable, level-triggered on size.
+    File,
+    /// Devices without poll: always ready, data 0.
+    Device,
+    /// A kqueue descriptor, by kqueue id.
+    Kqueue(u64),
+}
+
+/// One descriptor watched by one kqueue.
+struct Reg {
+    seq: u32,
+    file: Identity,
+    kind: Kind,
+    /// Knote ids of the READ and WRITE knotes on it (`NIL`: none).
+    read: u32,
+    write: u32,
+    /// Interest registered in the epoll (0: not in it).
+    interest: u32,
+    /// Ready bits of the last edge (or of a poll at registration).
+    revents: u32,
+}
+
+/// The descriptors one kqueue watches.
+#[derive(Default)]
+pub(crate) struct Descriptors {
+    regs: HashMap<RawFd, Reg>,
+    seq: u32,
+    polled: usize,
+    /// The kqueue is being torn down: its epoll goes with it.
+    pub(crate) closing: bool,
+}
+
+const READ_INTEREST: u32 = epoll::IN | epoll::RDHUP;
+const WRITE_INTEREST: u32 = epoll::OUT;
+
+fn token(fd: RawFd, seq: u32) -> u64 {
+    (u64::from(seq) << 32) | fd as u32 as u64
+}
+
+/// The hint an edge passes to the filters (its ready bits, marked as an edge).
+pub(crate) fn edge_hint(events: u32) -> i64 {
+    (1 << 40) | i64::from(events)
+}
+
+impl Descriptors {
+    pub(crate) fn polled(&self) -> usize {
+        self.polled
+    }
+
+    pub(crate) fn contains(&self, fd: RawFd) -> bool {
+        self.regs.contains_key(&fd)
+    }
+
+    /// The knotes an edge with user data `data` and ready bits `events` concerns.
+    pub(crate) fn edge(&mut self, data: u64, events: u32) -> impl Iterator<Item = (u32, i16)> {
+        let fd = data as u32 as RawFd;
+        let seq = (data >> 32) as u32;
+        let mut out = [(NIL, EVFILT_READ), (NIL, EVFILT_WRITE)];
+        if let Some(reg) = self.regs.get_mut(&fd).filter(|r| r.seq == seq) {
+            reg.revents = events;
+            if events & (READ_INTEREST | epoll::HUP | epoll::ERR) != 0 {
+                out[0].0 = reg.read;
+            }
+            if events & (WRITE_INTEREST | epoll::HUP | epoll::ERR) != 0 {
+                out[1].0 = reg.write;
+            }
+        }
+        out.into_iter().filter(|(id, _)| *id != NIL)
+    }
+
+    fn slot(reg: &mut Reg, filter: i16) -> &mut u32 {
+        if filter == EVFILT_READ {
+            &mut reg.read
+        } else {
+            &mut reg.write
+        }
+    }
+
+    fn wanted(reg: &Reg) -> u32 {
+        let mut w = 0;
+        if reg.read != NIL {
+            w |= READ_INTEREST;
+        }
+        if reg.write != NIL {
+            w |= WRITE_INTEREST;
+        }
+        w
+    }
+
+    /// Records knote `id` of `filter` on `fd`, registering the descriptor in `epoll_fd` if
+    /// this kqueue had no knote on it yet.
+    fn attach(
+        &mut self,
+        epoll_fd: RawFd,
+        fd: RawFd,
+        file: Identity,
+        kind: Kind,
+        filter: i16,
+        id: u32,
+    ) -> Result<Kind, Errno> {
+        let ep = sys::borrow(epoll_fd);
+        if let Some(reg) = self.regs.get_mut(&fd) {
+            *Self::slot(reg, filter) = id;
+            let want = Self::wanted(reg);
+            if reg.interest != 0 && want != reg.interest {
+                epoll::modify(ep, sys::borrow(fd), token(fd, reg.seq), want | epoll::ET)?;
+                reg.interest = want;
+            }
+            return Ok(reg.kind);
+        }
+        self.seq = self.seq.wrapping_add(1) & 0x7fff_ffff;
+        if self.seq == 0 {
+            self.seq = 1;
+        }
+        let mut reg = Reg {
+            seq: self.seq,
+            file,
+            kind,
+            read: NIL,
+            write: NIL,
+            interest: 0,
+            revents: 0,
+        };
+        *Self::slot(&mut reg, filter) = id;
+        if !matches!(kind, Kind::Kqueue(_)) {
+            let want = Self::wanted(&reg);
+            let target = sys::borrow(fd);
+            let added = match epoll::add(ep, target, token(fd, reg.seq), want | epoll::ET) {
+                // Registered already under this number: a registration of ours whose
+                // knotes were dropped without taking it out. Take it over.
+                Err(e) if e.0 == libc::EEXIST => {
+                    epoll::modify(ep, target, token(fd, reg.seq), want | epoll::ET)
+                }
+                r => r,
+            };
+            match added {
+                Ok(()) => {
+                    reg.interest = want;
+                    self.polled += 1;
+                }
+                // epoll refuses files that cannot be polled.
+                Err(e) if e.0 == libc::EPERM => {
+                    reg.kind = match file.kind {
+                        libc::S_IFREG | libc::S_IFDIR | libc::S_IFBLK => Kind::File,
+                        _ => Kind::Device,
+                    };
+                }
+                Err(e) => return Err(e),
+            }
+            reg.revents = io::poll_now(target, READ_INTEREST | WRITE_INTEREST).unwrap_or_default();
+        }
+        let kind = reg.kind;
+        self.regs.insert(fd, reg);
+        Ok(kind)
+    }
+
+    /// Forgets the knote of `filter` on `fd`; the last one takes the descriptor out of the
+    /// epoll.
+    fn detach(&mut self, epoll_fd: RawFd, fd: RawFd, filter: i16) -> Option<Kind> {
+        let reg = self.regs.get_mut(&fd)?;
+        *Self::slot(reg, filter) = NIL;
+        let kind = reg.kind;
+        let want = Self::wanted(reg);
+        if want == 0 {
+            let reg = self.regs.remove(&fd)?;
+            if reg.interest != 0 {
+                self.polled -= 1;
+                if !self.closing {
+                    // Fails harmlessly if the number was closed or reused meanwhile (the old
+                    // registration then goes with its file, and its edges carry a stale
+                    // sequence number).
+                    let _ = epoll::delete(sys::borrow(epoll_fd), sys::borrow(fd));
+                }
+            }
+        } else if reg.interest != 0 && want != reg.interest && !self.closing {
+            let _ = epoll::modify(
+                sys::borrow(epoll_fd),
+                sys::borrow(fd),
+                token(fd, reg.seq),
+                want | epoll::ET,
+            );
+            reg.interest = want;
+        }
+        Some(kind)
+    }
+}
+
+/// Whether number `fd` no longer names the file registered in `objs` (closed, or closed and
+/// reused, without our hearing of it). `now` is the number's current identity.
+pub(crate) fn is_stale(objs: &super::Objects, fd: RawFd, now: &Identity) -> bool {
+    match objs.fds.regs.get(&fd) {
+        None => false,
+        Some(reg) => !same_file(objs.epoll, fd, reg, Some(now)),
+    }
+}
+
+/// Whether `fd` still names the file `reg` was made for. Anonymous inodes (eventfd, epoll,
+/// ...) share one inode, so for them ask epoll, which keys its registrations on the open
+/// file: adding the number again fails with EEXIST exactly when it is the same file.
+fn same_file(epoll_fd: RawFd, fd: RawFd, reg: &Reg, now: Option<&Identity>) -> bool {
+    let target = sys::borrow(fd);
+    let Ok(now) = now.copied().map_or_else(|| io::identity(target), Ok) else {
+        return false;
+    };
+    if (now.dev, now.ino, now.kind) != (reg.file.dev, reg.file.ino, reg.file.kind) {
+        return false;
+    }
+    if now.kind != 0 {
+        return true;
+    }
+    match reg.kind {
+        Kind::Kqueue(id) => process::lookup(target).is_ok_and(|k| k.id == id),
+        _ if reg.interest != 0 => {
+            let ep = sys::borrow(epoll_fd);
+            match epoll::add(ep, target, token(fd, reg.seq), reg.interest | epoll::ET) {
+                Err(e) => e.0 == libc::EEXIST,
+                Ok(()) => {
+                    // Another file under the number: undo the registration just made.
+                    let _ = epoll::delete(ep, target);
+                    false
+                }
+            }
+        }
+        _ => true,
+    }
+}
+
+/// How a descriptor is to be watched.
+fn classify(fd: RawFd, file: &Identity, filter: i16, cx: &Context<'_>) -> Result<Kind, Errno> {
+    let target = sys::borrow(fd);
+    Ok(match file.kind {
+        libc::S_IFSOCK => Kind::Socket(io::socket_info(target)?),
+        libc::S_IFIFO => Kind::Pipe,
+        libc::S_IFCHR => Kind::Char,
+        0 => match process::lookup(target) {
+            Ok(kq) => {
+                // A kqueue is watched with EVFILT_READ only, and not by itself.
+                if filter != EVFILT_READ || Weak::ptr_eq(&Arc::downgrade(&kq), cx.kq) {
+                    return Err(Errno::INVAL);
+                }
+                Kind::Kqueue(kq.id)
+            }
+            Err(_) => Kind::Other,
+        },
+        _ => Kind::Other,
+    })
+}
+
+fn attach(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) -> Result<Kind, Errno> {
+    let fd = sys::fd_number(kn.kev.ident)?;
+    let target = sys::borrow(fd);
+    let file = io::identity(target)?;
+    let kind = match cx.objs.fds.regs.get(&fd) {
+        Some(reg) => reg.kind,
+        None => classify(fd, &file, filter, cx)?,
+    };
+    if filter == EVFILT_WRITE {
+        if matches!(kind, Kind::Kqueue(_)) {
+            return Err(Errno::INVAL);
+        }
+        // A pipe whose reader is gone cannot be written: NetBSD says EBADF, FreeBSD EPIPE.
+        if kind == Kind::Pipe && io::poll_now(target, epoll::OUT).is_ok_and(|r| r & epoll::ERR != 0)
+        {
+            return Err(cx.personality.write_to_readerless_pipe());
+        }
+    }
+    let epoll_fd = cx.objs.epoll;
+    let kind = cx
+        .objs
+        .fds
+        .attach(epoll_fd, fd, file, kind, filter, cx.id)?;
+    if let Kind::Kqueue(id) = kind {
+        if let Some(watched) = process::lookup_id(id) {
+            watched.add_watcher(cx.kq.clone(), kn.kev.ident);
+        }
+    }
+    process::knote_attached(fd);
+    Ok(kind)
+}
+
+fn detach(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) {
+    let fd = kn.kev.ident as RawFd;
+    let epoll_fd = cx.objs.epoll;
+    if let Some(Kind::Kqueue(id)) = cx.objs.fds.detach(epoll_fd, fd, filter) {
+        if let Some(watched) = process::lookup_id(id) {
+            watched.remove_watcher(cx.kq, kn.kev.ident);
+        }
+    }
+    process::knote_detached(fd);
+}
+
+/// The state of a descriptor as a filter reports it.
+struct Status {
+    active: bool,
+    data: i64,
+    eof: bool,
+    /// The socket's pending error was seen (take it).
+    error: bool,
+}
+
+/// The low-water mark: NOTE_LOWAT's value, else 1.
+fn lowat(kn: &Knote) -> i64 {
+    if kn.sfflags & NOTE_LOWAT != 0 {
+        kn.sdata.max(1)
+    } else {
+        1
+    }
+}
+
+fn read_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
+    let target = sys::borrow(fd);
+    let rev = reg.revents;
+    let mark = lowat(kn);
+    let level = |data: i64, eof: bool, error: bool| Status {
+        active: data >= mark || eof || error,
+        data,
+        eof,
+        error,
+    };
+    Ok(match reg.kind {
+        Kind::Socket(s) if s.listening => {
+            let data = if s.tcp {
+                io::tcp_accept_queue(target)?
+            } else {
+                i64::from(io::poll_now(target, epoll::IN)? & epoll::IN != 0)
+            };
+            level(data, false, false)
+        }
+        Kind::Socket(_) => level(
+            io::readable_bytes(target)?,
+            rev & (epoll::RDHUP | epoll::HUP) != 0,
+            rev & epoll::ERR != 0,
+        ),
+        Kind::Pipe => level(io::readable_bytes(target)?, rev & epoll::HUP != 0, false),
+        Kind::Char | Kind::Other => {
+            let now = io::poll_now(target, epoll::IN)?;
+            let data = io::readable_bytes(target).unwrap_or(0);
+            Status {
+                active: now & epoll::IN != 0 && (data >= mark || reg.kind == Kind::Other)
+                    || now & epoll::HUP != 0,
+                data,
+                eof: now & epoll::HUP != 0,
+                error: false,
+            }
+        }
+        Kind::File => {
+            let offset = io::offset(target).unwrap_or(0);
+            let size = io::identity(target)?.size;
+            let data = size - offset;
+            Status {
+                active: data != 0,
+                data,
+                eof: false,
+                error: false,
+            }
+        }
+        Kind::Device => Status {
+            active: true,
+            data: 0,
+            eof: false,
+            error: false,
+        },
+        Kind::Kqueue(id) => {
+            let data = process::lookup_id(id).map_or(0, |k| k.pending()) as i64;
+            level(data, false, false)
+        }
+    })
+}
+
+/// A tty's output buffer is not visible to programs; N_TTY's is 4 KiB.
+const TTY_OUTPUT_ROOM: i64 = 4096;
+
+fn write_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
+    let target = sys::borrow(fd);
+    let mark = lowat(kn);
+    let ready = |now: u32, data: i64, eof: bool, error: bool| Status {
+        active: now & epoll::OUT != 0 && data >= mark || eof || error,
+        data,
+        eof,
+        error,
+    };
+    Ok(match reg.kind {
+        Kind::Socket(_) => {
+            let now = io::poll_now(target, epoll::OUT)?;
+            let free = io::send_buffer_size(target)? - io::queued_for_output(target).unwrap_or(0);
+            ready(
+                now,
+                free.max(0),
+                now & epoll::HUP != 0,
+                now & epoll::ERR != 0,
+            )
+        }
+        Kind::Pipe => {
+            let now = io::poll_now(target, epoll::OUT)?;
+            let free = io::pipe_capacity(target)? - io::readable_bytes(target)?;
+            ready(now, free.max(0), now & epoll::ERR != 0, false)
+        }
+        Kind::Char => {
+            let now = io::poll_now(target, epoll::OUT)?;
+            let queued = io::queued_for_output(target).unwrap_or(0);
+            ready(
+                now,
+                (TTY_OUTPUT_ROOM - queued).max(0),
+                now & epoll::HUP != 0,
+                false,
+            )
+        }
+        Kind::Other => {
+            let now = io::poll_now(target, epoll::OUT)?;
+            Status {
+                active: now & epoll::OUT != 0,
+                data: 0,
+                eof: false,
+                error: false,
+            }
+        }
+        Kind::File | Kind::Device => Status {
+            active: true,
+            data: 0,
+            eof: false,
+            error: false,
+        },
+        Kind::Kqueue(_) => Status {
+            active: false,
+            data: 0,
+            eof: false,
+            error: false,
+        },
+    })
+}
+
+/// Evaluates knote `kn` of `filter`: reads the descriptor's state, then checks that the
+/// number still names the registered file (so that the state read was that file's).
+fn event(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) -> bool {
+    let fd = kn.kev.ident as RawFd;
+    let Some(reg) = cx.objs.fds.regs.get(&fd) else {
+        return false;
+    };
+    let status = if filter == EVFILT_READ {
+        read_status(fd, reg, kn)
+    } else {
+        write_status(fd, reg, kn)
+    };
+    let Ok(status) = status else {
+        return false;
+    };
+    if !same_file(cx.objs.epoll, fd, reg, None) {
+        return false;
+    }
+    kn.kev.data = status.data as isize;
+    if status.error && matches!(reg.kind, Kind::Socket(_)) {
+        // Reading the error clears it in the socket: keep it for later reports.
+        let e = io::take_socket_error(sys::borrow(fd));
+        if e != 0 {
+            kn.hook = e as u32 as u64;
+        }
+    }
+    if status.eof || status.error {
+        kn.kev.flags |= EV_EOF;
+        kn.kev.fflags = kn.hook as u32;
+    } else {
+        kn.kev.flags &= !EV_EOF;
+        kn.kev.fflags = 0;
+    }
+    status.active
+}
+
+/// EVFILT_READ.
+pub(crate) struct ReadFilter;
+
+impl Filter for ReadFilter {
+    fn is_fd(&self) -> bool {
+        true
+    }
+
+    fn attach(&self, kn: &mut Knote, cx: &mut Context<'_>) -> Result<(), Errno> {
+        attach(kn, EVFILT_READ, cx).map(|_| ())
+    }
+
+    fn detach(&self, kn: &mut Knote, cx: &mut Context<'_>) {
+        detach(kn, EVFILT_READ, cx)
+    }
+
+    fn event(&self, kn: &mut Knote, _hint: i64, cx: &mut Context<'_>) -> bool {
+        event(kn, EVFILT_READ, cx)
+    }
+}
+
+/// EVFILT_WRITE.
+pub(crate) struct WriteFilter;
+
+impl Filter for WriteFilter {
+    fn is_fd(&self) -> bool {
+        true
+    }
+
+    fn attach(&self, kn: &mut Knote, cx: &mut Context<'_>) -> Result<(), Errno> {
+        attach(kn, EVFILT_WRITE, cx).map(|_| ())
+    }
+
+    fn detach(&self, kn: &mut Knote, cx: &mut Context<'_>) {
+        detach(kn, EVFILT_WRITE, cx)
+    }
+
+    fn event(&self, kn: &mut Knote, _hint: i64, cx: &mut Context<'_>) -> bool {
+        event(kn, EVFILT_WRITE, cx)
+    }
+}

@@ -1,0 +1,635 @@
+//! Process-wide state above the kqueues: the registry of kqueues by process-unique id, the
+//! descriptor table (which numbers carry knotes, which numbers are kqueue descriptors),
+//! `fdclose` (the kernel's `knote_fdclose`), fork handling, and one background thread that
+//! runs the timers of kqueues nobody is waiting in and notices closed kqueue descriptors
+//! when close() is not interposed.
+//!
+//! Lock order: a kqueue's lock, then `CREATION`, then the registry. The registry is never
+//! held while a kqueue's lock is taken; the descriptor table takes no lock at all.
+
+use crate::kevent::Errno;
+use crate::kqueue::Inner;
+use crate::sys::{self, epoll, fdinfo, signals::SignalsBlocked, Fd};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Once, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::time::Duration;
+
+/// Incremented in the child after every fork(): kqueues of an older generation belong to
+/// the parent and are dead here (kqueues are not inherited).
+static FORK_GEN: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn fork_gen() -> u64 {
+    FORK_GEN.load(Ordering::Relaxed)
+}
+
+/// The process the library's state belongs to (a vfork()ed child shares the memory but not
+/// the descriptor table, and must not drop the parent's knotes).
+static PID: AtomicI32 = AtomicI32::new(0);
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A new process-unique kqueue id (never 0; 48 bits, see `TAG_PENDING`).
+pub(crate) fn new_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The program reports every close through [`crate::fdclose`] (the C library interposes
+/// close()): the descriptor table is then exact and lookups need no system call.
+static CLOSE_HOOKED: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn close_hooked() -> bool {
+    CLOSE_HOOKED.load(Ordering::Relaxed)
+}
+
+pub(crate) fn set_close_hooked(on: bool) {
+    CLOSE_HOOKED.store(on, Ordering::Relaxed);
+}
+
+// The descriptor table: two lock-free arrays indexed by descriptor number, grown in chunks
+// on demand. `KNOTES[fd]` counts knotes of descriptor filters on number fd in all kqueues;
+// `KQUEUES[fd]` is the id of the kqueue whose descriptor fd is (0: none).
+
+const CHUNK_BITS: u32 = 12;
+const CHUNK: usize = 1 << CHUNK_BITS;
+const CHUNKS: usize = 1 << (31 - CHUNK_BITS);
+
+struct Table {
+    chunks: [AtomicPtr<[AtomicU64; CHUNK]>; CHUNKS],
+}
+
+impl Table {
+    const fn new() -> Table {
+        Table {
+            chunks: [const { AtomicPtr::new(std::ptr::null_mut()) }; CHUNKS],
+        }
+    }
+
+    fn get(&self, fd: RawFd) -> u64 {
+        self.slot_if_any(fd)
+            .map_or(0, |s| s.load(Ordering::Acquire))
+    }
+
+    fn slot_if_any(&self, fd: RawFd) -> Option<&AtomicU64> {
+        let fd = usize::try_from(fd).ok()?;
+        let p = self.chunks[fd >> CHUNK_BITS].load(Ordering::Acquire);
+        // SAFETY: a non-null chunk pointer comes from Box::into_raw below and is never freed
+        // (chunks live as long as the process).
+        let chunk = unsafe { p.as_ref()? };
+        Some(&chunk[fd & (CHUNK - 1)])
+    }
+
+    fn slot(&self, fd: RawFd) -> &AtomicU64 {
+        if let Some(s) = self.slot_if_any(fd) {
+            return s;
+        }
+        let i = fd as usize >> CHUNK_BITS;
+        let fresh = Box::into_raw(Box::new([const { AtomicU64::new(0) }; CHUNK]));
+        if self.chunks[i]
+            .compare_exchange(
+                std::ptr::null_mut(),
+                fresh,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            // SAFETY: `fresh` was never published; we own it.
+            drop(unsafe { Box::from_raw(fresh) });
+        }
+        self.slot_if_any(fd).expect("chunk present")
+    }
+
+    /// Zeroes every entry up to number `max` (in a child after fork).
+    fn clear(&self, max: RawFd) {
+        let last = usize::try_from(max).map_or(0, |m| (m >> CHUNK_BITS) + 1);
+        for c in &self.chunks[..last] {
+            // SAFETY: as in `slot_if_any`.
+            if let Some(chunk) = unsafe { c.load(Ordering::Acquire).as_ref() } {
+                for s in chunk {
+                    s.store(0, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+static KNOTES: Table = Table::new();
+static KQUEUES: Table = Table::new();
+/// Numbers of the library's own epoll instances (1: one of ours), which a search for copies
+/// of a kqueue descriptor skips.
+static LIBRARY: Table = Table::new();
+
+/// `fd` is one of the library's own epoll instances (`true`), or no longer (`false`).
+pub(crate) fn mark_library_fd(fd: RawFd, ours: bool) {
+    LIBRARY.slot(fd).store(u64::from(ours), Ordering::Relaxed);
+    MAX_TRACKED.fetch_max(fd, Ordering::Relaxed);
+}
+/// The highest number that ever carried a knote or a kqueue (bounds close_range).
+static MAX_TRACKED: AtomicI32 = AtomicI32::new(-1);
+
+/// A knote of a descriptor filter was attached to number `fd`.
+pub(crate) fn knote_attached(fd: RawFd) {
+    KNOTES.slot(fd).fetch_add(1, Ordering::AcqRel);
+    MAX_TRACKED.fetch_max(fd, Ordering::Relaxed);
+}
+
+/// A knote of a descriptor filter on number `fd` was detached.
+pub(crate) fn knote_detached(fd: RawFd) {
+    if let Some(s) = KNOTES.slot_if_any(fd) {
+        let _ = s.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+}
+
+pub(crate) fn fd_tracked(fd: RawFd) -> bool {
+    KNOTES.get(fd) != 0 || KQUEUES.get(fd) != 0
+}
+
+pub(crate) fn fd_tracked_max() -> Option<RawFd> {
+    let m = MAX_TRACKED.load(Ordering::Relaxed);
+    (m >= 0).then_some(m)
+}
+
+// The registry.
+
+enum Owner {
+    /// Owned by a Rust `Kqueue`, which closes its descriptor.
+    Owned(Weak<Inner>),
+    /// Handed out as a raw descriptor (the C library): alive until every known number of it
+    /// is closed.
+    Released(Arc<Inner>),
+}
+
+struct Entry {
+    owner: Owner,
+    /// Descriptor numbers known to refer to this kqueue's epoll.
+    numbers: Vec<RawFd>,
+}
+
+impl Entry {
+    fn inner(&self) -> Option<Arc<Inner>> {
+        match &self.owner {
+            Owner::Owned(w) => w.upgrade(),
+            Owner::Released(i) => Some(Arc::clone(i)),
+        }
+    }
+}
+
+struct Registry {
+    map: HashMap<u64, Entry>,
+    /// Released kqueues in `map`.
+    released: usize,
+    /// The background thread's epoll (timerfds of all kqueues), once started.
+    thread_epoll: Option<Arc<Fd>>,
+}
+
+static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
+    RwLock::new(Registry {
+        map: HashMap::new(),
+        released: 0,
+        thread_epoll: None,
+    })
+});
+
+/// Held (shared) while a kqueue's descriptors are made and registered, and exclusively
+/// across fork(), so that a fork never sees a kqueue half made.
+static CREATION: RwLock<()> = RwLock::new(());
+
+fn registry() -> RwLockWriteGuard<'static, Registry> {
+    REGISTRY.write().unwrap_or_else(|e| e.into_inner())
+}
+
+fn registry_read() -> RwLockReadGuard<'static, Registry> {
+    REGISTRY.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `make` (which creates a kqueue's descriptors) so that no fork() happens meanwhile.
+pub(crate) fn creating<T>(make: impl FnOnce() -> T) -> T {
+    install_fork_handlers();
+    let _g = CREATION.read().unwrap_or_else(|e| e.into_inner());
+    make()
+}
+
+/// Creates descriptors with `make`; when the process is out of descriptors, first lets go of
+/// closed kqueues not yet noticed, and tries again.
+pub(crate) fn with_fds<T>(mut make: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
+    match make() {
+        Err(e) if sys::is_fd_exhaustion(e) => {
+            if sweep() > 0 {
+                make()
+            } else {
+                Err(e)
+            }
+        }
+        r => r,
+    }
+}
+
+/// Enters a new kqueue owned by a Rust value, whose descriptor is `number`.
+pub(crate) fn register_owned(inner: &Arc<Inner>, number: RawFd) {
+    let mut reg = registry();
+    reg.map.insert(
+        inner.id,
+        Entry {
+            owner: Owner::Owned(Arc::downgrade(inner)),
+            numbers: vec![number],
+        },
+    );
+    KQUEUES.slot(number).store(inner.id, Ordering::Release);
+    MAX_TRACKED.fetch_max(number, Ordering::Relaxed);
+}
+
+/// Called when an `Inner` is dropped.
+pub(crate) fn unregister(id: u64) {
+    let mut reg = registry();
+    let dead = matches!(reg.map.get(&id), Some(Entry { owner: Owner::Owned(w), .. }) if w.strong_count() == 0);
+    if dead {
+        if let Some(e) = reg.map.remove(&id) {
+            for n in e.numbers {
+                forget_number(n, id);
+            }
+        }
+    }
+}
+
+fn forget_number(number: RawFd, id: u64) {
+    if let Some(s) = KQUEUES.slot_if_any(number) {
+        let _ = s.compare_exchange(id, 0, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
+/// The kqueue is handed to the program as descriptor `number` (the C library): it lives
+/// until the program has closed every number of it.
+pub(crate) fn release(inner: Arc<Inner>, number: RawFd) {
+    // The number was another kqueue's: that one was closed without our hearing of it.
+    let previous = KQUEUES.get(number);
+    if previous != 0 && previous != inner.id {
+        forget(number, previous);
+    }
+    let mut guard = registry();
+    let reg = &mut *guard;
+    let id = inner.id;
+    KQUEUES.slot(number).store(id, Ordering::Release);
+    MAX_TRACKED.fetch_max(number, Ordering::Relaxed);
+    match reg.map.get_mut(&id) {
+        Some(e) => {
+            if !matches!(e.owner, Owner::Released(_)) {
+                e.owner = Owner::Released(inner);
+                reg.released += 1;
+            }
+            // The owner's number is the library's own from now on.
+            for old in std::mem::replace(&mut e.numbers, vec![number]) {
+                forget_number(old, id);
+            }
+        }
+        None => {
+            reg.map.insert(
+                id,
+                Entry {
+                    owner: Owner::Released(inner),
+                    numbers: vec![number],
+                },
+            );
+            reg.released += 1;
+        }
+    }
+    if !close_hooked() {
+        // Nobody tells us of close(): the background thread looks from time to time.
+        let _ = start_thread(reg);
+    }
+}
+
+/// Whether descriptor `number` still refers to the epoll of kqueue `inner`.
+fn still_at(inner: &Inner, number: RawFd) -> bool {
+    let pid = sys::getpid();
+    // SAFETY: kcmp compares two descriptors of this process; it reads nothing of ours.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            pid,
+            pid,
+            0, /* KCMP_FILE */
+            number,
+            inner.epoll_fd().as_raw_fd(),
+        )
+    };
+    match r {
+        0 => true,
+        r if r > 0 => false,
+        // No kcmp (a kernel without it, or a sandbox): ask /proc.
+        _ => fdinfo::epoll_data(number).contains(&inner.pending_token()),
+    }
+}
+
+/// A descriptor of the program, other than `except`, that refers to kqueue `inner`'s epoll.
+fn find_copy(inner: &Inner, except: RawFd) -> Option<RawFd> {
+    let own = inner.epoll_fd().as_raw_fd();
+    let dir = std::fs::read_dir("/proc/self/fd").ok()?;
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<RawFd>().ok())
+        .filter(|&n| n != except && n != own && KQUEUES.get(n) == 0 && LIBRARY.get(n) == 0)
+        .filter(|&n| {
+            std::fs::read_link(format!("/proc/self/fd/{n}"))
+                .is_ok_and(|t| t.as_os_str() == "anon_inode:[eventpoll]")
+        })
+        .find(|&n| still_at(inner, n))
+}
+
+/// The kqueue whose descriptor is `fd` (any copy of it): EBADF if it is not one (closed,
+/// another file, or inherited across fork()).
+pub(crate) fn lookup(fd: BorrowedFd<'_>) -> Result<Arc<Inner>, Errno> {
+    let number = fd.as_raw_fd();
+    let id = KQUEUES.get(number);
+    if id != 0 {
+        let found = registry_read().map.get(&id).and_then(|e| {
+            let owned = matches!(e.owner, Owner::Owned(_));
+            e.inner().map(|i| (i, owned))
+        });
+        if let Some((inner, owned)) = found {
+            // A Rust-owned number cannot be closed behind its owner's back; a released one
+            // can, unless close() reports to us.
+            if owned || close_hooked() || still_at(&inner, number) {
+                return live(inner);
+            }
+        }
+        // The number was closed and reused behind our back.
+        forget(number, id);
+    }
+    // A number we have not seen: a dup() of a kqueue, or not a kqueue at all.
+    let id = fdinfo::epoll_data(number)
+        .into_iter()
+        .find_map(crate::kqueue::id_of_pending_token)
+        .ok_or(Errno::BADF)?;
+    let inner = {
+        let mut reg = registry();
+        let e = reg.map.get_mut(&id).ok_or(Errno::BADF)?;
+        let inner = e.inner().ok_or(Errno::BADF)?;
+        if !e.numbers.contains(&number) {
+            e.numbers.push(number);
+        }
+        inner
+    };
+    KQUEUES.slot(number).store(id, Ordering::Release);
+    MAX_TRACKED.fetch_max(number, Ordering::Relaxed);
+    live(inner)
+}
+
+fn live(inner: Arc<Inner>) -> Result<Arc<Inner>, Errno> {
+    if inner.gen == fork_gen() {
+        Ok(inner)
+    } else {
+        Err(Errno::BADF)
+    }
+}
+
+/// The kqueue with id `id`, if it is alive.
+pub(crate) fn lookup_id(id: u64) -> Option<Arc<Inner>> {
+    let inner = registry_read().map.get(&id)?.inner()?;
+    (inner.gen == fork_gen()).then_some(inner)
+}
+
+/// Every live kqueue.
+fn all() -> Vec<Arc<Inner>> {
+    registry_read()
+        .map
+        .values()
+        .filter_map(Entry::inner)
+        .collect()
+}
+
+/// Forgets that `number` refers to kqueue `id`; a released kqueue with no number left is
+/// closed and freed (with no lock held when it drops).
+fn forget(number: RawFd, id: u64) {
+    forget_number(number, id);
+    let last = {
+        let mut reg = registry();
+        let Some(e) = reg.map.get_mut(&id) else {
+            return;
+        };
+        e.numbers.retain(|&n| n != number);
+        match &e.owner {
+            Owner::Released(inner) if e.numbers.is_empty() => Arc::clone(inner),
+            _ => return,
+        }
+    };
+    // A dup() of the descriptor keeps the kqueue alive; we only hear of copies made by
+    // dup2/dup3 or used in a call, so look for others before letting go.
+    if let Some(other) = find_copy(&last, number) {
+        adopt(id, other);
+        return;
+    }
+    let dead = {
+        let mut reg = registry();
+        match reg.map.get(&id) {
+            Some(e) if e.numbers.is_empty() && matches!(e.owner, Owner::Released(_)) => {
+                reg.released -= 1;
+                reg.map.remove(&id)
+            }
+            _ => None,
+        }
+    };
+    drop(last);
+    if let Some(Entry {
+        owner: Owner::Released(inner),
+        ..
+    }) = dead
+    {
+        inner.mark_closed();
+    }
+}
+
+/// Records that `number` refers to kqueue `id`.
+fn adopt(id: u64, number: RawFd) {
+    if let Some(e) = registry().map.get_mut(&id) {
+        if !e.numbers.contains(&number) {
+            e.numbers.push(number);
+        }
+        KQUEUES.slot(number).store(id, Ordering::Release);
+        MAX_TRACKED.fetch_max(number, Ordering::Relaxed);
+    }
+}
+
+/// The kernel's `knote_fdclose` (see [`crate::fdclose`]).
+pub(crate) fn fdclose(fd: RawFd) {
+    if !fd_tracked(fd) || sys::getpid() != PID.load(Ordering::Relaxed) {
+        return;
+    }
+    if KNOTES.get(fd) != 0 {
+        for kq in all() {
+            if kq.gen == fork_gen() {
+                kq.fd_closed(fd);
+            }
+        }
+    }
+    let id = KQUEUES.get(fd);
+    if id != 0 {
+        forget(fd, id);
+    }
+}
+
+/// Releases the kqueues whose every known number was closed without our hearing of it.
+/// Returns how many were released.
+pub(crate) fn sweep() -> usize {
+    let candidates: Vec<(u64, Vec<RawFd>, Arc<Inner>)> = registry_read()
+        .map
+        .iter()
+        .filter_map(|(id, e)| match &e.owner {
+            Owner::Released(i) => Some((*id, e.numbers.clone(), Arc::clone(i))),
+            Owner::Owned(_) => None,
+        })
+        .collect();
+    let mut n = 0;
+    for (id, numbers, inner) in candidates {
+        for number in numbers {
+            if !still_at(&inner, number) {
+                forget(number, id);
+            }
+        }
+        if lookup_id(id).is_none() {
+            n += 1;
+        }
+    }
+    n
+}
+
+// The background thread: waits on the timerfds of every kqueue (so that a timer expiring
+// while no thread is in kevent() still activates its knote, which makes the kqueue
+// descriptor readable and notifies kqueues watching it) and, while released kqueues exist
+// and close() is not interposed, sweeps closed ones every `SWEEP`.
+
+const SWEEP: Duration = Duration::from_millis(100);
+
+fn start_thread(reg: &mut Registry) -> Result<Arc<Fd>, Errno> {
+    if let Some(ep) = &reg.thread_epoll {
+        return Ok(Arc::clone(ep));
+    }
+    let ep = Arc::new(epoll::create()?);
+    let theirs = Arc::clone(&ep);
+    // The thread starts with every signal blocked and keeps it so: the program's signals
+    // belong to its own threads, and EINTR to the one in kevent().
+    let blocked = SignalsBlocked::new();
+    let spawned = std::thread::Builder::new()
+        .name("kq-timers".into())
+        .spawn(move || background(theirs));
+    drop(blocked);
+    spawned.map_err(Errno::from)?;
+    reg.thread_epoll = Some(Arc::clone(&ep));
+    Ok(ep)
+}
+
+/// Hands a kqueue's timerfd to the background thread, starting it if needed.
+pub(crate) fn watch_timerfd(timerfd: BorrowedFd<'_>, id: u64) -> Result<(), Errno> {
+    let ep = start_thread(&mut registry())?;
+    epoll::add(ep.as_fd(), timerfd, id, epoll::IN | epoll::ET)
+}
+
+fn background(ep: Arc<Fd>) {
+    let gen = fork_gen();
+    let mut events = [epoll::EMPTY; 64];
+    while gen == fork_gen() {
+        let sweeping = !close_hooked() && registry_read().released > 0;
+        let n = match epoll::wait(ep.as_fd(), &mut events, sweeping.then_some(SWEEP), None) {
+            Ok(n) => n,
+            Err(e) if e == Errno::INTR => continue,
+            Err(_) => return,
+        };
+        for e in &events[..n] {
+            let id = e.u64;
+            if let Some(inner) = lookup_id(id) {
+                inner.run_timers();
+            }
+        }
+        if sweeping && n == 0 {
+            sweep();
+        }
+    }
+}
+
+// fork(): the child must not see the parent's kqueues. The creation lock and the registry
+// lock are taken before fork and released after it on both sides, so the child finds them
+// consistent. The child closes its copies of the descriptors of released (C) kqueues, as
+// the BSDs do (the numbers are free again), and forgets them without running their
+// destructors (their locks may have been held by threads that do not exist in the child).
+// Kqueues owned by Rust values are only marked dead (fork generation): their owners close
+// their descriptors.
+
+type Held = (
+    std::sync::RwLockWriteGuard<'static, ()>,
+    RwLockWriteGuard<'static, Registry>,
+);
+
+thread_local! {
+    static HELD: RefCell<Option<Held>> = const { RefCell::new(None) };
+}
+
+extern "C" fn before_fork() {
+    let c = CREATION.write().unwrap_or_else(|e| e.into_inner());
+    let r = registry();
+    HELD.with(|h| *h.borrow_mut() = Some((c, r)));
+}
+
+extern "C" fn after_fork_parent() {
+    HELD.with(|h| h.borrow_mut().take());
+}
+
+extern "C" fn after_fork_child() {
+    PID.store(sys::getpid(), Ordering::Relaxed);
+    let old = HELD.with(|h| {
+        let (c, mut reg) = h.borrow_mut().take()?;
+        FORK_GEN.fetch_add(1, Ordering::Relaxed);
+        crate::filter::forget_timers();
+        let mut fds: Vec<RawFd> = Vec::new();
+        for e in reg.map.values() {
+            if let Owner::Released(i) = &e.owner {
+                fds.extend(i.raw_fds());
+                for &n in &e.numbers {
+                    // Close a program number only if it still is this kqueue.
+                    if still_at(i, n) {
+                        fds.push(n);
+                    }
+                }
+            }
+        }
+        if let Some(ep) = reg.thread_epoll.take() {
+            fds.push(ep.as_fd().as_raw_fd());
+            std::mem::forget(ep);
+        }
+        for fd in fds {
+            // SAFETY: these descriptors belong to released kqueues of the parent, whose
+            // handles are leaked below and never use the numbers again.
+            unsafe { libc::syscall(libc::SYS_close, fd) };
+        }
+        reg.released = 0;
+        let max = MAX_TRACKED.load(Ordering::Relaxed);
+        KNOTES.clear(max);
+        KQUEUES.clear(max);
+        LIBRARY.clear(max);
+        let map = std::mem::take(&mut reg.map);
+        drop((reg, c));
+        Some(map)
+    });
+    // Leak the parent's entries rather than running destructors in the child.
+    std::mem::forget(old);
+}
+
+fn install_fork_handlers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        PID.store(sys::getpid(), Ordering::Relaxed);
+        // SAFETY: the three handlers are `extern "C"` functions that live for the whole
+        // process, as pthread_atfork requires.
+        unsafe {
+            libc::pthread_atfork(
+                Some(before_fork),
+                Some(after_fork_parent),
+                Some(after_fork_child),
+            )
+        };
+    });
+}
+
+/// Makes waits use the fallbacks of older kernels (for tests).
+pub(crate) fn force_fallbacks() {
+    epoll::force_pwait_fallback();
+}

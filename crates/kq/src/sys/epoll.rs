@@ -1,0 +1,149 @@
+//! epoll: the kqueue descriptor itself is an epoll instance, and so is the monitor the
+//! process-wide layer uses to notice closed kqueue numbers.
+//!
+//! Waiting uses epoll_pwait2 (Linux 5.11: nanosecond timeout, atomic signal mask) and falls
+//! back to epoll_pwait (same atomic mask, timeout rounded up to whole milliseconds) where the
+//! kernel lacks it, or where `KQ_NO_EPOLL_PWAIT2` is set in the environment (so that tests
+//! run the fallback on any kernel).
+
+use super::Fd;
+use crate::kevent::Errno;
+use rustix::event::epoll::{self as ep, CreateFlags, EventData, EventFlags};
+use rustix::fd::{AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+pub(crate) use libc::epoll_event as Event;
+
+pub(crate) const IN: u32 = libc::EPOLLIN as u32;
+pub(crate) const OUT: u32 = libc::EPOLLOUT as u32;
+pub(crate) const ERR: u32 = libc::EPOLLERR as u32;
+pub(crate) const HUP: u32 = libc::EPOLLHUP as u32;
+pub(crate) const RDHUP: u32 = libc::EPOLLRDHUP as u32;
+pub(crate) const ET: u32 = libc::EPOLLET as u32;
+
+/// A new close-on-exec epoll instance.
+pub(crate) fn create() -> Result<Fd, Errno> {
+    Ok(ep::create(CreateFlags::CLOEXEC)?)
+}
+
+/// `EPOLL_CTL_ADD` of `fd` with interest `events` and user data `data`.
+pub(crate) fn add(
+    epoll: BorrowedFd<'_>,
+    fd: BorrowedFd<'_>,
+    data: u64,
+    events: u32,
+) -> Result<(), Errno> {
+    Ok(ep::add(
+        epoll,
+        fd,
+        EventData::new_u64(data),
+        EventFlags::from_bits_retain(events),
+    )?)
+}
+
+/// `EPOLL_CTL_MOD`. ENOENT when `fd` is not registered: in particular when the number now
+/// names another file than the one registered (epoll keys on the pair of file and number).
+pub(crate) fn modify(
+    epoll: BorrowedFd<'_>,
+    fd: BorrowedFd<'_>,
+    data: u64,
+    events: u32,
+) -> Result<(), Errno> {
+    Ok(ep::modify(
+        epoll,
+        fd,
+        EventData::new_u64(data),
+        EventFlags::from_bits_retain(events),
+    )?)
+}
+
+/// `EPOLL_CTL_DEL`.
+pub(crate) fn delete(epoll: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    Ok(ep::delete(epoll, fd)?)
+}
+
+/// 0: not probed yet, 1: epoll_pwait2 works, 2: use epoll_pwait.
+static PWAIT2: AtomicU8 = AtomicU8::new(0);
+
+fn use_pwait2() -> bool {
+    match PWAIT2.load(Ordering::Relaxed) {
+        0 => {
+            let ok = std::env::var_os("KQ_NO_EPOLL_PWAIT2").is_none();
+            PWAIT2.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
+            ok
+        }
+        v => v == 1,
+    }
+}
+
+/// Makes every later wait use the epoll_pwait fallback, as on kernels before 5.11.
+pub(crate) fn force_pwait_fallback() {
+    PWAIT2.store(2, Ordering::Relaxed);
+}
+
+/// Waits for events on `epoll` for up to `timeout` (`None`: forever; zero: poll), with the
+/// signal mask `mask` in force during the wait (`None`: the thread's own). Returns the
+/// number of entries written to `events`. EINTR when a signal handler ran.
+pub(crate) fn wait(
+    epoll: BorrowedFd<'_>,
+    events: &mut [Event],
+    timeout: Option<Duration>,
+    mask: Option<&libc::sigset_t>,
+) -> Result<usize, Errno> {
+    let max = events.len().min(i32::MAX as usize) as libc::c_int;
+    let mask_ptr = mask.map_or(std::ptr::null(), |m| m as *const libc::sigset_t);
+    let n = if use_pwait2() && timeout.is_some_and(|t| !t.is_zero()) {
+        let ts = timeout.map(|t| libc::timespec {
+            tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: t.subsec_nanos() as libc::c_long,
+        });
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: `events` is a writable array of at least `max` entries, `ts_ptr` is null
+        // or points to a timespec and `mask_ptr` is null or points to a sigset_t, all alive
+        // for the call; the kernel reads 8 bytes of the mask (its sigset size on Linux).
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_epoll_pwait2,
+                epoll.as_raw_fd(),
+                events.as_mut_ptr(),
+                max,
+                ts_ptr,
+                mask_ptr,
+                8usize,
+            )
+        };
+        if n < 0 {
+            let e = Errno::from(std::io::Error::last_os_error());
+            if e.0 == libc::ENOSYS {
+                force_pwait_fallback();
+                return wait(epoll, events, timeout, mask);
+            }
+            return Err(e);
+        }
+        n as isize
+    } else {
+        // Whole milliseconds, rounded up so that the wait is never shorter than asked.
+        let ms = match timeout {
+            None => -1,
+            Some(t) => {
+                let ms = t.as_nanos().div_ceil(1_000_000);
+                ms.min(i32::MAX as u128) as libc::c_int
+            }
+        };
+        // SAFETY: as above: `events` has room for `max` entries and `mask_ptr` is null or a
+        // live sigset_t.
+        let n =
+            unsafe { libc::epoll_pwait(epoll.as_raw_fd(), events.as_mut_ptr(), max, ms, mask_ptr) };
+        if n < 0 {
+            return Err(Errno::from(std::io::Error::last_os_error()));
+        }
+        n as isize
+    };
+    Ok(n as usize)
+}
+
+/// An empty event buffer entry.
+pub(crate) const EMPTY: Event = Event { events: 0, u64: 0 };

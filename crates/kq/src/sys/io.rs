@@ -1,0 +1,153 @@
+//! What the descriptor filters ask of a descriptor: its identity and type, bytes readable,
+//! send-buffer state, accept-queue length, pending socket error, file offset.
+
+use crate::kevent::Errno;
+use rustix::fd::{AsRawFd, BorrowedFd};
+
+fn last_errno() -> Errno {
+    Errno::from(std::io::Error::last_os_error())
+}
+
+/// The identity and type of the file behind a descriptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    /// `st_mode & S_IFMT`.
+    pub(crate) kind: u32,
+    pub(crate) size: i64,
+}
+
+/// `fstat`: EBADF if `fd` is not open.
+pub(crate) fn identity(fd: BorrowedFd<'_>) -> Result<Identity, Errno> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok(Identity {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        kind: st.st_mode & libc::S_IFMT,
+        size: st.st_size,
+    })
+}
+
+fn ioctl_int(fd: BorrowedFd<'_>, request: libc::c_ulong) -> Result<i64, Errno> {
+    let mut v: libc::c_int = 0;
+    // SAFETY: FIONREAD/TIOCOUTQ-style requests write one int through the pointer, which
+    // points to a live c_int.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, &mut v as *mut libc::c_int) };
+    if r < 0 {
+        return Err(last_errno());
+    }
+    Ok(i64::from(v))
+}
+
+/// Bytes readable (`FIONREAD`): pipes, FIFOs, stream sockets, ttys, inotify; the next
+/// datagram's size on datagram sockets.
+pub(crate) fn readable_bytes(fd: BorrowedFd<'_>) -> Result<i64, Errno> {
+    ioctl_int(fd, libc::FIONREAD)
+}
+
+/// Bytes queued for sending (`SIOCOUTQ`/`TIOCOUTQ`): unsent plus unacknowledged on TCP,
+/// allocated buffer memory on AF_UNIX, characters in a tty's output queue.
+pub(crate) fn queued_for_output(fd: BorrowedFd<'_>) -> Result<i64, Errno> {
+    ioctl_int(fd, libc::TIOCOUTQ)
+}
+
+fn sockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int) -> Result<i32, Errno> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes to `v`, which is a live c_int of that
+    // size, and updates `len`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            &mut v as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(last_errno());
+    }
+    Ok(v)
+}
+
+/// What a socket is, as far as the filters care.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SocketInfo {
+    pub(crate) listening: bool,
+    pub(crate) tcp: bool,
+}
+
+/// Type details of a socket.
+pub(crate) fn socket_info(fd: BorrowedFd<'_>) -> Result<SocketInfo, Errno> {
+    let listening = sockopt_int(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN)? != 0;
+    let domain = sockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)?;
+    let ty = sockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE)?;
+    let protocol = sockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL)?;
+    let tcp = (domain == libc::AF_INET || domain == libc::AF_INET6)
+        && ty == libc::SOCK_STREAM
+        && protocol == libc::IPPROTO_TCP;
+    Ok(SocketInfo { listening, tcp })
+}
+
+/// The pending error of a socket (`SO_ERROR`), which reading clears.
+pub(crate) fn take_socket_error(fd: BorrowedFd<'_>) -> i32 {
+    sockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR).unwrap_or(0)
+}
+
+/// The size of a socket's send buffer (`SO_SNDBUF`, as Linux reports it).
+pub(crate) fn send_buffer_size(fd: BorrowedFd<'_>) -> Result<i64, Errno> {
+    sockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF).map(i64::from)
+}
+
+/// The number of connections waiting in a listening TCP socket's accept queue: for a
+/// listener, Linux reports the accept-queue length as `tcpi_unacked` of `TCP_INFO`.
+pub(crate) fn tcp_accept_queue(fd: BorrowedFd<'_>) -> Result<i64, Errno> {
+    // SAFETY: tcp_info is plain data, all-zero is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `info`, which is that large.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            &mut info as *mut libc::tcp_info as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(last_errno());
+    }
+    Ok(i64::from(info.tcpi_unacked))
+}
+
+/// The capacity of a pipe or FIFO (`F_GETPIPE_SZ`).
+pub(crate) fn pipe_capacity(fd: BorrowedFd<'_>) -> Result<i64, Errno> {
+    Ok(rustix::pipe::fcntl_getpipe_size(fd)? as i64)
+}
+
+/// The descriptor's file offset.
+pub(crate) fn offset(fd: BorrowedFd<'_>) -> Result<i64, Errno> {
+    Ok(rustix::fs::seek(fd, rustix::fs::SeekFrom::Current(0))? as i64)
+}
+
+/// `poll()` of one descriptor with a zero timeout: its current ready bits (POLLIN, POLLOUT,
+/// POLLHUP, POLLERR, POLLRDHUP as epoll spells them).
+pub(crate) fn poll_now(fd: BorrowedFd<'_>, events: u32) -> Result<u32, Errno> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: events as libc::c_short,
+        revents: 0,
+    };
+    // SAFETY: one live pollfd, zero timeout.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    if r < 0 {
+        return Err(last_errno());
+    }
+    if p.revents & libc::POLLNVAL != 0 {
+        return Err(Errno::BADF);
+    }
+    Ok(p.revents as u16 as u32)
+}
