@@ -78,6 +78,15 @@ impl Personality {
         self == Personality::FreeBsd
     }
 
+    /// An EV_ADD that modifies an existing timer: NetBSD's touch replaces the stored flags
+    /// with the change's (so EV_ONESHOT, EV_DISPATCH, EV_RECEIPT given now take effect and
+    /// show in deliveries); FreeBSD's never writes them, so the flags given at creation stay
+    /// (an EV_ONESHOT timer stays oneshot, a periodic one periodic) and those of the
+    /// modifying change are not stored.
+    pub(crate) fn timer_modify_keeps_flags(self) -> bool {
+        self == Personality::FreeBsd
+    }
+
     /// NOTE_ABSOLUTE timers: NetBSD does not force EV_CLEAR, so a fired absolute timer is
     /// reported on every call until deleted (§8 item 10); FreeBSD forces EV_CLEAR on every
     /// timer (recall), so it is reported once (FB timer.c abstime).

@@ -69,8 +69,8 @@ fn t1_zerotimer(p: Personality) {
 }
 
 /// T2 basic_timer (NB t_timer, scaled from 1 s / 6 s to 20 ms / 60 ms): a periodic timer
-/// reports five times in about five periods; re-added as EV_ONESHOT it fires once, after
-/// its interval; deleting the consumed oneshot is ENOENT; then the kqueue stays quiet.
+/// reports five times in about five periods; re-added as EV_ONESHOT (FreeBSD: deleted and
+/// added again as EV_ONESHOT) it fires once, after its interval; deleting the consumed oneshot is ENOENT; then the kqueue stays quiet.
 fn t2_basic_timer(p: Personality) {
     let _s = serial();
     let kq = kq(p);
@@ -86,6 +86,11 @@ fn t2_basic_timer(p: Personality) {
         total >= 5 && total <= periods(elapsed, Duration::from_millis(20)),
         "{total} expirations in {elapsed:?}"
     );
+    // FreeBSD's re-add keeps the stored flags, so the periodic timer would stay periodic:
+    // there the oneshot is a new timer.
+    if p == Personality::FreeBsd {
+        ch_ok(&kq, &[timer(1, EV_DELETE, 0, 0)]);
+    }
     let readd = Instant::now();
     ch_ok(&kq, &[timer(1, EV_ADD | EV_ONESHOT, 0, 60)]);
     let ev = wait_one(&kq);
@@ -364,6 +369,83 @@ fn t6_modify_replaces_flags_netbsd() {
     let ev = wait_one(&kq);
     assert_timer(&ev, 1, EV_ADD | EV_ONESHOT | EV_CLEAR);
     ch_err(&kq, &[timer(1, EV_DELETE, 0, 0)], libc::ENOENT);
+}
+
+/// T6 modify, stored flags (`Personality::timer_modify_keeps_flags`): a timer created with
+/// EV_ADD|EV_RECEIPT, then modified by an EV_ADD without EV_RECEIPT. NetBSD replaces the
+/// stored flags with the modifying change's, so the delivered record has EV_ADD|EV_CLEAR;
+/// FreeBSD never rewrites them, so it still carries the EV_RECEIPT given at creation (and
+/// not EV_ADD, which FreeBSD never stores).
+fn t6_modify_stored_flags_receipt(p: Personality) {
+    let _s = serial();
+    let kq = kq(p);
+    // Creation: the receipt is the one report of the call.
+    let mut evs = [sentinel(); 1];
+    let add = timer(1, EV_ADD | EV_RECEIPT, 0, 500);
+    assert_eq!(kq.kevent(&[add], &mut evs, None).unwrap(), 1);
+    assert_report(&evs[0], 1, EVFILT_TIMER, 0);
+    // Modification without EV_RECEIPT: no report, and a shorter interval.
+    ch_ok(&kq, &[timer(1, EV_ADD, 0, 10)]);
+    let ev = wait_one(&kq);
+    let flags = match p {
+        Personality::NetBsd => EV_ADD | EV_CLEAR,
+        Personality::FreeBsd => EV_RECEIPT | EV_CLEAR,
+    };
+    assert_timer(&ev, 1, flags);
+    assert!(ev.data >= 1, "{ev:?}");
+    ch_ok(&kq, &[timer(1, EV_DELETE, 0, 0)]);
+}
+
+/// T6 modify, stored flags: a timer created EV_ONESHOT, modified by an EV_ADD without it.
+/// NetBSD: the timer is periodic from then on (flags EV_ADD|EV_CLEAR, fires again, still
+/// there to delete). FreeBSD: it stays oneshot (flags EV_ONESHOT|EV_CLEAR, data 1, gone
+/// after its one delivery).
+fn t6_modify_stored_flags_oneshot_kept(p: Personality) {
+    let _s = serial();
+    let kq = kq(p);
+    ch_ok(&kq, &[timer(1, EV_ADD | EV_ONESHOT, 0, 500)]);
+    ch_ok(&kq, &[timer(1, EV_ADD, 0, 10)]);
+    let ev = wait_one(&kq);
+    match p {
+        Personality::NetBsd => {
+            assert_timer(&ev, 1, EV_ADD | EV_CLEAR);
+            let again = wait_one(&kq);
+            assert_timer(&again, 1, EV_ADD | EV_CLEAR);
+            ch_ok(&kq, &[timer(1, EV_DELETE, 0, 0)]);
+        }
+        Personality::FreeBsd => {
+            assert_timer(&ev, 1, EV_ONESHOT | EV_CLEAR);
+            assert_eq!(ev.data, 1, "{ev:?}");
+            sleep(Duration::from_millis(30));
+            expect_no_events(&kq);
+            ch_err(&kq, &[timer(1, EV_DELETE, 0, 0)], libc::ENOENT);
+        }
+    }
+}
+
+/// T6 modify, stored flags: a periodic timer modified by EV_ADD|EV_ONESHOT|EV_DISPATCH.
+/// NetBSD: the change's flags are stored, so it fires once, reports them, and is gone.
+/// FreeBSD: the change's flags are not stored, so it stays periodic and enabled (reports
+/// EV_CLEAR only, fires again, still there to delete).
+fn t6_modify_stored_flags_not_taken(p: Personality) {
+    let _s = serial();
+    let kq = kq(p);
+    ch_ok(&kq, &[timer(1, EV_ADD, 0, 500)]);
+    ch_ok(&kq, &[timer(1, EV_ADD | EV_ONESHOT | EV_DISPATCH, 0, 10)]);
+    let ev = wait_one(&kq);
+    match p {
+        Personality::NetBsd => {
+            assert_timer(&ev, 1, EV_ADD | EV_ONESHOT | EV_DISPATCH | EV_CLEAR);
+            assert_eq!(ev.data, 1, "{ev:?}");
+            ch_err(&kq, &[timer(1, EV_DELETE, 0, 0)], libc::ENOENT);
+        }
+        Personality::FreeBsd => {
+            assert_timer(&ev, 1, EV_CLEAR);
+            let again = wait_one(&kq);
+            assert_timer(&again, 1, EV_CLEAR);
+            ch_ok(&kq, &[timer(1, EV_DELETE, 0, 0)]);
+        }
+    }
 }
 
 /// T6 (§5.7): a modification without EV_ADD (EV_DISABLE, EV_ENABLE) does not touch the
@@ -678,6 +760,9 @@ both!(
     t5_timer_units,
     t6_modify,
     t6_modify_without_add_keeps_timer,
+    t6_modify_stored_flags_receipt,
+    t6_modify_stored_flags_oneshot_kept,
+    t6_modify_stored_flags_not_taken,
     t7_add_del,
     t7_oneshot,
     t7_periodic,

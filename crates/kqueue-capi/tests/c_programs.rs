@@ -239,7 +239,7 @@ macro_rules! c_programs {
     };
 }
 
-c_programs!(abi, close, dup, eintr, errors, fork, leak, poll, timer, user);
+c_programs!(abi, close, dup, eintr, errors, fork, leak, lifetime, poll, timer, user);
 
 /// The header also compiles as C++ (extern "C", no C-only constructs in the macros).
 #[test]

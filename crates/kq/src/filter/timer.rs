@@ -237,14 +237,21 @@ impl Filter for TimerFilter {
         match ty {
             // Only EV_ADD reprograms a timer; a bare enable/disable leaves it running.
             Touch::Register if kev.flags & EV_ADD != 0 => {
-                let s = compute(kev.fflags, kev.data as i64, kev.flags, cx)?;
-                // Restart: drop the pending expirations and the queued record, take the
-                // change's flags as the stored flags (SPEC §5.7, t_timer modify).
+                // The flags the timer has from now on: the change's (NetBSD) or the stored
+                // ones, untouched (FreeBSD). They decide whether it repeats (EV_ONESHOT).
+                let flags = if cx.personality.timer_modify_keeps_flags() {
+                    kn.kev.flags
+                } else {
+                    cx.personality.stored_flags(kev.flags)
+                };
+                let s = compute(kev.fflags, kev.data as i64, flags, cx)?;
+                // Restart: drop the pending expirations and the queued record, and start
+                // over from the new interval.
                 cx.deactivate();
                 kn.sfflags = kev.fflags;
                 kn.sdata = kev.data as i64;
                 kn.kev.data = 0;
-                kn.kev.flags = cx.personality.stored_flags(kev.flags);
+                kn.kev.flags = flags;
                 arm(kn, &s, cx);
             }
             Touch::Register => {}
