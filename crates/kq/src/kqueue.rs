@@ -313,20 +313,28 @@ impl Inner {
         let mut queued = false;
         for e in events {
             let data = e.u64;
-            if data & TAG_MASK != 0 {
-                continue; // `pending` or a timerfd: the caller looks at those itself
-            }
-            for (id, f) in objs.fds.edge(data, e.events) {
-                let Some(filter) = filter::lookup(f) else {
-                    continue;
-                };
-                let mut cx = self.context(objs, id);
-                if filter.event(knotes.get(id), filter::fd::edge_hint(e.events), &mut cx) {
-                    queued |= knotes.activate(id);
+            if data == filter::fd::TOKEN_INOTIFY {
+                for (id, f) in objs.fds.file_edges() {
+                    queued |= self.evaluate(knotes, objs, id, f, 0);
+                }
+            } else if data & TAG_MASK == 0 {
+                for (id, f) in objs.fds.edge(data, e.events) {
+                    queued |= self.evaluate(knotes, objs, id, f, filter::fd::edge_hint(e.events));
                 }
             }
+            // Otherwise `pending` or a timerfd: the caller looks at those itself.
         }
         queued
+    }
+
+    /// Runs the event check of knote `id` of filter `f` and activates it if it holds.
+    /// Returns whether the knote was queued.
+    fn evaluate(&self, knotes: &mut Knotes, objs: &mut Objects, id: u32, f: i16, hint: i64) -> bool {
+        let Some(filter) = filter::lookup(f) else {
+            return false;
+        };
+        let mut cx = self.context(objs, id);
+        filter.event(knotes.get(id), hint, &mut cx) && knotes.activate(id)
     }
 
     /// Collects the descriptor edges that are waiting, without blocking.
@@ -432,6 +440,31 @@ impl Inner {
     /// The number of queued knotes, as last published (EVFILT_READ on this kqueue).
     pub(crate) fn pending(&self) -> usize {
         self.pending_count.load(Ordering::SeqCst)
+    }
+
+    /// The number of queued knotes after taking in the descriptor edges and timer
+    /// expirations that nobody collected yet (for a kqueue watching this one). If another
+    /// thread holds the lock, it is doing that itself: the published count is returned.
+    pub(crate) fn refresh(&self) -> usize {
+        if let Ok(mut st) = self.state.try_lock() {
+            if !st.closed && self.gen == process::fork_gen() {
+                let mut news = self.harvest_now(&mut st);
+                news |= self.expire_timers(&mut st);
+                // Watchers are not told here (the caller is one, holding its own lock);
+                // `pending` being written gives the others an edge through epoll.
+                let _ = news && self.signal(&mut st);
+                self.publish(&st);
+            }
+        }
+        self.pending()
+    }
+
+    /// The descriptor may be polled from now on: keep `pending` exact.
+    pub(crate) fn expose(&self) {
+        if !self.exposed.swap(true, Ordering::Relaxed) {
+            let mut st = self.lock();
+            self.sync_pending(&mut st);
+        }
     }
 
     /// The kqueue's timerfd of `clock`, made and handed to the background thread on first
@@ -885,10 +918,7 @@ impl Kqueue {
 impl AsFd for Kqueue {
     fn as_fd(&self) -> BorrowedFd<'_> {
         // Whoever holds the descriptor may poll it: keep its readability exact from now on.
-        if !self.inner.exposed.swap(true, Ordering::Relaxed) {
-            let mut st = self.inner.lock();
-            self.inner.sync_pending(&mut st);
-        }
+        self.inner.expose();
         self.inner.epoll.as_fd()
     }
 }

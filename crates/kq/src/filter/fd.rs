@@ -35,7 +35,7 @@ use crate::knote::{Knote, NIL};
 use crate::process;
 use crate::sys::{self, epoll, io, io::Identity};
 use std::collections::HashMap;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::sync::{Arc, Weak};
 
 /// What kind of descriptor a registration is on.
@@ -66,6 +66,8 @@ struct Reg {
     interest: u32,
     /// Ready bits of the last edge (or of a poll at registration).
     revents: u32,
+    /// inotify watch of a regular file (-1: none).
+    wd: i32,
 }
 
 /// The descriptors one kqueue watches.
@@ -76,7 +78,14 @@ pub(crate) struct Descriptors {
     polled: usize,
     /// The kqueue is being torn down: its epoll goes with it.
     pub(crate) closing: bool,
+    /// inotify instance for regular files (made with the first), in the kqueue's epoll.
+    inotify: Option<sys::Fd>,
+    /// Descriptors by inotify watch.
+    watches: HashMap<i32, Vec<RawFd>>,
 }
+
+/// Epoll user data of the inotify instance.
+pub(crate) const TOKEN_INOTIFY: u64 = 0xb5d2 << 48;
 
 const READ_INTEREST: u32 = epoll::IN | epoll::RDHUP;
 const WRITE_INTEREST: u32 = epoll::OUT;
@@ -168,9 +177,20 @@ impl Descriptors {
             write: NIL,
             interest: 0,
             revents: 0,
+            wd: -1,
         };
         *Self::slot(&mut reg, filter) = id;
-        if !matches!(kind, Kind::Kqueue(_)) {
+        if let Kind::Kqueue(_) = kind {
+            // Nest the watched kqueue's epoll in ours, so that its new events (descriptor
+            // edges included) reach us with no thread of either awake. epoll refuses loops
+            // and deep nesting (ELOOP): the watched kqueue then still tells us of the events
+            // it queues itself.
+            let want = Self::wanted(&reg);
+            if epoll::add(ep, sys::borrow(fd), token(fd, reg.seq), want | epoll::ET).is_ok() {
+                reg.interest = want;
+                self.polled += 1;
+            }
+        } else {
             let want = Self::wanted(&reg);
             let target = sys::borrow(fd);
             let added = match epoll::add(ep, target, token(fd, reg.seq), want | epoll::ET) {
@@ -197,9 +217,62 @@ impl Descriptors {
             }
             reg.revents = io::poll_now(target, READ_INTEREST | WRITE_INTEREST).unwrap_or_default();
         }
+        if reg.kind == Kind::File && file.kind == libc::S_IFREG {
+            reg.wd = self.watch_file(ep, fd)?;
+        }
         let kind = reg.kind;
         self.regs.insert(fd, reg);
         Ok(kind)
+    }
+
+    /// Watches the regular file behind `fd` for growth.
+    fn watch_file(&mut self, ep: BorrowedFd<'_>, fd: RawFd) -> Result<i32, Errno> {
+        if self.inotify.is_none() {
+            let ino = process::with_fds(sys::inotify::create)?;
+            epoll::add(ep, ino.as_fd(), TOKEN_INOTIFY, epoll::IN | epoll::ET)?;
+            self.inotify = Some(ino);
+        }
+        let ino = self.inotify.as_ref().map(|i| i.as_fd()).ok_or(Errno::NOMEM)?;
+        let wd = sys::inotify::watch_modify(ino, fd)?;
+        self.watches.entry(wd).or_default().push(fd);
+        Ok(wd)
+    }
+
+    fn unwatch_file(&mut self, fd: RawFd, wd: i32) {
+        if let Some(fds) = self.watches.get_mut(&wd) {
+            fds.retain(|&f| f != fd);
+            if fds.is_empty() {
+                self.watches.remove(&wd);
+                if let Some(ino) = &self.inotify {
+                    sys::inotify::unwatch(ino.as_fd(), wd);
+                }
+            }
+        }
+    }
+
+    /// The READ knotes of files that inotify says were modified.
+    pub(crate) fn file_edges(&mut self) -> Vec<(u32, i16)> {
+        let Some(ino) = &self.inotify else {
+            return Vec::new();
+        };
+        let mut wds = sys::inotify::drain(ino.as_fd());
+        if wds.contains(&-1) {
+            // The queue overflowed: look at every watched file.
+            wds = self.watches.keys().copied().collect();
+        }
+        wds.sort_unstable();
+        wds.dedup();
+        let mut out = Vec::new();
+        for wd in wds {
+            for fd in self.watches.get(&wd).into_iter().flatten() {
+                if let Some(reg) = self.regs.get(fd) {
+                    if reg.read != NIL {
+                        out.push((reg.read, EVFILT_READ));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Forgets the knote of `filter` on `fd`; the last one takes the descriptor out of the
@@ -211,6 +284,9 @@ impl Descriptors {
         let want = Self::wanted(reg);
         if want == 0 {
             let reg = self.regs.remove(&fd)?;
+            if reg.wd >= 0 {
+                self.unwatch_file(fd, reg.wd);
+            }
             if reg.interest != 0 {
                 self.polled -= 1;
                 if !self.closing {
@@ -319,6 +395,7 @@ fn attach(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) -> Result<Kind, Err
         .attach(epoll_fd, fd, file, kind, filter, cx.id)?;
     if let Kind::Kqueue(id) = kind {
         if let Some(watched) = process::lookup_id(id) {
+            watched.expose();
             watched.add_watcher(cx.kq.clone(), kn.kev.ident);
         }
     }
@@ -409,7 +486,7 @@ fn read_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
             error: false,
         },
         Kind::Kqueue(id) => {
-            let data = process::lookup_id(id).map_or(0, |k| k.pending()) as i64;
+            let data = process::lookup_id(id).map_or(0, |k| k.refresh()) as i64;
             level(data, false, false)
         }
     })
