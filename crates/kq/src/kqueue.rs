@@ -32,7 +32,7 @@ use crate::personality::Personality;
 use crate::process;
 use crate::sys::{self, epoll, signals::SignalsBlocked, timerfd, Clock, Fd};
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -76,6 +76,8 @@ pub(crate) struct Inner {
     pub(crate) id: u64,
     /// Queued knotes, published at each release of the lock.
     pending_count: AtomicUsize,
+    /// See [`Inner::activations`].
+    activations: AtomicU64,
     /// Kqueues watching this one with EVFILT_READ: (kqueue, knote ident).
     watchers: Mutex<Vec<(Weak<Inner>, usize)>>,
     watched: AtomicBool,
@@ -329,7 +331,14 @@ impl Inner {
 
     /// Runs the event check of knote `id` of filter `f` and activates it if it holds.
     /// Returns whether the knote was queued.
-    fn evaluate(&self, knotes: &mut Knotes, objs: &mut Objects, id: u32, f: i16, hint: i64) -> bool {
+    fn evaluate(
+        &self,
+        knotes: &mut Knotes,
+        objs: &mut Objects,
+        id: u32,
+        f: i16,
+        hint: i64,
+    ) -> bool {
         let Some(filter) = filter::lookup(f) else {
             return false;
         };
@@ -384,6 +393,7 @@ impl Inner {
         // on both sides, so at least one of the two sees the other: a watcher added while
         // this kqueue activates is either told or finds the count itself.
         self.pending_count.store(st.knotes.queued, Ordering::SeqCst);
+        self.activations.fetch_add(1, Ordering::SeqCst);
         if self.exposed.load(Ordering::Relaxed) && st.readable {
             // Already readable: a new write still wakes edge-triggered watchers.
             sys::eventfd_add(self.pending.as_fd());
@@ -457,6 +467,12 @@ impl Inner {
             }
         }
         self.pending()
+    }
+
+    /// How many times knotes were newly queued (a kqueue watching this one reports an
+    /// edge only for a new activation).
+    pub(crate) fn activations(&self) -> u64 {
+        self.activations.load(Ordering::SeqCst)
     }
 
     /// The descriptor may be polled from now on: keep `pending` exact.
@@ -759,6 +775,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         me: me.clone(),
         id,
         pending_count: AtomicUsize::new(0),
+        activations: AtomicU64::new(0),
         watchers: Mutex::new(Vec::new()),
         watched: AtomicBool::new(false),
         exposed: AtomicBool::new(false),

@@ -232,7 +232,11 @@ impl Descriptors {
             epoll::add(ep, ino.as_fd(), TOKEN_INOTIFY, epoll::IN | epoll::ET)?;
             self.inotify = Some(ino);
         }
-        let ino = self.inotify.as_ref().map(|i| i.as_fd()).ok_or(Errno::NOMEM)?;
+        let ino = self
+            .inotify
+            .as_ref()
+            .map(|i| i.as_fd())
+            .ok_or(Errno::NOMEM)?;
         let wd = sys::inotify::watch_modify(ino, fd)?;
         self.watches.entry(wd).or_default().push(fd);
         Ok(wd)
@@ -485,10 +489,7 @@ fn read_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
             eof: false,
             error: false,
         },
-        Kind::Kqueue(id) => {
-            let data = process::lookup_id(id).map_or(0, |k| k.refresh()) as i64;
-            level(data, false, false)
-        }
+        Kind::Kqueue(_) => level(0, false, false),
     })
 }
 
@@ -556,11 +557,14 @@ fn write_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
 
 /// Evaluates knote `kn` of `filter`: reads the descriptor's state, then checks that the
 /// number still names the registered file (so that the state read was that file's).
-fn event(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) -> bool {
+fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>) -> bool {
     let fd = kn.kev.ident as RawFd;
     let Some(reg) = cx.objs.fds.regs.get(&fd) else {
         return false;
     };
+    if let Kind::Kqueue(id) = reg.kind {
+        return kqueue_event(kn, id, hint);
+    }
     let status = if filter == EVFILT_READ {
         read_status(fd, reg, kn)
     } else {
@@ -590,6 +594,27 @@ fn event(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) -> bool {
     status.active
 }
 
+/// EVFILT_READ on a kqueue: active while it has pending events, `data` their number. An
+/// edge (the watched kqueue's epoll, nested in ours, became ready) counts only if the
+/// watched kqueue queued something new since the last edge we took (`hook` holds its
+/// activation count then): its own bookkeeping after an activation can ready its epoll a
+/// second time, which must not make an EV_CLEAR watcher report the same activation twice.
+fn kqueue_event(kn: &mut Knote, id: u64, hint: i64) -> bool {
+    let Some(watched) = process::lookup_id(id) else {
+        return false;
+    };
+    let pending = watched.refresh();
+    kn.kev.data = pending as isize;
+    if hint & (1 << 40) != 0 {
+        let seen = watched.activations();
+        if seen == kn.hook {
+            return false;
+        }
+        kn.hook = seen;
+    }
+    pending > 0
+}
+
 /// EVFILT_READ.
 pub(crate) struct ReadFilter;
 
@@ -606,8 +631,8 @@ impl Filter for ReadFilter {
         detach(kn, EVFILT_READ, cx)
     }
 
-    fn event(&self, kn: &mut Knote, _hint: i64, cx: &mut Context<'_>) -> bool {
-        event(kn, EVFILT_READ, cx)
+    fn event(&self, kn: &mut Knote, hint: i64, cx: &mut Context<'_>) -> bool {
+        event(kn, EVFILT_READ, hint, cx)
     }
 }
 
@@ -627,7 +652,7 @@ impl Filter for WriteFilter {
         detach(kn, EVFILT_WRITE, cx)
     }
 
-    fn event(&self, kn: &mut Knote, _hint: i64, cx: &mut Context<'_>) -> bool {
-        event(kn, EVFILT_WRITE, cx)
+    fn event(&self, kn: &mut Knote, hint: i64, cx: &mut Context<'_>) -> bool {
+        event(kn, EVFILT_WRITE, hint, cx)
     }
 }

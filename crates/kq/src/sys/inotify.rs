@@ -19,7 +19,11 @@ pub(crate) fn create() -> Result<Fd, Errno> {
 pub(crate) fn watch_modify(inotify: BorrowedFd<'_>, fd: RawFd) -> Result<i32, Errno> {
     use rustix::fs::inotify;
     let path = format!("/proc/self/fd/{fd}");
-    Ok(inotify::add_watch(inotify, path, inotify::WatchFlags::MODIFY)?)
+    Ok(inotify::add_watch(
+        inotify,
+        path,
+        inotify::WatchFlags::MODIFY,
+    )?)
 }
 
 /// Removes watch `wd`.
