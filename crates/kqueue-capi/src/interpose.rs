@@ -376,3 +376,100 @@ pub extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_in
     before_close_range(first, last, flags);
     real_close_range(first, last, flags)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipe() -> [c_int; 2] {
+        let mut p = [-1; 2];
+        // SAFETY: pipe() writes two descriptors to the array.
+        assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
+        p
+    }
+
+    #[test]
+    fn finds_the_c_library_functions_not_these() {
+        let ours = [
+            close as *const () as usize,
+            dup2 as *const () as usize,
+            dup3 as *const () as usize,
+            close_range as *const () as usize,
+        ];
+        for (which, ours) in ours.into_iter().enumerate() {
+            let f = next_fn(which);
+            assert_ne!(f, ours, "{:?} resolved to itself", NEXT[which].name);
+            // close_range is missing from glibc before 2.34: then 0, the system call.
+            if which != CLOSE_RANGE {
+                assert_ne!(f, 0, "{:?} not found", NEXT[which].name);
+            }
+        }
+    }
+
+    /// A number that is never an open descriptor (tests run in parallel threads: a number
+    /// closed here may be reused by another test at once).
+    const NOT_OPEN: c_int = 1 << 30;
+
+    #[test]
+    fn errno_is_the_c_library_call_s() {
+        let p = pipe();
+        set_errno(1234);
+        assert_eq!(close(p[0]), 0);
+        assert_eq!(errno(), 1234);
+        assert_eq!(close(NOT_OPEN), -1);
+        assert_eq!(errno(), libc::EBADF);
+        assert_eq!(dup2(NOT_OPEN, p[1]), -1);
+        assert_eq!(errno(), libc::EBADF);
+        set_errno(0);
+        assert_eq!(dup3(p[1], p[1], 0), -1);
+        assert_eq!(errno(), libc::EINVAL);
+        set_errno(1235);
+        assert_eq!(close(p[1]), 0);
+        assert_eq!(errno(), 1235);
+    }
+
+    #[test]
+    fn dup2_from_system_calls() {
+        let a = pipe();
+        let b = pipe();
+        assert_eq!(dup2_syscall(a[0], a[0]), a[0]);
+        assert_eq!(dup2_syscall(a[0], b[0]), b[0]);
+        // SAFETY: all zeroes is a valid struct stat.
+        let mut st_a: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut st_b: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat writes one struct stat.
+        unsafe {
+            assert_eq!(libc::fstat(a[0], &mut st_a), 0);
+            assert_eq!(libc::fstat(b[0], &mut st_b), 0);
+        }
+        assert_eq!(st_a.st_ino, st_b.st_ino);
+        for fd in [a[0], a[1], b[0], b[1]] {
+            assert_eq!(close(fd), 0);
+        }
+        set_errno(0);
+        assert_eq!(dup2_syscall(NOT_OPEN, NOT_OPEN), -1);
+        assert_eq!(errno(), libc::EBADF);
+        set_errno(0);
+        assert_eq!(dup2_syscall(NOT_OPEN, 3), -1);
+        assert_eq!(errno(), libc::EBADF);
+    }
+
+    #[test]
+    fn close_range_is_probed_without_closing_anything() {
+        let p = pipe();
+        // Linux 5.9 and later (the probe is a range holding no descriptor).
+        assert!(close_range_works());
+        assert!(is_open(p[0]) && is_open(p[1]));
+        let n = c_uint::try_from(p[0]).unwrap();
+        assert_eq!(close_range(n, n, 0), 0);
+        // The read end is gone (SIGPIPE is ignored in Rust programs).
+        // SAFETY: writes one byte from a valid buffer.
+        assert_eq!(unsafe { libc::write(p[1], b"x".as_ptr().cast(), 1) }, -1);
+        assert_eq!(errno(), libc::EPIPE);
+        assert_eq!(close(p[1]), 0);
+        set_errno(0);
+        assert_eq!(close_range(5, 4, 0), -1);
+        assert_eq!(errno(), libc::EINVAL);
+    }
+}
