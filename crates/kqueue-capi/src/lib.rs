@@ -10,6 +10,9 @@
 //!   `EINVAL`; a list or timeout pointer that cannot be user memory (NULL with a non-zero
 //!   count, a small integer, -1, a kernel address) gives `EFAULT`; a descriptor that is not
 //!   a kqueue of this process gives `EBADF`.
+//! * `close()`, `dup2()`, `dup3()` and `close_range()` are defined here too (module
+//!   `interpose` says when they replace the C library's): closing a descriptor number
+//!   drops the knotes attached to it, as the BSD kernels do, before the C library closes it.
 //! * Nothing unwinds into C: a panic inside the library makes the call fail with
 //!   `ENOMEM` (in builds with `panic = "abort"` it aborts instead).
 
@@ -19,6 +22,8 @@ use std::ffi::c_int;
 use std::os::fd::BorrowedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
+
+mod interpose;
 
 use kq::{ChangeList, Errno, EventList, Kevent, Kqueue, Personality, Timespec};
 

@@ -166,11 +166,22 @@ fn compile(name: &str, how: Build) -> PathBuf {
 
 /// Runs a compiled program with the library under test; panics unless it exits with 0.
 fn run(exe: &Path) {
+    run_with(exe, &[], &[]);
+}
+
+/// Runs a compiled program with arguments and extra environment variables, its library
+/// path being the library under test; panics unless it exits with 0.
+fn run_with(exe: &Path, args: &[&str], envs: &[(&str, &std::ffi::OsStr)]) {
     let s = setup();
-    let mut child = Command::new(exe)
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
         .current_dir(&s.out_dir)
         .env("LD_LIBRARY_PATH", &s.lib_dir)
-        .env_remove("KQUEUE_PERSONALITY")
+        .env_remove("KQUEUE_PERSONALITY");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -202,10 +213,15 @@ fn run(exe: &Path) {
     };
     let out = out_reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();
+    let env_text: String = envs
+        .iter()
+        .map(|(k, v)| format!("{k}={} ", v.to_string_lossy()))
+        .collect();
     println!(
-        "$ LD_LIBRARY_PATH={} {}",
+        "$ LD_LIBRARY_PATH={} {env_text}{} {}",
         s.lib_dir.display(),
-        exe.display()
+        exe.display(),
+        args.join(" ")
     );
     print!("{out}");
     if !err.is_empty() {
@@ -239,7 +255,10 @@ macro_rules! c_programs {
     };
 }
 
-c_programs!(abi, close, dup, eintr, errors, fork, leak, lifetime, poll, timer, user);
+c_programs!(
+    abi, bypass, close, dup, eintr, errors, fdfilter, fork, interpose, leak, lifetime, poll,
+    timer, user
+);
 
 /// The header also compiles as C++ (extern "C", no C-only constructs in the macros).
 #[test]
@@ -258,6 +277,151 @@ fn abi_cxx() {
 fn abi_static() {
     run(&compile("abi", Build::Static));
     run(&compile("fork", Build::Static));
+}
+
+/// The interposed close() and friends work the same in a program linked with libkqueue.a
+/// (their definitions then live in the executable).
+#[test]
+fn interpose_static() {
+    run(&compile("interpose", Build::Static));
+}
+
+/// Runs `cmd` (a compiler or nm), panicking with its output unless it succeeds; returns
+/// its standard output.
+fn checked_output(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The interposed functions, as the dynamic and the static library must define them.
+const INTERPOSED: [&str; 4] = ["close", "dup2", "dup3", "close_range"];
+
+/// libkqueue.so exports close, dup2, dup3 and close_range, and libkqueue.a defines them.
+#[test]
+fn interposed_symbols_exported() {
+    let s = setup();
+    let so = s.lib_dir.join("libkqueue.so");
+    let dynamic = checked_output(Command::new("nm").args(["-D", "--defined-only"]).arg(&so));
+    let archive = checked_output(Command::new("nm").arg(&s.static_lib));
+    for name in INTERPOSED {
+        let defined = |listing: &str| {
+            listing.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() == 3 && f[1] == "T" && f[2] == name
+            })
+        };
+        assert!(defined(&dynamic), "libkqueue.so does not export {name}");
+        assert!(defined(&archive), "libkqueue.a does not define {name}");
+        println!("ok: {name} in libkqueue.so and libkqueue.a");
+    }
+}
+
+/// A program that says where close() is bound: argv[1] "ours" (in the object that defines
+/// kqueue(), and the program's own calls go there) or "libc" (in the C library's object).
+/// With -DSHIM it reaches libkqueue only through libshim.so.
+const WHERE_IS_CLOSE: &str = r#"#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef SHIM
+int shim_kqueue(void);
+#endif
+int main(int argc, char **argv)
+{
+	Dl_info c, k, r;
+	void *cl = dlsym(RTLD_DEFAULT, "close");
+	void *kq = dlsym(RTLD_DEFAULT, "kqueue");
+#ifdef SHIM
+	if (shim_kqueue() < 0)
+		return 2;
+#endif
+	if (argc != 2 || !cl || !kq || !dladdr(cl, &c) || !dladdr(kq, &k) ||
+	    !dladdr((void *)&read, &r))
+		return 3;
+	printf("close in %s, kqueue in %s, read in %s\n", c.dli_fname, k.dli_fname,
+	       r.dli_fname);
+	if (strcmp(argv[1], "libc") == 0)
+		return strcmp(c.dli_fname, r.dli_fname) == 0 ? 0 : 4;
+	if (strcmp(c.dli_fname, k.dli_fname) != 0)
+		return 5;
+	return (void *)&close == cl ? 0 : 6;
+}
+"#;
+
+/// Compiles WHERE_IS_CLOSE into `name` with the extra arguments.
+fn where_is_close(name: &str, extra: &[&std::ffi::OsStr]) -> PathBuf {
+    let s = setup();
+    let src = s.out_dir.join(format!("{name}.c"));
+    std::fs::write(&src, WHERE_IS_CLOSE).expect("write the program");
+    let exe = s.out_dir.join(name);
+    checked_output(
+        Command::new(compiler(false))
+            .args(["-Wall", "-Werror"])
+            .arg(&src)
+            .args(extra)
+            .arg("-o")
+            .arg(&exe),
+    );
+    exe
+}
+
+/// LD_PRELOAD=libkqueue.so.0 puts the library's close() in effect for a program that was
+/// not linked with it.
+#[test]
+fn interpose_preload() {
+    let s = setup();
+    let exe = where_is_close("where_is_close_preload", &["-ldl".as_ref()]);
+    let preload = s.lib_dir.join("libkqueue.so.0");
+    run_with(&exe, &["ours"], &[("LD_PRELOAD", preload.as_os_str())]);
+}
+
+/// A program that reaches libkqueue only through another shared library binds close() to
+/// the C library: the interposition is not in effect there (as documented).
+#[test]
+fn interpose_not_through_other_library() {
+    let s = setup();
+    let shim_src = s.out_dir.join("shim.c");
+    std::fs::write(
+        &shim_src,
+        "#include <sys/event.h>\nint shim_kqueue(void) { return kqueue(); }\n",
+    )
+    .expect("write shim.c");
+    let shim_dir = s.out_dir.join("shim");
+    std::fs::create_dir_all(&shim_dir).expect("create the shim directory");
+    checked_output(
+        Command::new(compiler(false))
+            .args(["-Wall", "-Werror", "-shared", "-fPIC"])
+            .arg("-I")
+            .arg(s.root.join("include"))
+            .arg(&shim_src)
+            .arg("-L")
+            .arg(&s.lib_dir)
+            .args(["-lkqueue", "-o"])
+            .arg(shim_dir.join("libshim.so")),
+    );
+    let rpath_link = format!("-Wl,-rpath-link,{}", s.lib_dir.display());
+    let exe = where_is_close(
+        "where_is_close_shim",
+        &[
+            "-DSHIM".as_ref(),
+            "-L".as_ref(),
+            shim_dir.as_os_str(),
+            "-lshim".as_ref(),
+            rpath_link.as_ref(),
+            "-ldl".as_ref(),
+        ],
+    );
+    let mut path = s.lib_dir.clone().into_os_string();
+    path.push(":");
+    path.push(&shim_dir);
+    run_with(&exe, &["libc"], &[("LD_LIBRARY_PATH", &path)]);
 }
 
 /// The header alone compiles cleanly in strict ISO modes of C and C++, with the warnings

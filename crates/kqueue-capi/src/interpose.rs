@@ -1,0 +1,475 @@
+//! `close()`, `dup2()`, `dup3()` and `close_range()` as seen by kqueue: the library
+//! defines these four C functions itself, so that closing a descriptor number drops the
+//! knotes attached to that number, as the BSD kernels do, before the C library's own
+//! function closes it.
+//!
+//! # When the interposition is in effect
+//!
+//! The dynamic linker binds a function name to the first object in the global lookup
+//! order that defines it: the executable, then its libraries breadth-first in link order
+//! (with libc last, where the compiler puts it), with `LD_PRELOAD` libraries ahead of all
+//! of them but the executable. So these functions replace the C library's for every caller
+//! in the process (the program, its other libraries, this library) when:
+//!
+//! * the program itself is linked with `-lkqueue` (libkqueue.so), or with libkqueue.a (the
+//!   definitions then live in the executable); or
+//! * the program runs with `LD_PRELOAD=libkqueue.so.0`.
+//!
+//! They are not in effect when:
+//!
+//! * the program reaches libkqueue only through another shared library (a libevent.so
+//!   built against it, a plugin loaded with dlopen()): libc is found first;
+//! * a descriptor is closed by a raw system call (`syscall(SYS_close, fd)`, inline
+//!   assembly, a runtime that bypasses libc);
+//! * the C library closes a descriptor internally, through entry points of its own:
+//!   `fclose()`, `closedir()`, `closefrom()`, `posix_spawn()` file actions, the loader;
+//! * a descriptor is closed by `exec()` (close-on-exec); that process image and its
+//!   knotes are gone anyway.
+//!
+//! Where it is not in effect nothing wrong is reported: the engine checks, when it
+//! reports an event or a number is registered again, that the number still refers to the
+//! file that was registered, so a closed descriptor and a number reused by another file
+//! produce no event. What is lost is only the cleanup: the knotes of a closed number stay
+//! until an `EV_DELETE`, until the number is registered again with `EV_ADD`, or until the
+//! kqueue is closed.
+//!
+//! # What each function does
+//!
+//! * `close(fd)`: if `fd` carries knotes or is a kqueue descriptor (one atomic load, no
+//!   lock, for every other number), the engine drops them ([`kq::fdclose`]); then the C
+//!   library's `close()` runs.
+//! * `dup2(old, new)`, `dup3(old, new, flags)`: `new` is about to be closed and replaced,
+//!   so its knotes are dropped first, unless the call is bound to fail without touching
+//!   `new`: `old == new` (dup2 then does nothing, dup3 fails with `EINVAL`), `old` is not
+//!   an open descriptor (`EBADF`), `flags` other than `O_CLOEXEC` (`EINVAL`).
+//! * `close_range(first, last, flags)`: drops the knotes of every tracked number in the
+//!   range (the walk stops at the highest tracked number, so `close_range(3, ~0U, 0)` is
+//!   cheap), then calls the C library's function. Nothing is dropped when `flags` has
+//!   `CLOSE_RANGE_CLOEXEC` (the descriptors stay open until exec), when the arguments are
+//!   invalid (`first > last`, unknown flags: the call fails), when the kernel has no
+//!   close_range (the call fails with `ENOSYS`), or when `flags` has `CLOSE_RANGE_UNSHARE`:
+//!   the range is then closed in a private copy of the descriptor table, while other
+//!   threads that shared the table keep the descriptors open, and the knotes must stay for
+//!   them. With a C library that has no close_range (glibc before 2.34) the system call is
+//!   made directly, and gives `ENOSYS` where the kernel does.
+//!
+//! The C library's functions are found once, with `dlsym(RTLD_NEXT, ...)`: inside this
+//! library, and in any program linking it, a plain call to `close` resolves to the
+//! function below itself. They are looked up when the library is loaded (so that the
+//! first close() may come from a signal handler) and again on demand if that did not
+//! happen (libkqueue.a linked without its initialiser); where the lookup finds nothing
+//! (a fully static program), the system call is made directly.
+//!
+//! # Guarantees
+//!
+//! * `errno` is the C library function's: the knote work saves and restores it.
+//! * Cancellation: the C library's `close()` is called, so it stays a cancellation point.
+//!   The knote work itself runs with cancellation disabled (it may close internal
+//!   descriptors of a kqueue, and must not be cut short holding the engine's locks); a
+//!   pending cancellation acts in the real close() right after it. Cancellation unwinds
+//!   the thread's stack through the frames of this module that are live during the C
+//!   library's call: those frames hold no value with a destructor and call only functions
+//!   that cannot unwind, so they have no landing pad that could stop the unwinding (a
+//!   landing pad, even one that merely aborts, would end the process instead: that is why
+//!   the knote work, which catches panics, is in functions of its own).
+//! * Nothing panics across the boundary: a panic in the engine is caught, the descriptor
+//!   is still closed (its knotes may then linger, as when the interposition is not in
+//!   effect).
+//! * Async-signal safety: for numbers without knotes, close() takes no lock and allocates
+//!   nothing (once the C library's function has been looked up, normally at load time).
+//!   For a number with knotes it takes the engine's locks, like any kevent() call.
+//! * A `vfork()`ed child shares the parent's memory, so it runs these functions on the
+//!   parent's engine state, but it has a descriptor table of its own: its close() before
+//!   exec must not drop the parent's knotes. The engine's [`kq::fdclose`] checks the
+//!   calling process itself, so nothing is done about it here.
+
+use std::ffi::{c_int, c_uint, CStr};
+use std::os::fd::RawFd;
+use std::panic::catch_unwind;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+// The C library's functions. Declared "C" (cannot unwind) although close() can be left by
+// cancellation: calls to them then need no landing pad (see the module documentation).
+type CloseFn = unsafe extern "C" fn(c_int) -> c_int;
+type Dup2Fn = unsafe extern "C" fn(c_int, c_int) -> c_int;
+type Dup3Fn = unsafe extern "C" fn(c_int, c_int, c_int) -> c_int;
+type CloseRangeFn = unsafe extern "C" fn(c_uint, c_uint, c_int) -> c_int;
+
+extern "C" {
+    // Not in the libc crate. The constant is the same in glibc and musl.
+    fn pthread_setcancelstate(state: c_int, oldstate: *mut c_int) -> c_int;
+}
+const PTHREAD_CANCEL_DISABLE: c_int = 1;
+
+/// A function of the next object in the lookup order (the C library's), looked up once.
+struct Next {
+    name: &'static CStr,
+    /// [`UNRESOLVED`], [`MISSING`] or the function's address.
+    addr: AtomicUsize,
+}
+
+const UNRESOLVED: usize = 0;
+const MISSING: usize = 1;
+
+impl Next {
+    const fn new(name: &'static CStr) -> Next {
+        Next {
+            name,
+            addr: AtomicUsize::new(UNRESOLVED),
+        }
+    }
+
+    /// The function's address, or 0 when the C library has none.
+    fn get(&self) -> usize {
+        // Relaxed is enough: the value is all a reader needs (the code it points to is
+        // mapped before dlsym can return it), and a race only makes two threads look it up.
+        let mut addr = self.addr.load(Ordering::Relaxed);
+        if addr == UNRESOLVED {
+            addr = keeping_errno(|| {
+                // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name has no
+                // precondition; it returns NULL when no later object defines the name.
+                let p = unsafe { libc::dlsym(libc::RTLD_NEXT, self.name.as_ptr()) } as usize;
+                if p == UNRESOLVED || p == MISSING {
+                    MISSING
+                } else {
+                    p
+                }
+            });
+            self.addr.store(addr, Ordering::Relaxed);
+        }
+        if addr == MISSING {
+            0
+        } else {
+            addr
+        }
+    }
+}
+
+const CLOSE: usize = 0;
+const DUP2: usize = 1;
+const DUP3: usize = 2;
+const CLOSE_RANGE: usize = 3;
+static NEXT: [Next; 4] = [
+    Next::new(c"close"),
+    Next::new(c"dup2"),
+    Next::new(c"dup3"),
+    Next::new(c"close_range"),
+];
+
+/// The address of the C library's function `NEXT[which]`, or 0 when it has none.
+extern "C" fn next_fn(which: usize) -> usize {
+    NEXT.get(which).map_or(0, Next::get)
+}
+
+/// Looks the C library's functions up when the library is loaded (or, for libkqueue.a,
+/// when the program starts), so that the first call needs no dlsym().
+extern "C" fn resolve_all() {
+    for next in &NEXT {
+        let _ = next.get();
+    }
+}
+
+#[used]
+#[link_section = ".init_array"]
+static RESOLVE_AT_LOAD: extern "C" fn() = resolve_all;
+
+fn errno() -> c_int {
+    // SAFETY: __errno_location returns a valid pointer to the calling thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+fn set_errno(e: c_int) {
+    // SAFETY: as in errno(); only the calling thread accesses its errno.
+    unsafe { *libc::__errno_location() = e };
+}
+
+/// Runs `f` and puts `errno` back as it was.
+fn keeping_errno<T>(f: impl FnOnce() -> T) -> T {
+    let saved = errno();
+    let r = f();
+    set_errno(saved);
+    r
+}
+
+/// Whether `fd` carries knotes or is a kqueue descriptor (lock-free).
+fn tracked(fd: RawFd) -> bool {
+    fd >= 0 && catch_unwind(|| kq::fd_tracked(fd)).unwrap_or(false)
+}
+
+/// Drops the knotes of number `fd`, which is about to be closed or replaced. errno and the
+/// cancellation state are left as they were; a panic in the engine is swallowed (the
+/// descriptor must be closed all the same).
+fn forget(fd: RawFd) {
+    keeping_errno(|| {
+        let mut old_state: c_int = 0;
+        // SAFETY: pthread_setcancelstate only writes the previous state to the pointer.
+        let disabled =
+            unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut old_state) } == 0;
+        let _ = catch_unwind(|| kq::fdclose(fd));
+        if disabled {
+            let mut dummy: c_int = 0;
+            // SAFETY: as above (the old state goes to a dummy: NULL is not portable).
+            unsafe { pthread_setcancelstate(old_state, &mut dummy) };
+        }
+    });
+}
+
+/// Whether `fd` is an open descriptor of the calling process (errno untouched).
+fn is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD takes no argument and only reads the descriptor's flags.
+    keeping_errno(|| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1)
+}
+
+/// Whether close_range() works here (kernel 5.9 or later, not refused by a seccomp
+/// filter): probed once, with a range that holds no descriptor.
+fn close_range_works() -> bool {
+    const UNKNOWN: u8 = 0;
+    const YES: u8 = 1;
+    const NO: u8 = 2;
+    static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
+    let mut state = STATE.load(Ordering::Relaxed);
+    if state == UNKNOWN {
+        let ok = keeping_errno(|| real_close_range(c_uint::MAX, c_uint::MAX, 0) == 0);
+        state = if ok { YES } else { NO };
+        STATE.store(state, Ordering::Relaxed);
+    }
+    state == YES
+}
+
+// The knote work, one function per entry point. They are "C" functions, so that calling
+// them needs no landing pad in the exported functions; a panic inside is caught anyway.
+
+extern "C" fn before_close(fd: c_int) {
+    if tracked(fd) {
+        forget(fd);
+    }
+}
+
+extern "C" fn before_dup(oldfd: c_int, newfd: c_int, flags: c_int) {
+    // dup2(fd, fd) does nothing, dup3(fd, fd, _) and bad flags fail with EINVAL, a closed
+    // oldfd fails with EBADF: newfd is left as it is in each case.
+    if oldfd != newfd && flags & !libc::O_CLOEXEC == 0 && tracked(newfd) && is_open(oldfd) {
+        forget(newfd);
+    }
+}
+
+extern "C" fn before_close_range(first: c_uint, last: c_uint, flags: c_int) {
+    // Only flags 0 closes in the process's table: CLOSE_RANGE_CLOEXEC closes nothing now,
+    // CLOSE_RANGE_UNSHARE closes in a private copy, unknown bits and first > last fail.
+    if flags != 0 || first > last {
+        return;
+    }
+    keeping_errno(|| {
+        let max = catch_unwind(kq::fd_tracked_max).ok().flatten();
+        let Some(max) = max.and_then(|m| c_uint::try_from(m).ok()) else {
+            return;
+        };
+        let mut checked = false;
+        for n in first..=last.min(max) {
+            // n <= max, which came from a RawFd.
+            let fd = RawFd::try_from(n).unwrap_or(RawFd::MAX);
+            if tracked(fd) {
+                // Drop nothing if the call is going to fail with ENOSYS.
+                if !checked && !close_range_works() {
+                    return;
+                }
+                checked = true;
+                forget(fd);
+            }
+        }
+    });
+}
+
+// The C library's functions, or the system calls where it has none. These frames are live
+// while the C library runs: they must call nothing that can unwind (no Rust function, no
+// conversion that could panic), so that they have no landing pad.
+
+extern "C" fn real_close(fd: c_int) -> c_int {
+    let f = next_fn(CLOSE);
+    if f != 0 {
+        // SAFETY: f is the address of the C library's `int close(int)`, whose ABI CloseFn
+        // matches; it may be called with any number.
+        unsafe { std::mem::transmute::<usize, CloseFn>(f)(fd) }
+    } else {
+        // SAFETY: close(2) with any number is harmless to memory. Its result is 0 or -1.
+        unsafe { libc::syscall(libc::SYS_close, fd) as c_int }
+    }
+}
+
+extern "C" fn real_dup2(oldfd: c_int, newfd: c_int) -> c_int {
+    let f = next_fn(DUP2);
+    if f != 0 {
+        // SAFETY: the C library's `int dup2(int, int)`, matching Dup2Fn; any numbers do.
+        unsafe { std::mem::transmute::<usize, Dup2Fn>(f)(oldfd, newfd) }
+    } else {
+        dup2_syscall(oldfd, newfd)
+    }
+}
+
+/// dup2() from system calls (some architectures have no dup2 system call).
+extern "C" fn dup2_syscall(oldfd: c_int, newfd: c_int) -> c_int {
+    if oldfd != newfd {
+        // SAFETY: dup3(2) only changes the descriptor table. Its result is a descriptor
+        // number or -1.
+        return unsafe { libc::syscall(libc::SYS_dup3, oldfd, newfd, 0) as c_int };
+    }
+    if is_open(oldfd) {
+        newfd
+    } else {
+        set_errno(libc::EBADF);
+        -1
+    }
+}
+
+extern "C" fn real_dup3(oldfd: c_int, newfd: c_int, flags: c_int) -> c_int {
+    let f = next_fn(DUP3);
+    if f != 0 {
+        // SAFETY: the C library's `int dup3(int, int, int)`, matching Dup3Fn.
+        unsafe { std::mem::transmute::<usize, Dup3Fn>(f)(oldfd, newfd, flags) }
+    } else {
+        // SAFETY: dup3(2) only changes the descriptor table; result a number or -1.
+        unsafe { libc::syscall(libc::SYS_dup3, oldfd, newfd, flags) as c_int }
+    }
+}
+
+extern "C" fn real_close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    let f = next_fn(CLOSE_RANGE);
+    if f != 0 {
+        // SAFETY: the C library's `int close_range(unsigned, unsigned, int)`, matching
+        // CloseRangeFn.
+        unsafe { std::mem::transmute::<usize, CloseRangeFn>(f)(first, last, flags) }
+    } else {
+        // SAFETY: close_range(2) only changes the descriptor table; result 0 or -1
+        // (ENOSYS before Linux 5.9).
+        unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) as c_int }
+    }
+}
+
+/// `int close(int fd)`: drops the knotes of `fd` (and forgets it if it is a kqueue
+/// descriptor), then calls the C library's close().
+#[no_mangle]
+pub extern "C" fn close(fd: c_int) -> c_int {
+    before_close(fd);
+    real_close(fd)
+}
+
+/// `int dup2(int oldfd, int newfd)`: drops the knotes of `newfd` when the call is going to
+/// replace it, then calls the C library's dup2().
+#[no_mangle]
+pub extern "C" fn dup2(oldfd: c_int, newfd: c_int) -> c_int {
+    before_dup(oldfd, newfd, 0);
+    real_dup2(oldfd, newfd)
+}
+
+/// `int dup3(int oldfd, int newfd, int flags)`: as dup2(), for a call with valid flags.
+#[no_mangle]
+pub extern "C" fn dup3(oldfd: c_int, newfd: c_int, flags: c_int) -> c_int {
+    before_dup(oldfd, newfd, flags);
+    real_dup3(oldfd, newfd, flags)
+}
+
+/// `int close_range(unsigned int first, unsigned int last, int flags)`: drops the knotes
+/// of the numbers in the range when the call is going to close them in the process's
+/// descriptor table, then calls the C library's close_range() (or the system call).
+#[no_mangle]
+pub extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    before_close_range(first, last, flags);
+    real_close_range(first, last, flags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipe() -> [c_int; 2] {
+        let mut p = [-1; 2];
+        // SAFETY: pipe() writes two descriptors to the array.
+        assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
+        p
+    }
+
+    #[test]
+    fn finds_the_c_library_functions_not_these() {
+        let ours = [
+            close as *const () as usize,
+            dup2 as *const () as usize,
+            dup3 as *const () as usize,
+            close_range as *const () as usize,
+        ];
+        for (which, ours) in ours.into_iter().enumerate() {
+            let f = next_fn(which);
+            assert_ne!(f, ours, "{:?} resolved to itself", NEXT[which].name);
+            // close_range is missing from glibc before 2.34: then 0, the system call.
+            if which != CLOSE_RANGE {
+                assert_ne!(f, 0, "{:?} not found", NEXT[which].name);
+            }
+        }
+    }
+
+    /// A number that is never an open descriptor (tests run in parallel threads: a number
+    /// closed here may be reused by another test at once).
+    const NOT_OPEN: c_int = 1 << 30;
+
+    #[test]
+    fn errno_is_the_c_library_call_s() {
+        let p = pipe();
+        set_errno(1234);
+        assert_eq!(close(p[0]), 0);
+        assert_eq!(errno(), 1234);
+        assert_eq!(close(NOT_OPEN), -1);
+        assert_eq!(errno(), libc::EBADF);
+        assert_eq!(dup2(NOT_OPEN, p[1]), -1);
+        assert_eq!(errno(), libc::EBADF);
+        set_errno(0);
+        assert_eq!(dup3(p[1], p[1], 0), -1);
+        assert_eq!(errno(), libc::EINVAL);
+        set_errno(1235);
+        assert_eq!(close(p[1]), 0);
+        assert_eq!(errno(), 1235);
+    }
+
+    #[test]
+    fn dup2_from_system_calls() {
+        let a = pipe();
+        let b = pipe();
+        assert_eq!(dup2_syscall(a[0], a[0]), a[0]);
+        assert_eq!(dup2_syscall(a[0], b[0]), b[0]);
+        // SAFETY: all zeroes is a valid struct stat.
+        let mut st_a: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut st_b: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat writes one struct stat.
+        unsafe {
+            assert_eq!(libc::fstat(a[0], &mut st_a), 0);
+            assert_eq!(libc::fstat(b[0], &mut st_b), 0);
+        }
+        assert_eq!(st_a.st_ino, st_b.st_ino);
+        for fd in [a[0], a[1], b[0], b[1]] {
+            assert_eq!(close(fd), 0);
+        }
+        set_errno(0);
+        assert_eq!(dup2_syscall(NOT_OPEN, NOT_OPEN), -1);
+        assert_eq!(errno(), libc::EBADF);
+        set_errno(0);
+        assert_eq!(dup2_syscall(NOT_OPEN, 3), -1);
+        assert_eq!(errno(), libc::EBADF);
+    }
+
+    #[test]
+    fn close_range_is_probed_without_closing_anything() {
+        let p = pipe();
+        // Linux 5.9 and later (the probe is a range holding no descriptor).
+        assert!(close_range_works());
+        assert!(is_open(p[0]) && is_open(p[1]));
+        let n = c_uint::try_from(p[0]).unwrap();
+        assert_eq!(close_range(n, n, 0), 0);
+        // The read end is gone (SIGPIPE is ignored in Rust programs).
+        // SAFETY: writes one byte from a valid buffer.
+        assert_eq!(unsafe { libc::write(p[1], b"x".as_ptr().cast(), 1) }, -1);
+        assert_eq!(errno(), libc::EPIPE);
+        assert_eq!(close(p[1]), 0);
+        set_errno(0);
+        assert_eq!(close_range(5, 4, 0), -1);
+        assert_eq!(errno(), libc::EINVAL);
+    }
+}
