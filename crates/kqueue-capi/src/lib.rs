@@ -60,6 +60,8 @@ fn personality_from_env() -> Personality {
 }
 
 fn new_kqueue() -> Result<c_int, Errno> {
+    static HOOKED: std::sync::Once = std::sync::Once::new();
+    HOOKED.call_once(|| kq::set_close_hooked(interpose::in_effect()));
     Ok(Kqueue::new_raw_fd(personality_from_env())?)
 }
 
