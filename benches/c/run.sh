@@ -1,6 +1,8 @@
 #!/bin/sh
-# C-ABI benchmark: libkqueue.so (this project) against eventfd+epoll, same run.
-#   sh benches/c/run.sh [reps] [pingpong round trips] [trigger ops]
+# C-ABI benchmark: libkqueue.so (this project) against the raw Linux primitives (eventfd,
+# epoll, epoll_ctl), each scenario's variants interleaved in the same run.
+#   sh benches/c/run.sh [reps] [pingpong round trips] [trigger ops] [scenario...]
+# Scenarios: pingpong trigger idle adddel echo (default: all; see the top of bench.c).
 # Builds the library in release mode, compiles benches/c/bench.c with -O2 and runs it.
 # Not run by CI: the numbers depend on the machine and its load.
 set -eu
