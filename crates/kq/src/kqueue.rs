@@ -855,7 +855,7 @@ impl Kqueue {
     pub fn new_raw_fd(personality: Personality) -> std::io::Result<RawFd> {
         Ok(process::creating(|| {
             let inner = new_inner(personality)?;
-            Ok::<_, Errno>(Self::release(inner)?)
+            Self::release(inner)
         })?)
     }
 
@@ -916,10 +916,7 @@ impl Kqueue {
         let Kqueue { inner } = self;
         // A copy of the epoll becomes the program's: the library keeps its own, so that a
         // call never touches the program's number after it found the kqueue.
-        match process::creating(|| Self::release(Arc::clone(&inner))) {
-            Ok(n) => n,
-            Err(_) => -1,
-        }
+        process::creating(|| Self::release(Arc::clone(&inner))).unwrap_or(-1)
     }
 
     /// The kqueue behind descriptor `fd` (any copy of a kqueue descriptor of this process).

@@ -353,7 +353,7 @@ extern "C" fn real_close_range(first: c_uint, last: c_uint, flags: c_int) -> c_i
 pub(crate) fn in_effect() -> bool {
     // SAFETY: dlsym with a NUL-terminated name and the RTLD_DEFAULT handle only reads.
     let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"close".as_ptr()) };
-    found as usize == close as *const () as usize
+    std::ptr::eq(found as *const (), close as *const ())
 }
 
 #[no_mangle]
