@@ -3,7 +3,7 @@
 //! growth (counted by this program's allocator) as a cross-check.
 //!
 //! Run: `cargo run --release -p kq --example knote_memory [COUNT]`. The target is at most
-//! 128 bytes per event (issue 2 item 9); the exit status is 1 when RSS says it is missed.
+//! 128 bytes per event; the exit status is 1 when RSS says it is missed.
 
 use kq::{Kevent, Kqueue, EVFILT_USER, EV_ADD, EV_CLEAR};
 use std::alloc::{GlobalAlloc, Layout, System};

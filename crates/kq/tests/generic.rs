@@ -292,7 +292,7 @@ fn g9_evfilt_aio_unimplemented(p: Personality) {
 }
 
 /// §1.5: one call returns as many events as there are slots and pending events, with no
-/// cap of its own (libkqueue stops at 512, LINUX-NOTES), in activation order.
+/// cap of its own (libkqueue stops at 512), in activation order.
 fn many_events_in_one_call(p: Personality) {
     let kq = kq(p);
     const N: usize = 2000;
