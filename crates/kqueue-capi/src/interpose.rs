@@ -26,6 +26,13 @@
 //! * a descriptor is closed by `exec()` (close-on-exec); that process image and its
 //!   knotes are gone anyway.
 //!
+//! The first kqueue() checks which case holds ([`in_effect`]: whether the name `close`
+//! resolves to the definition below) and tells the engine ([`kq::set_close_hooked`]).
+//! Where it is in effect, the engine trusts its own table of which numbers are kqueue
+//! descriptors: a kqueue descriptor must then be closed through these functions. One
+//! closed by a raw system call stays alive in the library, and its number keeps naming
+//! that kqueue in kevent() even after another file has taken the number.
+//!
 //! Where it is not in effect nothing wrong is reported: the engine checks, when it
 //! reports an event or a number is registered again, that the number still refers to the
 //! file that was registered, so a closed descriptor and a number reused by another file
@@ -345,8 +352,6 @@ extern "C" fn real_close_range(first: c_uint, last: c_uint, flags: c_int) -> c_i
     }
 }
 
-/// `int close(int fd)`: drops the knotes of `fd` (and forgets it if it is a kqueue
-/// descriptor), then calls the C library's close().
 /// Whether the program's calls to close() reach the function below: the name `close`
 /// resolves, in the global lookup order, to this library's definition. The engine then
 /// trusts its table of kqueue descriptors and needs no background sweep.
@@ -356,6 +361,8 @@ pub(crate) fn in_effect() -> bool {
     std::ptr::eq(found as *const (), close as *const ())
 }
 
+/// `int close(int fd)`: drops the knotes of `fd` (and forgets it if it is a kqueue
+/// descriptor), then calls the C library's close().
 #[no_mangle]
 pub extern "C" fn close(fd: c_int) -> c_int {
     before_close(fd);
