@@ -421,8 +421,15 @@ fn forget(number: RawFd, id: u64) {
     }
     let dead = {
         let mut reg = registry();
-        match reg.map.get(&id) {
-            Some(e) if e.numbers.is_empty() && matches!(e.owner, Owner::Released(_)) => {
+        match reg.map.get_mut(&id) {
+            Some(e) if matches!(e.owner, Owner::Released(_)) => {
+                // A kevent() racing with the close may have found the number still open and
+                // taken it up again: it is closed all the same.
+                e.numbers.retain(|&n| n != number);
+                forget_number(number, id);
+                if !e.numbers.is_empty() {
+                    return;
+                }
                 reg.released -= 1;
                 reg.map.remove(&id)
             }
