@@ -228,7 +228,10 @@ impl Inner {
         if stale {
             self.drop_descriptor_knotes(st, fd);
         }
-        open.map(|_| ())
+        let now = open?;
+        let epoch = st.objs.epoch;
+        st.objs.fds.checked(fd, now, epoch);
+        Ok(())
     }
 
     /// Drops every knote of a descriptor filter on number `fd`, silently.
@@ -386,15 +389,25 @@ impl Inner {
     /// After knotes were newly queued, under the lock: wake sleepers, give the descriptor's
     /// watchers a new edge, and say whether watching kqueues must be told once the lock is
     /// released ([`Inner::notify_watchers`]).
+    ///
+    /// `edge`: the activations came from a change or a trigger, which Linux has not shown
+    /// anyone yet, so the descriptor's watchers need an edge now. Activations taken in from
+    /// descriptor edges or timerfds were already seen through the epoll; the caller then
+    /// only keeps `pending` in step with the queue ([`Inner::sync_pending`]).
     #[must_use]
-    fn signal(&self, st: &mut State) -> bool {
+    fn signal(&self, st: &mut State, edge: bool) -> bool {
         // Store the count, then look for watchers; a new watcher stores `watched`, then reads
         // the count (`add_watcher`, then the filter's event check). Sequentially consistent
         // on both sides, so at least one of the two sees the other: a watcher added while
         // this kqueue activates is either told or finds the count itself.
         self.pending_count.store(st.knotes.queued, Ordering::SeqCst);
         self.activations.fetch_add(1, Ordering::SeqCst);
-        if self.exposed.load(Ordering::Relaxed) && st.readable {
+        if !edge {
+            // The caller syncs `pending` once it is done, but a thread asleep must be woken.
+            if st.sleepers > 0 {
+                self.sync_pending(st);
+            }
+        } else if self.exposed.load(Ordering::Relaxed) && st.readable {
             // Already readable: a new write still wakes edge-triggered watchers.
             sys::eventfd_add(self.pending.as_fd());
         } else {
@@ -458,11 +471,13 @@ impl Inner {
     pub(crate) fn refresh(&self) -> usize {
         if let Ok(mut st) = self.state.try_lock() {
             if !st.closed && self.gen == process::fork_gen() {
+                st.objs.epoch += 1;
                 let mut news = self.harvest_now(&mut st);
                 news |= self.expire_timers(&mut st);
                 // Watchers are not told here (the caller is one, holding its own lock);
                 // `pending` being written gives the others an edge through epoll.
-                let _ = news && self.signal(&mut st);
+                let _ = news && self.signal(&mut st, false);
+                self.sync_pending(&mut st);
                 self.publish(&st);
             }
         }
@@ -533,7 +548,9 @@ impl Inner {
         if st.closed || self.gen != process::fork_gen() {
             return;
         }
-        let notify = self.expire_timers(&mut st) && self.signal(&mut st);
+        st.objs.epoch += 1;
+        let notify = self.expire_timers(&mut st) && self.signal(&mut st, false);
+        self.sync_pending(&mut st);
         self.publish(&st);
         drop(st);
         if notify {
@@ -567,6 +584,7 @@ impl Inner {
             if st.closed {
                 return Err(Errno::BADF);
             }
+            st.objs.epoch += 1;
             let mut queued = false;
             let mut stop = None;
             for i in 0..changes.len() {
@@ -595,7 +613,7 @@ impl Inner {
                 nerrors += 1;
             }
             self.sync_timerfd(&mut st);
-            let notify = queued && self.signal(&mut st);
+            let notify = queued && self.signal(&mut st, true);
             // A deletion may have taken the last queued knote.
             self.sync_pending(&mut st);
             self.publish(&st);
@@ -642,10 +660,11 @@ impl Inner {
             if st.closed {
                 return Err(Errno::BADF);
             }
+            st.objs.epoch += 1;
             let mut news = self.harvest(&mut st, &edges[..woken]);
             news |= self.harvest_now(&mut st);
             news |= self.expire_timers(&mut st);
-            let notify = news && self.signal(&mut st);
+            let notify = news && self.signal(&mut st, false);
             let n = self.collect(&mut st, events, max);
             self.sync_pending(&mut st);
             self.publish(&st);
@@ -715,7 +734,7 @@ impl Inner {
         let State { knotes, objs, .. } = &mut *st;
         let mut cx = self.context(objs, id);
         let fired = filter.event(knotes.get(id), hint, &mut cx);
-        let notify = fired && knotes.activate(id) && self.signal(&mut st);
+        let notify = fired && knotes.activate(id) && self.signal(&mut st, true);
         self.publish(&st);
         Ok((fired, notify))
     }
@@ -785,6 +804,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
                 timers: Timers::default(),
                 fds: Descriptors::default(),
                 epoll: epoll.as_raw_fd(),
+                epoch: 0,
             },
             sleepers: 0,
             readable: false,

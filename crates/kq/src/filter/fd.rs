@@ -68,6 +68,8 @@ struct Reg {
     revents: u32,
     /// inotify watch of a regular file (-1: none).
     wd: i32,
+    /// The lock hold (`Objects::epoch`) in which the number was last seen to name `file`.
+    verified: u64,
 }
 
 /// The descriptors one kqueue watches.
@@ -82,6 +84,9 @@ pub(crate) struct Descriptors {
     inotify: Option<sys::Fd>,
     /// Descriptors by inotify watch.
     watches: HashMap<i32, Vec<RawFd>>,
+    /// The identity of the descriptor a change is being applied to, as checked for it (the
+    /// number, the file, the lock hold).
+    checked: Option<(RawFd, Identity, u64)>,
 }
 
 /// Epoll user data of the inotify instance.
@@ -100,6 +105,19 @@ pub(crate) fn edge_hint(events: u32) -> i64 {
 }
 
 impl Descriptors {
+    /// Records that number `fd` named `file` in lock hold `epoch` (the change being applied
+    /// was checked against it).
+    pub(crate) fn checked(&mut self, fd: RawFd, file: Identity, epoch: u64) {
+        self.checked = Some((fd, file, epoch));
+        if let Some(reg) = self.regs.get_mut(&fd) {
+            if (reg.file.dev, reg.file.ino, reg.file.kind) == (file.dev, file.ino, file.kind)
+                && file.kind != 0
+            {
+                reg.verified = epoch;
+            }
+        }
+    }
+
     pub(crate) fn polled(&self) -> usize {
         self.polled
     }
@@ -178,8 +196,12 @@ impl Descriptors {
             interest: 0,
             revents: 0,
             wd: -1,
+            verified: 0,
         };
         *Self::slot(&mut reg, filter) = id;
+        if file.kind != 0 {
+            reg.verified = self.checked.map_or(0, |(_, _, e)| e);
+        }
         if let Kind::Kqueue(_) = kind {
             // Nest the watched kqueue's epoll in ours, so that its new events (descriptor
             // edges included) reach us with no thread of either awake. epoll refuses loops
@@ -377,7 +399,10 @@ fn classify(fd: RawFd, file: &Identity, filter: i16, cx: &Context<'_>) -> Result
 fn attach(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) -> Result<Kind, Errno> {
     let fd = sys::fd_number(kn.kev.ident)?;
     let target = sys::borrow(fd);
-    let file = io::identity(target)?;
+    let file = match cx.objs.fds.checked {
+        Some((n, file, epoch)) if n == fd && epoch == cx.objs.epoch => file,
+        _ => io::identity(target)?,
+    };
     let kind = match cx.objs.fds.regs.get(&fd) {
         Some(reg) => reg.kind,
         None => classify(fd, &file, filter, cx)?,
@@ -559,6 +584,13 @@ fn write_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
 /// number still names the registered file (so that the state read was that file's).
 fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>) -> bool {
     let fd = kn.kev.ident as RawFd;
+    let epoch = cx.objs.epoch;
+    // Found active in this lock hold already (an edge taken in just before the delivery):
+    // nothing can have changed that a second look would see.
+    let fresh = (epoch << 1) | 1;
+    if hint == 0 && kn.hookid == fresh {
+        return true;
+    }
     let Some(reg) = cx.objs.fds.regs.get(&fd) else {
         return false;
     };
@@ -573,9 +605,17 @@ fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>) -> bool {
     let Ok(status) = status else {
         return false;
     };
-    if !same_file(cx.objs.epoll, fd, reg, None) {
-        return false;
+    if reg.verified != epoch {
+        if !same_file(cx.objs.epoll, fd, reg, None) {
+            return false;
+        }
+        if let Some(reg) = cx.objs.fds.regs.get_mut(&fd) {
+            reg.verified = epoch;
+        }
     }
+    let Some(reg) = cx.objs.fds.regs.get(&fd) else {
+        return false;
+    };
     kn.kev.data = status.data as isize;
     if status.error && matches!(reg.kind, Kind::Socket(_)) {
         // Reading the error clears it in the socket: keep it for later reports.
@@ -591,6 +631,7 @@ fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>) -> bool {
         kn.kev.flags &= !EV_EOF;
         kn.kev.fflags = 0;
     }
+    kn.hookid = if status.active { fresh } else { 0 };
     status.active
 }
 

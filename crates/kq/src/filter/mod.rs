@@ -36,6 +36,9 @@ pub(crate) struct Objects {
     /// The kqueue's epoll (valid while the kqueue lives, which it does while its lock is
     /// held).
     pub(crate) epoll: std::os::fd::RawFd,
+    /// Counts the kqueue's lock holds that look at objects: a descriptor's state read, or
+    /// its identity checked, during the current hold need not be read again.
+    pub(crate) epoch: u64,
 }
 
 /// What a filter hook may see and ask of the kqueue it runs in.

@@ -82,6 +82,13 @@ pub(crate) struct SocketInfo {
 /// Type details of a socket.
 pub(crate) fn socket_info(fd: BorrowedFd<'_>) -> Result<SocketInfo, Errno> {
     let listening = sockopt_int(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN)? != 0;
+    if !listening {
+        // Whether a connected socket is TCP does not matter to the filters.
+        return Ok(SocketInfo {
+            listening,
+            tcp: false,
+        });
+    }
     let domain = sockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)?;
     let ty = sockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE)?;
     let protocol = sockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL)?;
