@@ -13,6 +13,7 @@ use crate::sys::{self, epoll, fdinfo, signals::SignalsBlocked, Fd};
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Once, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
@@ -177,8 +178,28 @@ impl Entry {
     }
 }
 
+/// Kqueue ids are handed out in sequence: they hash to themselves, spread by a multiply.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 struct Registry {
-    map: HashMap<u64, Entry>,
+    map: HashMap<u64, Entry, BuildHasherDefault<IdHasher>>,
     /// Released kqueues in `map`.
     released: usize,
     /// The background thread's epoll (timerfds of all kqueues), once started.
@@ -187,7 +208,7 @@ struct Registry {
 
 static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
     RwLock::new(Registry {
-        map: HashMap::new(),
+        map: HashMap::with_hasher(BuildHasherDefault::default()),
         released: 0,
         thread_epoll: None,
     })

@@ -494,3 +494,18 @@ fn every_program_is_run() {
     listed.sort();
     assert_eq!(found, listed, "tests/c/*.c and PROGRAMS differ");
 }
+
+/// The fallbacks for kernels before 5.11, forced on this one: `KQ_NO_EPOLL_PWAIT2` makes
+/// every wait use epoll_pwait (millisecond timeouts, rounded up). The programs whose waits
+/// matter most (timeouts, EINTR, wakeups, descriptor filters) must pass unchanged.
+#[test]
+fn kernel_fallbacks() {
+    for name in ["eintr", "timer", "user", "fdfilter", "close"] {
+        let exe = compile(name, Build::C);
+        run_with(
+            &exe,
+            &[],
+            &[("KQ_NO_EPOLL_PWAIT2", std::ffi::OsStr::new("1"))],
+        );
+    }
+}
