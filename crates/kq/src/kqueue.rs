@@ -39,13 +39,12 @@ use std::time::{Duration, Instant};
 /// Epoll user data of the kqueue's own registrations: a tag in the top 16 bits, which
 /// descriptor registrations (sequence number and descriptor number, 31 bits each) never
 /// have.
-const TAG_MASK: u64 = 0xffff << 48;
-const TAG_PENDING: u64 = 0xb5d0 << 48;
-const TAG_TIMER: u64 = 0xb5d1 << 48;
+const TAG_PENDING: u64 = filter::fd::TAG_BASE;
+const TAG_TIMER: u64 = filter::fd::TAG_BASE + 1; // + the clock
 
 /// The kqueue id in the user data of a `pending` registration, if it is one.
 pub(crate) fn id_of_pending_token(data: u64) -> Option<u64> {
-    (data & TAG_MASK == TAG_PENDING).then_some(data & !TAG_MASK)
+    (data as u32 as u64 == TAG_PENDING).then_some(data >> 32)
 }
 
 /// The state under the kqueue lock.
@@ -103,7 +102,7 @@ impl Inner {
 
     /// The user data of this kqueue's `pending` registration, which identifies it.
     pub(crate) fn pending_token(&self) -> u64 {
-        TAG_PENDING | self.id
+        TAG_PENDING | (self.id << 32)
     }
 
     /// Descriptors the kqueue owns (for the fork handler).
@@ -223,7 +222,7 @@ impl Inner {
         let open = sys::io::identity(sys::borrow(fd));
         let stale = match &open {
             Err(_) => st.objs.fds.contains(fd),
-            Ok(now) => filter::fd::is_stale(&st.objs, fd, now),
+            Ok(now) => filter::fd::is_stale(&mut st.objs, fd, now),
         };
         if stale {
             self.drop_descriptor_knotes(st, fd);
@@ -322,7 +321,7 @@ impl Inner {
                 for (id, f) in objs.fds.file_edges() {
                     queued |= self.evaluate(knotes, objs, id, f, 0);
                 }
-            } else if data & TAG_MASK == 0 {
+            } else if !filter::fd::is_internal(data) {
                 for (id, f) in objs.fds.edge(data, e.events) {
                     queued |= self.evaluate(knotes, objs, id, f, filter::fd::edge_hint(e.events));
                 }
@@ -509,7 +508,7 @@ impl Inner {
         epoll::add(
             self.epoll.as_fd(),
             fd.as_fd(),
-            TAG_TIMER | clock as u64,
+            TAG_TIMER + clock as u64,
             epoll::IN | epoll::ET,
         )?;
         process::watch_timerfd(fd.as_fd(), self.id)?;
@@ -788,7 +787,12 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         Ok((ep, pending))
     })?;
     let id = process::new_id();
-    epoll::add(epoll.as_fd(), pending.as_fd(), TAG_PENDING | id, epoll::IN)?;
+    epoll::add(
+        epoll.as_fd(),
+        pending.as_fd(),
+        TAG_PENDING | (id << 32),
+        epoll::IN,
+    )?;
     process::mark_library_fd(epoll.as_raw_fd(), true);
     Ok(Arc::new_cyclic(|me| Inner {
         me: me.clone(),

@@ -32,7 +32,8 @@ static PID: AtomicI32 = AtomicI32::new(0);
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// A new process-unique kqueue id (never 0; 48 bits, see `TAG_PENDING`).
+/// A new process-unique kqueue id (never 0; it must fit the 32 bits the epoll user data
+/// has room for, see `TAG_PENDING`: 4 billion kqueues per process).
 pub(crate) fn new_id() -> u64 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
@@ -322,8 +323,12 @@ pub(crate) fn release(inner: Arc<Inner>, number: RawFd) {
     }
 }
 
-/// Whether descriptor `number` still refers to the epoll of kqueue `inner`.
-fn still_at(inner: &Inner, number: RawFd) -> bool {
+/// Whether descriptor `number` refers to the epoll of kqueue `inner`, by kcmp; `None` when
+/// kcmp is not available (a kernel without it, or a sandbox that forbids it).
+fn same_epoll(inner: &Inner, number: RawFd) -> Option<bool> {
+    if !kcmp_works() {
+        return None;
+    }
     let pid = sys::getpid();
     // SAFETY: kcmp compares two descriptors of this process; it reads nothing of ours.
     let r = unsafe {
@@ -337,24 +342,61 @@ fn still_at(inner: &Inner, number: RawFd) -> bool {
         )
     };
     match r {
-        0 => true,
-        r if r > 0 => false,
-        // No kcmp (a kernel without it, or a sandbox): ask /proc.
-        _ => fdinfo::epoll_data(number).contains(&inner.pending_token()),
+        0 => Some(true),
+        r if r > 0 => Some(false),
+        _ => {
+            let e = std::io::Error::last_os_error().raw_os_error();
+            if e == Some(libc::EBADF) {
+                Some(false)
+            } else {
+                KCMP.store(false, Ordering::Relaxed);
+                None
+            }
+        }
     }
+}
+
+static KCMP: AtomicBool = AtomicBool::new(true);
+
+fn kcmp_works() -> bool {
+    KCMP.load(Ordering::Relaxed)
+}
+
+/// Whether descriptor `number` still refers to the epoll of kqueue `inner`.
+fn still_at(inner: &Inner, number: RawFd) -> bool {
+    same_epoll(inner, number)
+        .unwrap_or_else(|| fdinfo::epoll_data(number).contains(&inner.pending_token()))
 }
 
 /// A descriptor of the program, other than `except`, that refers to kqueue `inner`'s epoll.
 fn find_copy(inner: &Inner, except: RawFd) -> Option<RawFd> {
     let own = inner.epoll_fd().as_raw_fd();
-    let dir = std::fs::read_dir("/proc/self/fd").ok()?;
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<RawFd>().ok())
-        .filter(|&n| n != except && n != own && KQUEUES.get(n) == 0 && LIBRARY.get(n) == 0)
-        .filter(|&n| {
-            std::fs::read_link(format!("/proc/self/fd/{n}"))
-                .is_ok_and(|t| t.as_os_str() == "anon_inode:[eventpoll]")
-        })
-        .find(|&n| still_at(inner, n))
+    let unknown = |n: RawFd| n != except && n != own && KQUEUES.get(n) == 0 && LIBRARY.get(n) == 0;
+    match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<RawFd>().ok())
+            .filter(|&n| unknown(n))
+            .filter(|&n| {
+                std::fs::read_link(format!("/proc/self/fd/{n}"))
+                    .is_ok_and(|t| t.as_os_str() == "anon_inode:[eventpoll]")
+            })
+            .find(|&n| still_at(inner, n)),
+        // No descriptor to read /proc with (or no /proc): try every number the limit
+        // allows, which needs none.
+        Err(_) if kcmp_works() => {
+            let mut rl = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: getrlimit writes the struct it is given.
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
+            let max = rl.rlim_cur.min(1 << 20) as RawFd;
+            (0..max)
+                .filter(|&n| unknown(n))
+                .find(|&n| same_epoll(inner, n) == Some(true))
+        }
+        Err(_) => None,
+    }
 }
 
 /// The kqueue whose descriptor is `fd` (any copy of it): EBADF if it is not one (closed,
@@ -377,11 +419,36 @@ pub(crate) fn lookup(fd: BorrowedFd<'_>) -> Result<Arc<Inner>, Errno> {
         // The number was closed and reused behind our back.
         forget(number, id);
     }
-    // A number we have not seen: a dup() of a kqueue, or not a kqueue at all.
-    let id = fdinfo::epoll_data(number)
-        .into_iter()
-        .find_map(crate::kqueue::id_of_pending_token)
-        .ok_or(Errno::BADF)?;
+    // A number we have not seen: a dup() of a kqueue, or not a kqueue at all. Compare it
+    // with each kqueue (kcmp, no descriptor needed); without kcmp, ask /proc.
+    let candidates: Vec<(u64, Arc<Inner>)> = registry_read()
+        .map
+        .iter()
+        .filter_map(|(id, e)| Some((*id, e.inner()?)))
+        .collect();
+    let mut found = None;
+    let mut kcmp_ok = true;
+    for (id, inner) in &candidates {
+        match same_epoll(inner, number) {
+            Some(true) => {
+                found = Some(*id);
+                break;
+            }
+            Some(false) => {}
+            None => {
+                kcmp_ok = false;
+                break;
+            }
+        }
+    }
+    let id = match found {
+        Some(id) => id,
+        None if kcmp_ok => return Err(Errno::BADF),
+        None => fdinfo::epoll_data(number)
+            .into_iter()
+            .find_map(crate::kqueue::id_of_pending_token)
+            .ok_or(Errno::BADF)?,
+    };
     let inner = {
         let mut reg = registry();
         let e = reg.map.get_mut(&id).ok_or(Errno::BADF)?;

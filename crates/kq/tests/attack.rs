@@ -11,11 +11,11 @@ use fdutil::*;
 use kq::*;
 use util::*;
 
-/// DEFECT: after 65536 descriptor registrations in one kqueue, the sequence number in the
+/// Regression (found by an adversarial pass): after 65536 descriptor registrations in one kqueue, the sequence number in the
 /// epoll user data reaches bit 48, the tag bits (`TAG_MASK`), and `Inner::harvest` ignores
 /// the registration's edges: a sleeper is never woken although the socket has data.
 #[test]
-fn defect_seq_overflow_loses_edges() {
+fn seq_overflow_loses_edges() {
     let kq = Kqueue::new().unwrap();
     let (a, b) = stream_pair();
     for _ in 0..65536 {
@@ -34,13 +34,13 @@ fn defect_seq_overflow_loses_edges() {
     assert_eq!(evs[0].data, 5);
 }
 
-/// DEFECT: an EVFILT_READ knote on a kqueue descriptor number keeps reporting for that
+/// Regression (found by an adversarial pass): an EVFILT_READ knote on a kqueue descriptor number keeps reporting for that
 /// kqueue after the number was closed (without `fdclose`, as a Rust program or a raw
 /// close does) and taken by another file, as long as the watched kqueue lives on through
 /// a dup. `filter/fd.rs::event` returns `kqueue_event` for `Kind::Kqueue` before, and
 /// instead of, the `same_file` check every other kind gets.
 #[test]
-fn defect_kqueue_knote_reports_for_reused_number() {
+fn kqueue_knote_reports_for_reused_number() {
     let outer = Kqueue::new().unwrap();
     let n = Kqueue::new_raw_fd(Personality::NetBsd).unwrap();
     // SAFETY: plain dup of a descriptor we own.
@@ -80,14 +80,14 @@ fn socket(domain: i32, ty: i32) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-/// DEFECT: a stream socket that is not connected yet (fresh from socket(), as an event
+/// Regression (found by an adversarial pass): a stream socket that is not connected yet (fresh from socket(), as an event
 /// loop registers it before calling connect()) reports EVFILT_READ and EVFILT_WRITE at
 /// once, both with EV_EOF: Linux's poll gives POLLHUP for a socket in TCP_CLOSE, and
 /// `filter/fd.rs::{read_status, write_status}` take HUP as end-of-file. The BSDs report
 /// neither (filt_soread: no data, SBS_CANTRCVMORE not set; filt_sowrite: returns 0 for a
 /// PR_CONNREQUIRED socket that is not SS_ISCONNECTED).
 #[test]
-fn defect_unconnected_socket_reports_eof() {
+fn unconnected_socket_reports_eof() {
     for (name, dom) in [("tcp", libc::AF_INET), ("unix", libc::AF_UNIX)] {
         let kq = Kqueue::new().unwrap();
         let s = socket(dom, libc::SOCK_STREAM);
@@ -100,13 +100,13 @@ fn defect_unconnected_socket_reports_eof() {
     }
 }
 
-/// DEFECT: a kqueue whose only descriptor knotes are on regular files has `polled() == 0`,
+/// Regression (found by an adversarial pass): a kqueue whose only descriptor knotes are on regular files has `polled() == 0`,
 /// so `Inner::harvest_now` returns at once and never reads the inotify edge: a regular
 /// file that grows is never reported to a caller that polls with a zero timeout (only a
 /// sleeping kevent() takes inotify edges in), while poll(2) says the kqueue descriptor is
 /// readable, call after call (an event loop nesting the kqueue in poll/epoll spins).
 #[test]
-fn defect_file_growth_lost_with_zero_timeout() {
+fn file_growth_lost_with_zero_timeout() {
     let kq = Kqueue::new().unwrap();
     let (f, path) = temp_file(b"");
     ch_ok(&kq, &[rd(id(&f), EV_ADD | EV_CLEAR, 3)]);
@@ -130,12 +130,12 @@ fn defect_file_growth_lost_with_zero_timeout() {
     assert_eq!(evs[0].data, 10);
 }
 
-/// DEFECT: whether a socket listens is decided once, at EV_ADD (`classify`): a socket
+/// Regression (found by an adversarial pass): whether a socket listens is decided once, at EV_ADD (`classify`): a socket
 /// registered before listen() is treated as a data socket for good, its read check
 /// (FIONREAD) fails on the listening socket, and a waiting connection is never reported.
 /// The BSDs look at SOLISTENING at every check.
 #[test]
-fn defect_listen_after_register_never_fires() {
+fn listen_after_register_never_fires() {
     let kq = Kqueue::new().unwrap();
     let s = socket(libc::AF_INET, libc::SOCK_STREAM);
     // SAFETY: plain socket calls on a socket we own, with a valid sockaddr_in.
@@ -225,12 +225,12 @@ fn exhaust_descriptors(limit: u64) -> Vec<OwnedFd> {
     }
 }
 
-/// DEFECT: a copy of a kqueue descriptor made with dup() is found through
+/// Regression (found by an adversarial pass): a copy of a kqueue descriptor made with dup() is found through
 /// /proc/self/fdinfo (`process::lookup`), which needs a free descriptor: in a process at
 /// its RLIMIT_NOFILE (a loaded server), kevent() on the copy fails with EBADF although it
 /// is a kqueue. The BSDs need no descriptor for kevent().
 #[test]
-fn defect_dup_of_kqueue_ebadf_at_emfile() {
+fn dup_of_kqueue_ebadf_at_emfile() {
     in_child("defect_dup_of_kqueue_ebadf_at_emfile", || {
         let n = Kqueue::new_raw_fd(Personality::FreeBsd).unwrap();
         // SAFETY: plain dup.
@@ -247,13 +247,13 @@ fn defect_dup_of_kqueue_ebadf_at_emfile() {
     });
 }
 
-/// DEFECT: closing one number of a kqueue (through `fdclose`, as the interposed close()
+/// Regression (found by an adversarial pass): closing one number of a kqueue (through `fdclose`, as the interposed close()
 /// does) looks for other copies in /proc/self/fd (`process::find_copy`), which needs a
 /// free descriptor: at RLIMIT_NOFILE the search fails, the kqueue is taken for closed and
 /// destroyed (`mark_closed`), and its remaining copy, made with dup(), gives EBADF for
 /// good, with its knotes lost, even once descriptors are free again.
 #[test]
-fn defect_close_at_emfile_destroys_kqueue_with_live_dup() {
+fn close_at_emfile_destroys_kqueue_with_live_dup() {
     in_child(
         "defect_close_at_emfile_destroys_kqueue_with_live_dup",
         || {
@@ -277,7 +277,7 @@ fn defect_close_at_emfile_destroys_kqueue_with_live_dup() {
     );
 }
 
-/// DEFECT: "same file" is decided by (dev, ino, type) for everything but anonymous inodes.
+/// Regression (found by an adversarial pass): "same file" is decided by (dev, ino, type) for everything but anonymous inodes.
 /// A FIFO (or a tty, /dev/xxx) opened again is a new open file with the same inode: when a
 /// registered FIFO descriptor is closed without `fdclose` (a Rust program, a raw close,
 /// fclose()) and the FIFO is opened again on the same number, EV_ADD finds the old knote
@@ -285,7 +285,7 @@ fn defect_close_at_emfile_destroys_kqueue_with_live_dup() {
 /// added to the kqueue's epoll (the old registration went away with the old file): data
 /// written to the FIFO never wakes a sleeping kevent().
 #[test]
-fn defect_reopened_fifo_never_wakes() {
+fn reopened_fifo_never_wakes() {
     let kq = Kqueue::new().unwrap();
     let (r, w, path) = fifo();
     let num = reserved_number(900);

@@ -89,8 +89,18 @@ pub(crate) struct Descriptors {
     checked: Option<(RawFd, Identity, u64)>,
 }
 
+/// Epoll user data: a descriptor registration has its number (0..=INT_MAX) in the low 32
+/// bits and its sequence number in the high 32; the kqueue's own registrations have a low
+/// half of `TAG_BASE` or more, which no descriptor number reaches.
+pub(crate) const TAG_BASE: u64 = 0xffff_fff0;
+
 /// Epoll user data of the inotify instance.
-pub(crate) const TOKEN_INOTIFY: u64 = 0xb5d2 << 48;
+pub(crate) const TOKEN_INOTIFY: u64 = TAG_BASE + 8;
+
+/// Whether epoll user data `data` is one of the kqueue's own registrations.
+pub(crate) fn is_internal(data: u64) -> bool {
+    data as u32 as u64 >= TAG_BASE
+}
 
 const READ_INTEREST: u32 = epoll::IN | epoll::RDHUP;
 const WRITE_INTEREST: u32 = epoll::OUT;
@@ -109,17 +119,11 @@ impl Descriptors {
     /// was checked against it).
     pub(crate) fn checked(&mut self, fd: RawFd, file: Identity, epoch: u64) {
         self.checked = Some((fd, file, epoch));
-        if let Some(reg) = self.regs.get_mut(&fd) {
-            if (reg.file.dev, reg.file.ino, reg.file.kind) == (file.dev, file.ino, file.kind)
-                && file.kind != 0
-            {
-                reg.verified = epoch;
-            }
-        }
     }
 
+    /// Registrations in the epoll that deliver edges (the inotify instance included).
     pub(crate) fn polled(&self) -> usize {
-        self.polled
+        self.polled + usize::from(self.inotify.is_some())
     }
 
     pub(crate) fn contains(&self, fd: RawFd) -> bool {
@@ -183,10 +187,7 @@ impl Descriptors {
             }
             return Ok(reg.kind);
         }
-        self.seq = self.seq.wrapping_add(1) & 0x7fff_ffff;
-        if self.seq == 0 {
-            self.seq = 1;
-        }
+        self.seq = self.seq.wrapping_add(1).max(1);
         let mut reg = Reg {
             seq: self.seq,
             file,
@@ -199,9 +200,9 @@ impl Descriptors {
             verified: 0,
         };
         *Self::slot(&mut reg, filter) = id;
-        if file.kind != 0 {
-            reg.verified = self.checked.map_or(0, |(_, _, e)| e);
-        }
+        // Just looked at (`checked`), and registered below by epoll_ctl, which names the
+        // open file the number has now.
+        reg.verified = self.checked.map_or(0, |(_, _, e)| e);
         if let Kind::Kqueue(_) = kind {
             // Nest the watched kqueue's epoll in ours, so that its new events (descriptor
             // edges included) reach us with no thread of either awake. epoll refuses loops
@@ -336,28 +337,31 @@ impl Descriptors {
 }
 
 /// Whether number `fd` no longer names the file registered in `objs` (closed, or closed and
-/// reused, without our hearing of it). `now` is the number's current identity.
-pub(crate) fn is_stale(objs: &super::Objects, fd: RawFd, now: &Identity) -> bool {
-    match objs.fds.regs.get(&fd) {
+/// reused, without our hearing of it). `now` is the number's current identity. A number
+/// found to name its file is not checked again in the same lock hold.
+pub(crate) fn is_stale(objs: &mut super::Objects, fd: RawFd, now: &Identity) -> bool {
+    let (epoll_fd, epoch) = (objs.epoll, objs.epoch);
+    match objs.fds.regs.get_mut(&fd) {
         None => false,
-        Some(reg) => !same_file(objs.epoll, fd, reg, Some(now)),
+        Some(reg) if reg.verified == epoch => false,
+        Some(reg) => {
+            let same = same_file(epoll_fd, fd, reg, Some(now));
+            if same {
+                reg.verified = epoch;
+            }
+            !same
+        }
     }
 }
 
-/// Whether `fd` still names the file `reg` was made for. Anonymous inodes (eventfd, epoll,
-/// ...) share one inode, so for them ask epoll, which keys its registrations on the open
-/// file: adding the number again fails with EEXIST exactly when it is the same file.
+/// Whether `fd` still names the open file `reg` was made for. For a descriptor in the
+/// epoll, ask epoll, which keys its registrations on the open file and the number: adding
+/// the number again fails with EEXIST exactly when it still names that open file (a FIFO or
+/// tty opened again under the number has the same inode but is another open file, and
+/// eventfd, epoll and the like all share one inode). A kqueue is checked by its id; a file
+/// that epoll cannot hold by its inode (`now`, or a fresh `fstat`).
 fn same_file(epoll_fd: RawFd, fd: RawFd, reg: &Reg, now: Option<&Identity>) -> bool {
     let target = sys::borrow(fd);
-    let Ok(now) = now.copied().map_or_else(|| io::identity(target), Ok) else {
-        return false;
-    };
-    if (now.dev, now.ino, now.kind) != (reg.file.dev, reg.file.ino, reg.file.kind) {
-        return false;
-    }
-    if now.kind != 0 {
-        return true;
-    }
     match reg.kind {
         Kind::Kqueue(id) => process::lookup(target).is_ok_and(|k| k.id == id),
         _ if reg.interest != 0 => {
@@ -371,7 +375,12 @@ fn same_file(epoll_fd: RawFd, fd: RawFd, reg: &Reg, now: Option<&Identity>) -> b
                 }
             }
         }
-        _ => true,
+        _ => now
+            .copied()
+            .map_or_else(|| io::identity(target), Ok)
+            .is_ok_and(|now| {
+                (now.dev, now.ino, now.kind) == (reg.file.dev, reg.file.ino, reg.file.kind)
+            }),
     }
 }
 
@@ -480,11 +489,23 @@ fn read_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
             };
             level(data, false, false)
         }
-        Kind::Socket(_) => level(
-            io::readable_bytes(target)?,
-            rev & (epoll::RDHUP | epoll::HUP) != 0,
-            rev & epoll::ERR != 0,
-        ),
+        Kind::Socket(_) => match io::readable_bytes(target) {
+            // The receive side shut down (peer closed or shut down writing, or reset):
+            // end of file. A stream socket never connected reports a hang-up alone, which
+            // is no end of file (the BSDs report nothing for it).
+            Ok(data) => level(data, rev & epoll::RDHUP != 0, rev & epoll::ERR != 0),
+            // Not readable that way: it became a listening socket after it was registered.
+            Err(e) if e.0 == libc::EINVAL => {
+                let s = io::socket_info(target)?;
+                let data = if s.tcp {
+                    io::tcp_accept_queue(target)?
+                } else {
+                    i64::from(io::poll_now(target, epoll::IN)? & epoll::IN != 0)
+                };
+                level(data, false, false)
+            }
+            Err(e) => return Err(e),
+        },
         Kind::Pipe => level(io::readable_bytes(target)?, rev & epoll::HUP != 0, false),
         Kind::Char | Kind::Other => {
             let now = io::poll_now(target, epoll::IN)?;
@@ -532,14 +553,21 @@ fn write_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
     };
     Ok(match reg.kind {
         Kind::Socket(_) => {
-            let now = io::poll_now(target, epoll::OUT)?;
+            let now = io::poll_now(target, epoll::OUT | epoll::RDHUP)?;
+            let hup = now & epoll::HUP != 0;
+            let error = now & epoll::ERR != 0;
+            // Hung up with the receive side still open and no error: a stream socket that
+            // was never connected, which cannot be written to (not ready, no end of file).
+            if hup && now & epoll::RDHUP == 0 && !error {
+                return Ok(Status {
+                    active: false,
+                    data: 0,
+                    eof: false,
+                    error: false,
+                });
+            }
             let free = io::send_buffer_size(target)? - io::queued_for_output(target).unwrap_or(0);
-            ready(
-                now,
-                free.max(0),
-                now & epoll::HUP != 0,
-                now & epoll::ERR != 0,
-            )
+            ready(now, free.max(0), hup, error)
         }
         Kind::Pipe => {
             let now = io::poll_now(target, epoll::OUT)?;
@@ -595,6 +623,9 @@ fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>) -> bool {
         return false;
     };
     if let Kind::Kqueue(id) = reg.kind {
+        if reg.verified != epoch && !same_file(cx.objs.epoll, fd, reg, None) {
+            return false;
+        }
         return kqueue_event(kn, id, hint);
     }
     let status = if filter == EVFILT_READ {
