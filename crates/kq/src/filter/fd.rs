@@ -364,6 +364,12 @@ fn same_file(epoll_fd: RawFd, fd: RawFd, reg: &Reg, now: Option<&Identity>) -> b
     let target = sys::borrow(fd);
     match reg.kind {
         Kind::Kqueue(id) => process::lookup(target).is_ok_and(|k| k.id == id),
+        // A socket cannot be opened again: its inode is its open file. (fstat is also cheaper
+        // than the epoll test, which takes a global lock when the kqueue sits in an epoll.)
+        Kind::Socket(_) => now
+            .copied()
+            .map_or_else(|| io::identity(target), Ok)
+            .is_ok_and(|now| (now.dev, now.ino) == (reg.file.dev, reg.file.ino)),
         _ if reg.interest != 0 => {
             let ep = sys::borrow(epoll_fd);
             match epoll::add(ep, target, token(fd, reg.seq), reg.interest | epoll::ET) {
