@@ -31,6 +31,7 @@ use crate::knote::{Knote, Knotes, ACTIVE, DISABLED};
 use crate::personality::Personality;
 use crate::process;
 use crate::sys::{self, epoll, signals::SignalsBlocked, timerfd, Clock, Fd};
+use crate::wait::Spin;
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -61,9 +62,6 @@ pub(crate) struct State {
     armed: [u64; 2],
 }
 
-/// How long a kevent() that would sleep yields first, waiting for a trigger.
-const SPIN: Duration = Duration::from_micros(20);
-
 /// Room for the events of one epoll_wait.
 const HARVEST: usize = 64;
 
@@ -89,6 +87,8 @@ pub(crate) struct Inner {
     pending: Fd,
     /// One timerfd per `Clock`, made with the first timer on it.
     timerfds: [OnceLock<Fd>; 2],
+    /// The waiting policy.
+    spin: Spin,
 }
 
 impl Inner {
@@ -688,20 +688,17 @@ impl Inner {
             // the sleep is then delivered by it, as EINTR, instead of being lost.
             let blocked = signals.get_or_insert_with(SignalsBlocked::new);
             if !spun && st.objs.fds.polled() == 0 {
-                // Before sleeping, yield for a few microseconds: a trigger from another
-                // thread in that window costs neither side a system call, where a sleep
-                // costs an eventfd write, an epoll_wait and two context switches. Bounded,
-                // once per call, and only for kqueues without descriptors (whose events
-                // arrive through epoll, which the spin does not watch).
+                // Before sleeping, spin for a few microseconds (the policy is in
+                // `wait.rs`): once per call, and only for kqueues without descriptors, whose
+                // events arrive through epoll, which the spin does not watch.
                 spun = true;
                 drop(st);
-                let start = Instant::now();
-                while self.pending() == 0 && start.elapsed() < SPIN {
-                    std::thread::yield_now();
-                }
+                let did = self.spin.spin(remaining, || self.pending() > 0);
                 st = self.lock();
-                woken = 0;
-                continue;
+                if did {
+                    woken = 0;
+                    continue;
+                }
             }
             st.sleepers += 1;
             drop(st);
@@ -820,6 +817,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         epoll,
         pending,
         timerfds: [OnceLock::new(), OnceLock::new()],
+        spin: Spin::new(),
     }))
 }
 
@@ -893,6 +891,15 @@ impl Kqueue {
     /// The personality of this kqueue.
     pub fn personality(&self) -> Personality {
         self.inner.personality
+    }
+
+    /// How long a `kevent()` that would sleep first spins, waiting for an event from
+    /// another thread (never longer than its timeout; 20 µs by default, or the
+    /// `KQUEUE_SPIN_US` environment variable; zero turns spinning off). The spin pays off
+    /// when another thread triggers events at a high rate; it is skipped automatically
+    /// while it does not, and only one thread spins per kqueue.
+    pub fn set_spin_limit(&self, limit: Duration) {
+        self.inner.spin.set_limit(limit);
     }
 
     /// `kevent()`: applies `changes` in order, then, unless a change produced a report,

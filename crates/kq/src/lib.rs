@@ -59,6 +59,7 @@ mod process;
 #[allow(unsafe_code)]
 mod sys;
 mod typed;
+mod wait;
 
 pub use consts::*;
 pub use kevent::{ChangeList, Errno, EventList, Kevent, Timespec};
