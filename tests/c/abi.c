@@ -1,6 +1,6 @@
 /*
  * ABI of include/sys/event.h: the layout of struct kevent, EV_SET and every constant,
- * with libkqueue 2.x's values (SPEC §2, issue item 7).  Most checks are compile-time
+ * with libkqueue 2.x's values (docs/semantics.md §1.7).  Most checks are compile-time
  * asserts; the program also compiles as C++ (the test harness builds it both ways).
  */
 #include "kqtest.h"

@@ -1,7 +1,7 @@
 /*
- * Closing a kqueue descriptor (SPEC §1.4, §3.5, §6): threads blocked in kevent() on it
- * return -1/EBADF (G29); its knotes are gone (U34); a kqueue() that reuses the number
- * starts empty.
+ * Closing a kqueue descriptor (docs/semantics.md §1.4, §3.2, §6.4): threads blocked in
+ * kevent() on it return -1/EBADF (G29); its knotes are gone (U34); a kqueue() that reuses
+ * the number starts empty.
  */
 #include "kqtest.h"
 

@@ -1,5 +1,5 @@
 /*
- * Duplicated kqueue descriptors (SPEC §3.5, issue item 5): a dup refers to the same
+ * Duplicated kqueue descriptors (docs/semantics.md §3.2): a dup refers to the same
  * kqueue and keeps it alive; only closing the last descriptor destroys it.
  */
 #include "kqtest.h"

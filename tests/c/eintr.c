@@ -1,6 +1,6 @@
 /*
  * G7 eintr: a signal during the wait makes kevent() fail with EINTR, even with
- * SA_RESTART (SPEC §1.4); changes of the same call stay applied.
+ * SA_RESTART (docs/semantics.md §1.4); changes of the same call stay applied.
  */
 #include "kqtest.h"
 

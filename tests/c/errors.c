@@ -1,5 +1,6 @@
 /*
- * errno values and the report rules of kevent() seen from C (SPEC §1.3-§1.7, §7.2):
+ * errno values and the report rules of kevent() seen from C (docs/semantics.md §1.2-§1.6,
+ * cases of §7.2):
  * bad kqueue descriptors, bad counts and pointers, late timeout validation, ENOENT,
  * EV_ERROR entries, receipts, the no-room abort and changelist == eventlist.
  * kqueue() here has the default (FreeBSD) personality; none of these rules differ.
@@ -70,11 +71,11 @@ static void case_g3(void)
 	close(p[0]);
 	close(p[1]);
 
-	/* The descriptor is checked first (SPEC §1.3 step 1). */
+	/* The descriptor is checked first (docs/semantics.md §1.2 step 1). */
 	CHECK_ERR(kevent(-1, NULL, -1, NULL, -1, NULL), EBADF);
 }
 
-/* CAPI negative_counts: nchanges < 0 or nevents < 0 -> EINVAL (issue item 7). */
+/* CAPI negative_counts: nchanges < 0 or nevents < 0 -> EINVAL (docs/semantics.md §1.2). */
 static void case_negative_counts(void)
 {
 	struct kevent c, ev;
@@ -321,7 +322,7 @@ static void case_g15(void)
 	CHECK(user_exists_delete(kq, 81));
 	CHECK_ERR(kqt_user(kq, 82, EV_DELETE, 0, 0, NULL), ENOENT);
 
-	/* SPEC §4.10 example 14: [EV_ADD|EV_RECEIPT, trigger] with nevents 0. */
+	/* W14 (docs/semantics.md §4.8): [EV_ADD|EV_RECEIPT, trigger] with nevents 0. */
 	EV_SET(&c[0], 83, EVFILT_USER, EV_ADD | EV_RECEIPT | EV_CLEAR, 0, 0, NULL);
 	EV_SET(&c[1], 83, EVFILT_USER, 0, NOTE_TRIGGER, 0, NULL);
 	CHECK_EQ(kevent(kq, c, 2, NULL, 0, &zero), 0);

@@ -1,8 +1,8 @@
 /*
- * fork() (SPEC §3.6, U35): a child gets EBADF on every use of an inherited kqueue and
- * cannot disturb the parent's; the parent's kqueue keeps working; the child can make
- * kqueues of its own. A kqueue descriptor passed to a child over a unix socket (G26) is
- * no kqueue there either.
+ * fork() (docs/semantics.md §3.3, U35): a child gets EBADF on every use of an inherited
+ * kqueue and cannot disturb the parent's; the parent's kqueue keeps working; the child can
+ * make kqueues of its own. A kqueue descriptor passed to a child over a unix socket (G26)
+ * is no kqueue there either.
  */
 #include "kqtest.h"
 

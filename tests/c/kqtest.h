@@ -85,7 +85,7 @@ static inline void kqt_fail(const char *file, int line, const char *what)
 	}								\
 } while (0)
 
-/* Runs one named case: id is the SPEC case (G13, U35, ...). */
+/* Runs one named case: id is its name in docs/semantics.md §7 (G13, U35, ...). */
 static inline void kqt_run(const char *id, const char *name, void (*fn)(void))
 {
 	kqt_id = id;

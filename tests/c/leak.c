@@ -1,6 +1,6 @@
 /*
  * 100,000 kqueue()/close() cycles leak no descriptor, thread or memory, and a kqueue()
- * that reuses a closed number starts empty (issue item 5, SPEC §3.5).
+ * that reuses a closed number starts empty (docs/semantics.md §3.2).
  */
 #include "kqtest.h"
 

@@ -1,9 +1,8 @@
 /*
- * The kqueue descriptor is pollable (SPEC §3.7, U37, issue item 5): poll(), select()
+ * The kqueue descriptor is pollable (docs/semantics.md §3.4, U37): poll(), select()
  * and epoll report it readable while an event is pending, user events and timers
- * included.  Readability is cleared lazily (docs/personality.md): it may outlive the last
- * collected event, until a zero-timeout kevent() finds nothing; then it is gone.  An outer
- * kqueue can watch it with EVFILT_READ.
+ * included.  After a zero-timeout kevent() that finds nothing it is not readable (the
+ * exception is in docs/personality.md).  An outer kqueue can watch it with EVFILT_READ.
  */
 #include "kqtest.h"
 

@@ -1,6 +1,7 @@
 /*
- * EVFILT_TIMER from C with short timers (SPEC §5.7, §7.3 T1/T6/T7/T10, G24), with the
- * header's libkqueue unit bits (NOTE_USECONDS 0x2, NOTE_NSECONDS 0x4, none = ms).
+ * EVFILT_TIMER from C with short timers (docs/semantics.md §5.4; cases T1/T6/T7/T10 and
+ * G24 of its §7), with the header's libkqueue unit bits (NOTE_USECONDS 0x2,
+ * NOTE_NSECONDS 0x4, none = ms).
  */
 #include "kqtest.h"
 

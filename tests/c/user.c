@@ -1,14 +1,14 @@
 /*
- * EVFILT_USER from C in both personalities (SPEC §4, §7.1): every case runs once on a
- * kqueue made with KQUEUE_PERSONALITY=freebsd (the C default) and once with
- * KQUEUE_PERSONALITY=netbsd; the divergences of SPEC §4.9 are checked per personality.
+ * EVFILT_USER from C in both personalities (docs/semantics.md §4, §7.1): every case runs
+ * once on a kqueue made with KQUEUE_PERSONALITY=freebsd (the C default) and once with
+ * KQUEUE_PERSONALITY=netbsd; the divergences of §4.9 there are checked per personality.
  */
 #include "kqtest.h"
 
 static const char *pers;     /* "freebsd" or "netbsd" */
 static int nb;               /* pers is netbsd */
 
-/* The delivered flags for a knote stored with `flags` (SPEC §3.1). */
+/* The delivered flags for a knote stored with `flags` (docs/semantics.md §2.1). */
 static unsigned short delivered(unsigned short flags)
 {
 	return nb ? flags : (unsigned short)(flags & ~(EV_ADD | EV_DELETE | EV_ENABLE |
@@ -383,7 +383,7 @@ static void case_g30(void)
 	close(kq);
 }
 
-/* 4.10 example 13: add and trigger in one call, collected by the same call. */
+/* W13 (docs/semantics.md §4.8): add and trigger in one call, collected by that call. */
 static void case_same_call(void)
 {
 	struct kevent c[2], ev;
@@ -501,7 +501,7 @@ static void run_all(const char *p)
 	run("G20", "level_round_robin", case_g20);
 	run("G21", "nevents_limits", case_g21);
 	run("G30", "flags_echo", case_g30);
-	run("4.10#13", "add_trigger_collect", case_same_call);
+	run("W13", "add_trigger_collect", case_same_call);
 	run("U31", "cross_thread_wakeup", case_u31);
 	run("U32", "many_waiters_one_edge", case_u32);
 }

@@ -2,7 +2,8 @@
 //!
 //! The engine asks a [`Personality`] whenever the two kernels part ways; nothing else in the
 //! crate tests which personality a kqueue has. The table in `docs/personality.md` lists the
-//! same switches with their SPEC sections.
+//! same switches with the sections of `docs/semantics.md` that state each rule; the
+//! sections (§) cited below are that document's.
 
 use crate::consts::*;
 
@@ -20,7 +21,7 @@ pub enum Personality {
 }
 
 impl Personality {
-    /// The flags a new knote stores, and so reports in every delivered event (SPEC §3.1):
+    /// The flags a new knote stores, and so reports in every delivered event (§2.1):
     /// NetBSD keeps the input verbatim (EV_ADD, EV_ENABLE, EV_RECEIPT show up in output),
     /// FreeBSD strips the action flags.
     pub(crate) fn stored_flags(self, flags: u16) -> u16 {
@@ -32,48 +33,49 @@ impl Personality {
         }
     }
 
-    /// FreeBSD skips a change whose filter is 0 without a word (SPEC §1.3 step 3b).
+    /// FreeBSD skips a change whose filter is 0 without a word (§1.2 step 3b).
     pub(crate) fn skips_filter_zero(self) -> bool {
         self == Personality::FreeBsd
     }
 
-    /// `EV_ENABLE|EV_DISABLE` together: NetBSD nets to enabled, FreeBSD says EINVAL (§3.2).
+    /// `EV_ENABLE|EV_DISABLE` together: NetBSD nets to enabled, FreeBSD says EINVAL (§2.2).
     pub(crate) fn rejects_enable_with_disable(self, flags: u16) -> bool {
         self == Personality::FreeBsd && flags & (EV_ENABLE | EV_DISABLE) == EV_ENABLE | EV_DISABLE
     }
 
-    /// FreeBSD's EV_KEEPUDATA: a modification keeps the stored udata (§3.4). NetBSD has no
+    /// FreeBSD's EV_KEEPUDATA: a modification keeps the stored udata (§2.4). NetBSD has no
     /// such flag and always overwrites.
     pub(crate) fn keeps_udata(self, flags: u16) -> bool {
         self == Personality::FreeBsd && flags & EV_KEEPUDATA != 0
     }
 
-    /// FreeBSD's EV_FORCEONESHOT on an existing knote: make it oneshot and fire it (§3.4).
+    /// FreeBSD's EV_FORCEONESHOT on an existing knote: make it oneshot and fire it (§2.4).
     pub(crate) fn forces_oneshot(self, flags: u16) -> bool {
         self == Personality::FreeBsd && flags & EV_FORCEONESHOT != 0
     }
 
     /// FreeBSD applies EV_ENABLE/EV_DISABLE before the filter runs (a new knote is created
     /// disabled; a modification is gated before its touch) and never evaluates a disabled
-    /// knote; NetBSD evaluates first, then disables, then enables (§3.2 step 6-8).
+    /// knote; NetBSD evaluates first, then disables, then enables (§2.2 steps 4-8).
     pub(crate) fn gates_before_evaluating(self) -> bool {
         self == Personality::FreeBsd
     }
 
     /// FreeBSD builds the record of an EV_ONESHOT delivery from the stored image, bypassing
-    /// f_touch, so a oneshot user event reports fflags 0 and data 0 (§4.9, §8 item 4).
+    /// f_touch, so a oneshot user event reports fflags 0 and data 0 (§2.3, §4.9).
     pub(crate) fn oneshot_bypasses_touch(self) -> bool {
         self == Personality::FreeBsd
     }
 
     /// `EV_CLEAR|EV_DISPATCH`: NetBSD's if/else chain only clears; FreeBSD also disables
-    /// (§3.3, §8 item 3).
+    /// (§2.3).
     pub(crate) fn clear_also_dispatches(self) -> bool {
         self == Personality::FreeBsd
     }
 
     /// A relative EVFILT_TIMER with `data == 0`: NetBSD rejects it with EINVAL; FreeBSD
-    /// (recall: `filt_timervalidate`) accepts it and fires after the shortest interval.
+    /// (unchecked, §0: `filt_timervalidate`) accepts it and fires after the shortest
+    /// interval (§5.4).
     pub(crate) fn timer_accepts_zero(self) -> bool {
         self == Personality::FreeBsd
     }
@@ -82,20 +84,20 @@ impl Personality {
     /// with the change's (so EV_ONESHOT, EV_DISPATCH, EV_RECEIPT given now take effect and
     /// show in deliveries); FreeBSD's never writes them, so the flags given at creation stay
     /// (an EV_ONESHOT timer stays oneshot, a periodic one periodic) and those of the
-    /// modifying change are not stored.
+    /// modifying change are not stored (§5.4).
     pub(crate) fn timer_modify_keeps_flags(self) -> bool {
         self == Personality::FreeBsd
     }
 
     /// NOTE_ABSOLUTE timers: NetBSD does not force EV_CLEAR, so a fired absolute timer is
-    /// reported on every call until deleted (§8 item 10); FreeBSD forces EV_CLEAR on every
-    /// timer (recall), so it is reported once (FB timer.c abstime).
+    /// reported on every call until deleted (§5.4); FreeBSD forces EV_CLEAR on every
+    /// timer (unchecked, §0), so it is reported once (FB timer.c abstime).
     pub(crate) fn absolute_timer_forces_clear(self) -> bool {
         self == Personality::FreeBsd
     }
 
     /// EVFILT_WRITE on a pipe whose read end is closed: NetBSD refuses it with EBADF,
-    /// FreeBSD with EPIPE.
+    /// FreeBSD with EPIPE (§5.3).
     pub(crate) fn write_to_readerless_pipe(self) -> crate::kevent::Errno {
         match self {
             Personality::NetBsd => crate::kevent::Errno::BADF,

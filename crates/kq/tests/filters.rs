@@ -1,5 +1,5 @@
 //! Filters registered at run time (kfilter_register(9)) and the name lookups of NetBSD's
-//! KFILTER_BYNAME / KFILTER_BYFILTER ioctls (SPEC §3.8, G28).
+//! KFILTER_BYNAME / KFILTER_BYFILTER ioctls (docs/semantics.md §5.6, G28).
 
 use kq::filter::{filter_by_name, filter_name, register_filter, Context, Filter, Touch};
 use kq::*;

@@ -1,6 +1,6 @@
 //! Robustness: arbitrary change lists (any filter, flags, fflags, data and ident, in both
 //! personalities) never panic, never write past the event list, and give only the errors a
-//! BSD kernel would (SPEC §1.6), as EV_ERROR reports or as the call's error.
+//! BSD kernel would (docs/semantics.md §1.6), as EV_ERROR reports or as the call's error.
 
 use kq::*;
 use proptest::prelude::*;

@@ -1,11 +1,12 @@
-//! Generic kevent() behaviour: the cases of SPEC §7.2 that need no fd filter, in both
-//! personalities where they differ.
+//! Generic kevent() behaviour: the cases of docs/semantics.md §7.2 that need no fd filter,
+//! in both personalities where they differ. Sections (§) cited here are that document's.
 //!
 //! Not here: G3 (a bad kq fd cannot be passed to the Rust API; the C tests cover it), G11
-//! (user.rs u37_kqueue_read_errors), G22/G23/G31 (fd filters not implemented yet), G18 (bad
-//! pointers: C only), G26/G27 (fd passing, vnode), G28 (filters.rs), G29 (close while
-//! blocked needs ownership of a shared Kqueue: Rust cannot express it; the C tests cover it),
-//! G32 (fstat of the descriptor: a documented divergence).
+//! (user.rs u37_kqueue_read_errors), G22/G23 (fd_semantics.rs: closing and dup2 over a
+//! watched number), G31 (EVFILT_VNODE, not implemented), G18 (bad pointers: C only),
+//! G26/G27 (fd passing, vnode), G28 (filters.rs), G29 (close while blocked needs ownership
+//! of a shared Kqueue: Rust cannot express it; the C tests cover it), G32 (fstat of the
+//! descriptor: a documented divergence).
 
 mod util;
 
@@ -83,7 +84,7 @@ fn g4_invalid_timeout(p: Personality) {
 }
 
 /// G5 poll_timeout_zero: a zero timeout on an empty kqueue returns 0 at once; so does
-/// kevent with no changes and no slots even with a NULL timeout (§1.3).
+/// kevent with no changes and no slots even with a NULL timeout (§1.2).
 fn g5_poll_timeout_zero(p: Personality) {
     let kq = kq(p);
     let start = Instant::now();
@@ -205,7 +206,7 @@ fn g7_eintr(p: Personality) {
     assert_eq!(expect_one(&kq).ident, 7);
 }
 
-/// G7b (§1.4, §6 "Signals"): every signal that arrives while kevent() waits interrupts it
+/// G7b (§1.4, §6.5): every signal that arrives while kevent() waits interrupts it
 /// with EINTR, round after round (G7 allows retries; this one does not). The signal is sent
 /// once /proc/self/task/TID/syscall shows the thread inside kevent()'s wait (epoll_pwait2, or
 /// sched_yield in the spin before it). Signals stay blocked from the start of the wait to the
@@ -325,7 +326,7 @@ fn g8_unknown_filter(p: Personality) {
     }
 }
 
-/// §1.3 step 3b [FB]: a change whose filter is 0 is skipped without a word.
+/// G8b, §1.2 step 3b [FB]: a change whose filter is 0 is skipped without a word.
 #[test]
 fn g8b_filter_zero_skipped_freebsd() {
     let kq = kq(Personality::FreeBsd);
@@ -376,7 +377,8 @@ fn g10_enoent_ops(p: Personality) {
 
 /// G12 errors_continue: [ENOENT change, good EV_ADD, EINVAL change] with 3 slots returns 2
 /// reports in order, applies the good change, and does not scan (a pending event stays).
-/// (SPEC uses an EBADF fd change as the third; an unknown filter stands in for it.)
+/// (An EBADF change on a closed descriptor would do as the third; an unknown filter stands
+/// in for it.)
 fn g12_errors_continue(p: Personality) {
     let kq = kq(p);
     ch_ok(&kq, &[user(1, EV_ADD, 0, 0)]);
@@ -457,7 +459,7 @@ fn g14_receipt_batch(p: Personality) {
     assert_eq!(n, 2);
     assert_report(&evs[0], 2, EVFILT_USER, 0);
     assert_report(&evs[1], 3, EVFILT_USER, 0);
-    // A brand-new knote's echo has fflags and data zeroed (§1.3 caveat); udata is echoed.
+    // A brand-new knote's echo has fflags and data zeroed (§1.3); udata is echoed.
     assert_eq!((evs[0].fflags, evs[0].udata), (0, ptr(0x2)));
     assert_eq!(evs[1].udata, ptr(0x3));
     // The level event is still there, and nothing else.
@@ -601,7 +603,7 @@ fn g25_multithread_scan(p: Personality) {
     }
 }
 
-/// G30 flags_echo (divergence §8 item 5): EV_ADD|EV_ENABLE|EV_CLEAR: [NB] delivers exactly
+/// G30 flags_echo (a divergence, §2.1): EV_ADD|EV_ENABLE|EV_CLEAR: [NB] delivers exactly
 /// those flags, [FB] EV_CLEAR only.
 fn g30_flags_echo(p: Personality) {
     let kq = kq(p);
@@ -613,7 +615,7 @@ fn g30_flags_echo(p: Personality) {
         Personality::FreeBsd => EV_CLEAR,
     };
     assert_eq!(ev.flags, want, "{ev:?}");
-    // [NB] EV_RECEIPT is stored too (§1.7); [FB] keeps it as well (it strips only the action
+    // [NB] EV_RECEIPT is stored too (§1.3); [FB] keeps it as well (it strips only the action
     // flags).
     ch_ok(&kq, &[user(2, EV_ADD | EV_CLEAR | EV_RECEIPT, 0, 0)]);
     trigger(&kq, 2);
@@ -631,7 +633,7 @@ fn g30_flags_echo(p: Personality) {
     }
 }
 
-/// §1.3: changes are applied strictly in order; ADD then DELETE of one key nets to nothing,
+/// §1.2: changes are applied strictly in order; ADD then DELETE of one key nets to nothing,
 /// and an error does not stop the later changes when a slot was available.
 fn changes_in_order(p: Personality) {
     let kq = kq(p);
@@ -742,7 +744,7 @@ fn g17_same_array_in_out(p: Personality) {
     assert_eq!((slots[1].ident, slots[1].data), (2, 22));
 }
 
-/// §1.4/§3.3: a scan that finds only stale entries (a queued level event whose trigger an
+/// §1.4/§2.3: a scan that finds only stale entries (a queued level event whose trigger an
 /// EV_CLEAR change cancelled) or disabled ones goes back to waiting: the timeout is a
 /// "not less than" bound, and 0 is returned.
 fn stale_entries_keep_waiting(p: Personality) {
@@ -771,7 +773,7 @@ fn stale_entries_keep_waiting(p: Personality) {
     assert_eq!(expect_one(&kq).ident, 2);
 }
 
-/// The ABI of issue item 6/7: `struct kevent` of libkqueue on LP64 (32 bytes) and the
+/// The ABI (§1.7): `struct kevent` of libkqueue on LP64 (32 bytes) and the
 /// header's constant values.
 #[test]
 fn kevent_layout_and_constants() {
@@ -879,7 +881,7 @@ both!(
     stale_entries_keep_waiting,
 );
 
-/// Issue 2 item 5: one million user events in one kqueue work (no descriptor or other
+/// Scale: one million user events in one kqueue work (no descriptor or other
 /// per-event resource but memory): add them in batches, trigger some, collect exactly
 /// those, delete them all.
 #[test]
@@ -910,7 +912,7 @@ fn one_million_user_events() {
     ch_err(&kq, &[user(4242, 0, NOTE_TRIGGER, 0)], libc::ENOENT);
 }
 
-/// Issue 2 item 5, from Rust: 100,000 Kqueue::new()/drop cycles (some with user events and
+/// No leak, from Rust: 100,000 Kqueue::new()/drop cycles (some with user events and
 /// a timer) leak no descriptor and no thread.
 #[test]
 fn kqueue_drop_100k_leaks_nothing() {

@@ -1,26 +1,27 @@
 //! Property test: random sequences of kevent() calls (EVFILT_USER changes and zero-timeout
 //! scans) against a small reference model, comparing every output record.
 //!
-//! The model is SPEC §4.9a (NetBSD `kern_event.c` 1.140) plus:
-//! * the generic kevent() rules of §1.3: SYSFLAGS stripped, changes in order, EV_ERROR
-//!   reports (flags exactly EV_ERROR, data the errno or 0 for EV_RECEIPT, the echoed record
-//!   as registration left it: fflags/data zeroed for a new knote, fflags masked to 24 bits
-//!   by the user touch), the no-room abort (-1/errno, or 0 for a receipt, later changes not
-//!   applied), no scan in a call that wrote a report;
-//! * the scan of §3.3: FIFO in activation order, the marker (a level-triggered knote is
+//! The model is that of docs/semantics.md §4.7 (NetBSD `kern_event.c` 1.140), whose
+//! sections (§) are cited here, plus:
+//! * the generic kevent() rules of §1.2 and §1.3: SYSFLAGS stripped, changes in order,
+//!   EV_ERROR reports (flags exactly EV_ERROR, data the errno or 0 for EV_RECEIPT, the
+//!   echoed record as registration left it: fflags/data zeroed for a new knote, fflags
+//!   masked to 24 bits by the user touch), the no-room abort (-1/errno, or 0 for a receipt,
+//!   later changes not applied), no scan in a call that wrote a report;
+//! * the scan of §2.3: FIFO in activation order, the marker (a level-triggered knote is
 //!   requeued at the tail, after the marker: at most one report per knote per call),
 //!   disabled entries dropped but left ACTIVE, stale entries dropped, ONESHOT not
 //!   re-checked, post-delivery ONESHOT > CLEAR > DISPATCH > requeue;
-//! * the FreeBSD divergences (`kern_event.c` kqueue_register/kqueue_scan, §3.1, §3.2, §4.9,
-//!   §8): stored flags without EV_ADD/DELETE/ENABLE/DISABLE/FORCEONESHOT; EV_ENABLE|
-//!   EV_DISABLE rejected with EINVAL before anything else; on a modification EV_FORCEONESHOT
-//!   (set EV_ONESHOT, activate) then EV_ENABLE/EV_DISABLE are applied *before* the touch, and
-//!   the filter is not evaluated while disabled; a knote created with EV_DISABLE starts
-//!   disabled; EV_KEEPUDATA; ONESHOT records bypass the touch (fflags 0, data 0);
-//!   EV_CLEAR|EV_DISPATCH both clears and disables.
+//! * the FreeBSD divergences (`kern_event.c` kqueue_register/kqueue_scan, §2.1-§2.3, §4.9,
+//!   docs/personality.md): stored flags without EV_ADD/DELETE/ENABLE/DISABLE/FORCEONESHOT;
+//!   EV_ENABLE|EV_DISABLE rejected with EINVAL before anything else; on a modification
+//!   EV_FORCEONESHOT (set EV_ONESHOT, activate) then EV_ENABLE/EV_DISABLE are applied
+//!   *before* the touch, and the filter is not evaluated while disabled; a knote created
+//!   with EV_DISABLE starts disabled; EV_KEEPUDATA; ONESHOT records bypass the touch
+//!   (fflags 0, data 0); EV_CLEAR|EV_DISPATCH both clears and disables.
 //!
 //! A second property checks that the kqueue fd is readable while the model's pending queue
-//! is non-empty (§3.7: the count includes queued disabled and stale entries), and not
+//! is non-empty (§3.4: the count includes queued disabled and stale entries), and not
 //! readable after a zero-timeout scan found nothing with nothing pending.
 
 mod util;
@@ -127,10 +128,10 @@ impl Model {
             };
             let mut kn = Knote {
                 kflags,
-                uflags: c.fflags, // raw, all 32 bits (§4.3)
+                uflags: c.fflags, // raw, all 32 bits (§4.2)
                 udat: c.data,
                 udata: c.udata,
-                triggered: false, // EV_ADD|NOTE_TRIGGER does not fire (§4.3)
+                triggered: false, // EV_ADD|NOTE_TRIGGER does not fire (§4.2)
                 active: false,
                 disabled: !nb && c.flags & EV_DISABLE != 0,
                 queued: false,
@@ -416,7 +417,7 @@ fn run(p: Personality, mut calls: Vec<Call>, check_readable: bool) -> Result<(),
             buf
         );
         if check_readable {
-            // §3.7: pending entries make the descriptor readable (no lost wakeup of an outer
+            // §3.4: pending entries make the descriptor readable (no lost wakeup of an outer
             // poller). The converse is only checked after a zero-timeout scan that found
             // nothing (the engine clears its readability lazily, there at the latest; the
             // strict converse is U37b in tests/user.rs).
@@ -469,7 +470,7 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------
-// The model against the SPEC's worked examples, so that the model itself is checked
+// The model against the worked examples of §4.8, so that the model itself is checked
 // ---------------------------------------------------------------------------------------
 
 fn mk(p: Personality, steps: &[(Vec<Kevent>, usize)]) -> Vec<Outcome> {
@@ -481,7 +482,7 @@ fn mk(p: Personality, steps: &[(Vec<Kevent>, usize)]) -> Vec<Outcome> {
 fn model_self_check_worked_examples() {
     let nb = Personality::NetBsd;
     let fb = Personality::FreeBsd;
-    // §4.10 ex. 3.
+    // W3 (§4.8).
     let r = mk(
         nb,
         &[
@@ -492,7 +493,7 @@ fn model_self_check_worked_examples() {
     );
     assert_eq!(r[1].0, Ok(0));
     assert_eq!((r[2].1[0].fflags, r[2].1[0].data), (0xABD, 9));
-    // §4.10 ex. 5 and 9, both personalities.
+    // W5 and W9 (§4.8), both personalities.
     for p in [nb, fb] {
         let r = mk(
             p,
@@ -508,7 +509,7 @@ fn model_self_check_worked_examples() {
         assert_eq!(r[3].0, Ok(1));
         assert_eq!(r[4].0, Ok(if p == nb { 1 } else { 0 }));
     }
-    // §4.10 ex. 14 and G13.
+    // W14 (§4.8) and G13.
     let r = mk(
         nb,
         &[

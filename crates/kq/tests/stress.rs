@@ -1,5 +1,6 @@
-//! Threaded tests: triggers racing scans (SPEC §6 "EVFILT_USER races" 1-3), cross-thread
-//! wakeup (U31) and many waiters for one edge (U32). Each test is bounded (< 5 s).
+//! Threaded tests: triggers racing scans (docs/semantics.md §6.6, races 1-3), cross-thread
+//! wakeup (U31) and many waiters for one edge (U32). Each test is bounded (< 5 s). Sections
+//! (§) cited here are those of docs/semantics.md.
 
 mod util;
 
@@ -32,7 +33,7 @@ fn seq_trigger(ident: usize, seq: isize) -> Kevent {
     )
 }
 
-/// §6 race 1 / §4.8 / issue item 8: several threads trigger EV_CLEAR user events (each its
+/// §6.6 race 1 / §4.6: several threads trigger EV_CLEAR user events (each its
 /// own ident, plus one shared ident), several threads scan with blocking timeouts. Every
 /// trigger is delivered exactly once or coalesced with a later one, never lost:
 /// * a record's fflags and data come from one trigger (fflags == data & 0xFFFFFF);
@@ -246,7 +247,7 @@ fn u31_cross_thread_wakeup(p: Personality) {
     }
 }
 
-/// U32 many_waiters_one_edge (§6 race 2): 4 threads blocked with a 400 ms timeout, one
+/// U32 many_waiters_one_edge (§6.6 race 2): 4 threads blocked with a 400 ms timeout, one
 /// EV_CLEAR trigger: exactly one thread gets the record, the others go back to sleep and
 /// time out with 0 no earlier than their timeout.
 fn u32_many_waiters_one_edge(p: Personality) {
@@ -285,7 +286,7 @@ fn u32_many_waiters_one_edge(p: Personality) {
     expect_no_events(&kq);
 }
 
-/// §6 race 3 (trigger versus EV_DELETE): one thread adds and deletes an ident, another
+/// §6.6 race 3 (trigger versus EV_DELETE): one thread adds and deletes an ident, another
 /// triggers it, a third scans. A trigger either succeeds or gets ENOENT; records only name
 /// that ident; nothing hangs or crashes; a final delete leaves nothing pending.
 fn race_trigger_delete(p: Personality) {
@@ -365,7 +366,7 @@ fn race_trigger_delete(p: Personality) {
 
 /// U37 under a race: an outer kqueue starts watching an inner one (EVFILT_READ) while
 /// another thread triggers a user event in the inner one. Whatever the interleaving, once
-/// both are done the outer reports the inner as readable (§3.7): the activation is never
+/// both are done the outer reports the inner as readable (§3.5): the activation is never
 /// missed by a watcher being added at that moment.
 fn race_watch_vs_trigger(p: Personality) {
     use std::os::fd::AsRawFd;

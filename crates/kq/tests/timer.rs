@@ -1,5 +1,6 @@
-//! EVFILT_TIMER (SPEC §5.7) and the timer cases of §7.3 (T1, T3-T10) plus G24, scaled down
-//! to timers of 100 ms or less.
+//! EVFILT_TIMER (docs/semantics.md §5.4) and the timer cases of its §7.4 (T1, T3-T10) plus
+//! G24, scaled down to timers of 100 ms or less. Sections (§) cited here are that
+//! document's.
 //!
 //! Every test holds `SERIAL`: the 4096-timer limit is process-wide (T10), and serial runs
 //! keep the timing assertions honest on a loaded 2-core machine. Counts are checked against
@@ -25,7 +26,7 @@ fn timer(ident: usize, flags: u16, fflags: u32, data: isize) -> Kevent {
     Kevent::new(ident, EVFILT_TIMER, flags, fflags, data, ptr(0))
 }
 
-/// The flags a timer added with `flags` reports: relative timers force EV_CLEAR (§5.7).
+/// The flags a timer added with `flags` reports: relative timers force EV_CLEAR (§5.4).
 fn timer_flags(p: Personality, flags: u16) -> u16 {
     delivered_flags(p, flags | EV_CLEAR)
 }
@@ -154,8 +155,8 @@ fn realtime() -> Duration {
 
 /// T4 abstime (NB t_timer): NOTE_ABSOLUTE at CLOCK_REALTIME now + 50 ms, in ms, us and ns.
 /// It fires at the deadline with data 1. [NB] does not force EV_CLEAR on absolute timers, so
-/// the fired timer is reported again by the next poll (§8 item 10). [FB]: reported once (the
-/// engine forces EV_CLEAR there; FreeBSD's own test uses EV_ONESHOT: recall).
+/// the fired timer is reported again by the next poll (§5.4). [FB]: reported once (the
+/// engine forces EV_CLEAR there; FreeBSD's own test uses EV_ONESHOT: unchecked, §0).
 fn t4_abstime(p: Personality) {
     let _s = serial();
     let kq = kq(p);
@@ -197,7 +198,7 @@ fn t4_abstime(p: Personality) {
     }
 }
 
-/// T4 (§3.7, §5.7): an absolute timer expiring while no thread is in kevent() makes the
+/// T4 (§3.4, §5.4): an absolute timer expiring while no thread is in kevent() makes the
 /// kqueue descriptor readable on time (the library watches its CLOCK_REALTIME timerfd), and a
 /// blocking kevent() wakes for it.
 fn t4_abstime_wakes_pollers_and_sleepers(p: Personality) {
@@ -358,7 +359,7 @@ fn t6_modify(p: Personality) {
     ch_ok(&kq, &[timer(3, EV_DELETE, 0, 0)]);
 }
 
-/// T6 (§5.7 [NB]): a re-add replaces the stored flags (plus the forced EV_CLEAR): a periodic
+/// T6 (§5.4 [NB]): a re-add replaces the stored flags (plus the forced EV_CLEAR): a periodic
 /// timer re-added with EV_ONESHOT fires once and is gone.
 #[test]
 fn t6_modify_replaces_flags_netbsd() {
@@ -448,7 +449,7 @@ fn t6_modify_stored_flags_not_taken(p: Personality) {
     }
 }
 
-/// T6 (§5.7): a modification without EV_ADD (EV_DISABLE, EV_ENABLE) does not touch the
+/// T6 (§5.4): a modification without EV_ADD (EV_DISABLE, EV_ENABLE) does not touch the
 /// timer: the count accumulated since the add is kept, the period goes on.
 fn t6_modify_without_add_keeps_timer(p: Personality) {
     let _s = serial();
@@ -533,7 +534,7 @@ fn t7_periodic(p: Personality) {
     ch_ok(&kq, &[timer(1, EV_DELETE, 0, 0)]);
 }
 
-/// T7 disable_and_enable (FB timer.c) / §5.7: a disabled timer keeps counting; EV_ENABLE
+/// T7 disable_and_enable (FB timer.c) / §5.4: a disabled timer keeps counting; EV_ENABLE
 /// delivers the count.
 fn t7_disable_keeps_counting(p: Personality) {
     let _s = serial();
@@ -593,9 +594,9 @@ fn t10_invalid(p: Personality) {
         timer(1, EV_ADD, NOTE_SECONDS | NOTE_NSECONDS | NOTE_ABSOLUTE, 10),
     ];
     match p {
-        // §5.7 [NB]: data == 0 (relative) is EINVAL.
+        // §5.4 [NB]: data == 0 (relative) is EINVAL.
         Personality::NetBsd => bad.push(timer(1, EV_ADD, 0, 0)),
-        // §5.7 [FB]: negative data is EINVAL.
+        // §5.4 [FB]: negative data is EINVAL.
         Personality::FreeBsd => bad.push(timer(1, EV_ADD, 0, -1)),
     }
     for c in bad {
@@ -608,9 +609,9 @@ fn t10_invalid(p: Personality) {
     }
 }
 
-/// T10 / §5.7 divergence (`Personality::timer_accepts_zero`): a relative timer with
-/// negative data is EINVAL in both; with data 0, NetBSD says EINVAL while FreeBSD (recall)
-/// accepts it and fires after the shortest interval.
+/// T10 / §5.4 divergence (`Personality::timer_accepts_zero`): a relative timer with
+/// negative data is EINVAL in both; with data 0, NetBSD says EINVAL while FreeBSD
+/// (unchecked) accepts it and fires after the shortest interval.
 fn t10_zero_and_negative_data(p: Personality) {
     let _s = serial();
     let kq = kq(p);
@@ -673,7 +674,7 @@ fn g24_oneshot_udata(p: Personality) {
     );
 }
 
-/// §3.4: udata is overwritten by every change, timers included; the EV_ENABLE's udata is
+/// §2.4: udata is overwritten by every change, timers included; the EV_ENABLE's udata is
 /// what the record carries ([FB]: unless EV_KEEPUDATA).
 fn timer_udata_follows_changes(p: Personality) {
     let _s = serial();
@@ -713,7 +714,7 @@ fn timer_thread_switches() -> Option<u64> {
     None
 }
 
-/// §5.7 "data = expirations since the last delivery", with a fast periodic timer that
+/// §5.4 "data = expirations since the last delivery", with a fast periodic timer that
 /// nobody reads for a while: every expiration is counted, and the library does not keep
 /// waking up for a timer that is already pending (a 200 us timer left for 100 ms would
 /// otherwise cost ~500 wakeups of its timer thread).

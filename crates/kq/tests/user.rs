@@ -1,9 +1,9 @@
-//! EVFILT_USER: every in-process case of SPEC §7.1 (U1-U37) and the worked examples of
-//! SPEC §4.10 (W1-W14), each run in both personalities with that personality's expectation.
+//! EVFILT_USER: every in-process case of docs/semantics.md §7.1 (U1-U37) and the worked
+//! examples of its §4.8 (W1-W14), each run in both personalities with that personality's
+//! expectation. Sections (§) cited here are that document's.
 //!
 //! U31 (cross-thread wakeup) and U32 (many waiters, one edge) are threaded and live in
-//! `tests/stress.rs`. U37's outer-kqueue half needs EVFILT_READ on a kqueue fd, which the
-//! engine does not have yet; its poll(2) half is here.
+//! `tests/stress.rs`.
 
 mod util;
 
@@ -85,7 +85,7 @@ fn u5_disable_and_enable_keepudata(p: Personality) {
     }
 }
 
-/// U6 oneshot (FB user.c; also §4.10 example 7): delivered once with flags EV_ONESHOT ([NB]
+/// U6 oneshot (FB user.c; also W7, §4.8): delivered once with flags EV_ONESHOT ([NB]
 /// plus EV_ADD), then the knote is gone: a further trigger gives ENOENT.
 fn u6_oneshot(p: Personality) {
     let kq = kq(p);
@@ -122,7 +122,7 @@ fn u8_trigger_unknown(p: Personality) {
 }
 
 /// U9 trigger_unknown_errslot: with one slot the error is a report: flags == EV_ERROR
-/// exactly, data == ENOENT, ident 99; fflags unchanged (SPEC §4.10 example 11).
+/// exactly, data == ENOENT, ident 99; fflags unchanged (W11, §4.8).
 fn u9_trigger_unknown_errslot(p: Personality) {
     let kq = kq(p);
     let mut evs = [sentinel(); 1];
@@ -135,7 +135,7 @@ fn u9_trigger_unknown_errslot(p: Personality) {
     assert_eq!(evs[0].udata, ptr(0x99));
 }
 
-/// U10 level_without_clear (also §4.10 example 2): without EV_CLEAR every poll returns the
+/// U10 level_without_clear (also W2, §4.8): without EV_CLEAR every poll returns the
 /// event until a change with EV_CLEAR.
 fn u10_level_without_clear(p: Personality) {
     let kq = kq(p);
@@ -147,7 +147,7 @@ fn u10_level_without_clear(p: Personality) {
     expect_no_events(&kq);
 }
 
-/// U11 ffops (also §4.10 example 3): FFCOPY without trigger delivers nothing; then OR, AND, NOP
+/// U11 ffops (also W3, §4.8): FFCOPY without trigger delivers nothing; then OR, AND, NOP
 /// with data.
 fn u11_ffops(p: Personality) {
     let kq = kq(p);
@@ -174,7 +174,7 @@ fn u12_fflags_24bit_mask(p: Personality) {
     assert_eq!(ev.fflags, 0x00FF_FFFF, "{ev:?}");
 }
 
-/// U13 add_with_trigger (also §4.10 example 4; [MAC] differs): EV_ADD|EV_CLEAR with
+/// U13 add_with_trigger (also W4, §4.8; macOS differs): EV_ADD|EV_CLEAR with
 /// NOTE_TRIGGER on a new ident does not fire in [NB] or [FB].
 fn u13_add_with_trigger(p: Personality) {
     let kq = kq(p);
@@ -182,8 +182,8 @@ fn u13_add_with_trigger(p: Personality) {
     expect_no_events(&kq);
 }
 
-/// U14 raw_creation_fflags (also §4.10 example 5): creation fflags NOTE_FFCOPY|5 are stored
-/// raw; a NOP trigger reports 0xC0000005 ([NB], [FB], [MAC]).
+/// U14 raw_creation_fflags (also W5, §4.8): creation fflags NOTE_FFCOPY|5 are stored
+/// raw; a NOP trigger reports 0xC0000005 ([NB], [FB], and macOS too).
 fn u14_raw_creation_fflags(p: Personality) {
     let kq = kq(p);
     ch_ok(&kq, &[user(1, EV_ADD | EV_CLEAR, NOTE_FFCOPY | 5, 0)]);
@@ -191,7 +191,7 @@ fn u14_raw_creation_fflags(p: Personality) {
     assert_eq!(expect_one(&kq).fflags, 0xC000_0005);
 }
 
-/// U15 trigger_and_clear_same_change (also §4.10 example 6): EV_CLEAR in the trigger's own
+/// U15 trigger_and_clear_same_change (also W6, §4.8): EV_CLEAR in the trigger's own
 /// change cancels it.
 fn u15_trigger_and_clear_same_change(p: Personality) {
     let kq = kq(p);
@@ -229,7 +229,7 @@ fn u18_udata_overwritten_by_trigger(p: Personality) {
     assert_eq!(expect_one(&kq).udata, ptr(0xC0));
 }
 
-/// U19 dispatch_reenable_redelivers (also §4.10 example 8): EV_DISPATCH delivers once, then
+/// U19 dispatch_reenable_redelivers (also W8, §4.8): EV_DISPATCH delivers once, then
 /// EV_ENABLE redelivers without a new trigger (the knote is still triggered).
 fn u19_dispatch_reenable_redelivers(p: Personality) {
     let kq = kq(p);
@@ -243,7 +243,7 @@ fn u19_dispatch_reenable_redelivers(p: Personality) {
     expect_no_events(&kq);
 }
 
-/// U20 dispatch_clear (§8 item 3; also §4.10 example 9): EV_DISPATCH|EV_CLEAR. [NB] only
+/// U20 dispatch_clear (§2.3; also W9, §4.8): EV_DISPATCH|EV_CLEAR. [NB] only
 /// clears, so a second trigger is delivered; [FB] also disables, so it is not.
 fn u20_dispatch_clear(p: Personality) {
     let kq = kq(p);
@@ -272,8 +272,8 @@ fn u20_dispatch_clear(p: Personality) {
     expect_no_events(&kq);
 }
 
-/// U21 oneshot_output_values (divergence §8 item 4): [NB] reports the stored user flags and
-/// data through touch; [FB] copies the raw image: fflags 0, data 0.
+/// U21 oneshot_output_values (a divergence, §2.3, §4.9): [NB] reports the stored user flags
+/// and data through touch; [FB] copies the raw image: fflags 0, data 0.
 fn u21_oneshot_output_values(p: Personality) {
     let kq = kq(p);
     ch_ok(&kq, &[user_u(1, EV_ADD | EV_ONESHOT, 0, 0, 0x21)]);
@@ -303,7 +303,7 @@ fn u22_coalesce(p: Personality) {
     expect_no_events(&kq);
 }
 
-/// U23 disabled_trigger_latched (also §4.10 example 10): a trigger while disabled is delivered
+/// U23 disabled_trigger_latched (also W10, §4.8): a trigger while disabled is delivered
 /// after EV_ENABLE.
 fn u23_disabled_trigger_latched(p: Personality) {
     let kq = kq(p);
@@ -348,7 +348,7 @@ fn u25_readd_does_not_enable(p: Personality) {
     expect_one(&kq);
 }
 
-/// U26 enable_disable_together (divergence §8 item 8): [NB] disable then enable = enabled,
+/// U26 enable_disable_together (a divergence, §2.2): [NB] disable then enable = enabled,
 /// the trigger is delivered; [FB] rejects the change with EINVAL and applies nothing.
 fn u26_enable_disable_together(p: Personality) {
     let kq = kq(p);
@@ -490,7 +490,7 @@ fn u34_close_kq_removes(p: Personality) {
     expect_no_events(&kq2);
 }
 
-/// U35 fork_not_inherited (§3.6): in a forked child the inherited kqueue gives EBADF, and
+/// U35 fork_not_inherited (§3.3): in a forked child the inherited kqueue gives EBADF, and
 /// the child's attempt to trigger does not disturb the parent's kqueue.
 fn u35_fork_not_inherited(p: Personality) {
     let kq = kq(p);
@@ -557,10 +557,10 @@ fn u36_big_data(p: Personality) {
     }
 }
 
-/// U37 kq_readable_on_trigger, poll(2) half (§3.7): the kqueue fd is not readable while
+/// U37 kq_readable_on_trigger, poll(2) half (§3.4): the kqueue fd is not readable while
 /// nothing is pending, POLLIN once a user event is triggered, not readable after the EV_CLEAR
 /// record was collected; a poll(2) sleeping in another thread is woken by the trigger.
-/// (The outer-kqueue half needs EVFILT_READ on a kqueue fd, not implemented yet.)
+/// (The outer-kqueue half is `u37_outer_kqueue_watches_inner`.)
 fn u37_kq_readable_on_trigger(p: Personality) {
     let kq = std::sync::Arc::new(kq(p));
     ch_ok(&kq, &[user(1, EV_ADD | EV_CLEAR, 0, 0)]);
@@ -597,9 +597,9 @@ fn u37_kq_readable_on_trigger(p: Personality) {
     expect_one(&kq);
 }
 
-/// U37 (§3.7, §5.1 "kqueue descriptors"): an outer kqueue watches the inner one with
-/// EVFILT_READ: active while the inner has pending events, `data` = their number; re-checked
-/// at delivery; a trigger from another thread wakes a sleeper in the outer kqueue.
+/// U37 (§3.4, §3.5): an outer kqueue watches the inner one with EVFILT_READ: active while
+/// the inner has pending events, `data` = their number; re-checked at delivery; a trigger
+/// from another thread wakes a sleeper in the outer kqueue.
 fn u37_outer_kqueue_watches_inner(p: Personality) {
     use std::os::fd::AsRawFd;
     let inner = std::sync::Arc::new(kq(p));
@@ -695,11 +695,9 @@ fn u37_kqueue_read_errors(p: Personality) {
     assert_eq!((ev.filter, ev.data), (EVFILT_READ, 0));
 }
 
-/// U37b (§3.7, and this library's documented divergence, docs/personality.md): the kqueue
-/// fd is readable whenever something is pending, including a queued stale entry. Unlike BSD,
-/// readability is cleared lazily, so that a trigger followed by a collect costs no system
-/// call: it may outlive the last pending record, but a zero-timeout kevent() that finds
-/// nothing always clears it, and the next activation sets it again.
+/// U37b (§3.4, and docs/personality.md): the kqueue fd is readable whenever something is
+/// pending, including a queued stale entry; a zero-timeout kevent() that finds nothing
+/// always leaves it not readable, and the next activation makes it readable again.
 fn u37b_readability_cleared_by_empty_poll(p: Personality) {
     let kq = kq(p);
     ch_ok(
@@ -729,8 +727,8 @@ fn u37b_readability_cleared_by_empty_poll(p: Personality) {
     ch_ok(&kq, &[user(1, EV_DELETE, 0, 0)]);
     expect_no_events(&kq);
     assert_eq!(poll_fd(&kq, 0) & libc::POLLIN, 0);
-    // A queued stale entry (EV_CLEAR change on a queued level event) still counts (§3.7,
-    // §4.4 step 2.4): readable until a scan drops it.
+    // A queued stale entry (EV_CLEAR change on a queued level event) still counts (§3.4,
+    // §4.3 step 2d): readable until a scan drops it.
     trigger(&kq, 2);
     ch_ok(&kq, &[user(2, EV_CLEAR, 0, 0)]);
     assert_ne!(
@@ -743,10 +741,10 @@ fn u37b_readability_cleared_by_empty_poll(p: Personality) {
 }
 
 // ---------------------------------------------------------------------------------------
-// §4.10 worked examples (ident 1 unless stated otherwise)
+// §4.8 worked examples (ident 1 unless stated otherwise)
 // ---------------------------------------------------------------------------------------
 
-/// W1 (§4.10 ex. 1): EV_ADD|EV_CLEAR, poll 0, trigger, one record, poll 0.
+/// W1 (§4.8): EV_ADD|EV_CLEAR, poll 0, trigger, one record, poll 0.
 fn w01_clear_trigger(p: Personality) {
     let kq = kq(p);
     ch_ok(&kq, &[user(1, EV_ADD | EV_CLEAR, 0, 0)]);
@@ -762,7 +760,7 @@ fn w01_clear_trigger(p: Personality) {
     expect_no_events(&kq);
 }
 
-/// W11 (§4.10 ex. 11): trigger of never-added ident 99 with room: a report {99, USER,
+/// W11 (§4.8): trigger of never-added ident 99 with room: a report {99, USER,
 /// EV_ERROR, data ENOENT, fflags NOTE_TRIGGER}; the same call collects nothing (a pending
 /// level event on ident 1 and a second slot prove it).
 fn w11_unknown_report_no_scan(p: Personality) {
@@ -785,7 +783,7 @@ fn w11_unknown_report_no_scan(p: Personality) {
     assert_eq!(expect_one(&kq).ident, 1);
 }
 
-/// W12 (§4.10 ex. 12): a trigger with udata NULL wipes udata P ([FB] with EV_KEEPUDATA in
+/// W12 (§4.8): a trigger with udata NULL wipes udata P ([FB] with EV_KEEPUDATA in
 /// the trigger keeps P).
 fn w12_trigger_wipes_udata(p: Personality) {
     let kq = kq(p);
@@ -801,7 +799,7 @@ fn w12_trigger_wipes_udata(p: Personality) {
     }
 }
 
-/// W13 (§4.10 ex. 13): [EV_ADD|EV_CLEAR, NOTE_TRIGGER] with one slot and a zero timeout:
+/// W13 (§4.8): [EV_ADD|EV_CLEAR, NOTE_TRIGGER] with one slot and a zero timeout:
 /// the changes are applied first, then the scan delivers the event in the same call.
 fn w13_changes_then_scan(p: Personality) {
     let kq = kq(p);
@@ -820,7 +818,7 @@ fn w13_changes_then_scan(p: Personality) {
     assert_user(&evs[0], 1, delivered_flags(p, EV_ADD | EV_CLEAR), 0, 0);
 }
 
-/// W14 (§4.10 ex. 14): [EV_ADD|EV_RECEIPT, trigger] with no slots returns 0 and the trigger
+/// W14 (§4.8): [EV_ADD|EV_RECEIPT, trigger] with no slots returns 0 and the trigger
 /// is NOT applied (processing stopped at the receipt); the add was.
 fn w14_receipt_no_room_stops(p: Personality) {
     let kq = kq(p);
@@ -840,7 +838,7 @@ fn w14_receipt_no_room_stops(p: Personality) {
     ch_ok(&kq, &[user(1, EV_DELETE, 0, 0)]);
 }
 
-/// §4.2/§4.3: ident is any uintptr_t, including 0 and usize::MAX.
+/// §4.1: ident is any uintptr_t, including 0 and usize::MAX.
 fn extreme_idents(p: Personality) {
     let kq = kq(p);
     for ident in [0, usize::MAX, 1 << 40] {
@@ -851,7 +849,7 @@ fn extreme_idents(p: Personality) {
     }
 }
 
-/// §3.4 [FB] EV_FORCEONESHOT: on an existing knote it sets EV_ONESHOT and fires it, so the
+/// §2.4 [FB] EV_FORCEONESHOT: on an existing knote it sets EV_ONESHOT and fires it, so the
 /// next scan returns it once and deletes it. [NB] has no such flag: bit 0x100 does nothing
 /// on a modification.
 fn forceoneshot(p: Personality) {

@@ -6,7 +6,7 @@
 //!
 //! * `kqueue()` creates a kqueue with the FreeBSD personality, or NetBSD's when the
 //!   environment has `KQUEUE_PERSONALITY=netbsd` (any case) at the time of the call.
-//! * `kevent()` follows the BSD system call (SPEC §1.3-§1.5). Negative counts give
+//! * `kevent()` follows the BSD system call (docs/semantics.md §1). Negative counts give
 //!   `EINVAL`; a list or timeout pointer that cannot be user memory (NULL with a non-zero
 //!   count, a small integer, -1, a kernel address) gives `EFAULT`; a descriptor that is not
 //!   a kqueue of this process gives `EBADF`.
@@ -184,7 +184,7 @@ pub unsafe extern "C" fn kevent(
     timeout: *const libc::timespec,
 ) -> c_int {
     ffi_call(|| {
-        // SPEC §1.3 step 1: the descriptor is checked before anything else.
+        // docs/semantics.md §1.2 step 1: the descriptor is checked before anything else.
         let kqueue = Kqueue::from_fd(borrow_fd(kq)?)?;
         let changes = CChanges {
             ptr: changelist,

@@ -2,7 +2,8 @@
 //! libkqueue.so of this build, runs it and asserts that it exits with status 0.
 //!
 //! One `#[test]` per program, so a failure is named; the program's own output (one
-//! `ok`/`FAIL` line per SPEC case) is printed, and shown by cargo when the test fails.
+//! `ok`/`FAIL` line per case, named as in docs/semantics.md §7) is printed, and shown by
+//! cargo when the test fails.
 //!
 //! Finding the library: `cargo test` compiles this crate's library, with every crate type
 //! of its `[lib]` (cdylib included), into the same `deps/` directory as this test binary,

@@ -1,4 +1,5 @@
-//! EVFILT_TIMER (SPEC §5.7): periodic, oneshot and absolute timers with no descriptor each.
+//! EVFILT_TIMER (docs/semantics.md §5.4): periodic, oneshot and absolute timers with no
+//! descriptor each.
 //!
 //! Each kqueue keeps two min-heaps of deadlines in nanoseconds: CLOCK_MONOTONIC for relative
 //! timers, CLOCK_REALTIME for NOTE_ABSOLUTE ones (so that they follow changes of the wall

@@ -1,4 +1,5 @@
-//! EVFILT_USER: events that user code triggers (NetBSD PR kern/55663; SPEC §4).
+//! EVFILT_USER: events that user code triggers (NetBSD PR kern/55663), with the rules of
+//! docs/semantics.md §4.
 //!
 //! No kernel object: the state is the knote's. `hookid` is the "triggered" bit, `sfflags`
 //! the stored user flags reported in `fflags`, `sdata` the value reported in `data`.
@@ -14,8 +15,8 @@ impl Filter for UserFilter {
     fn attach(&self, kn: &mut Knote, _cx: &mut Context<'_>) -> Result<(), Errno> {
         // Like the kernels, test the output fflags, which registration has just zeroed,
         // rather than the saved input: EV_ADD|NOTE_TRIGGER never fires a new knote on
-        // NetBSD or FreeBSD (SPEC §4.3, §8 item 1). The creation fflags stay raw in
-        // `sfflags`, control bits included (§8 item 2).
+        // NetBSD or FreeBSD (docs/semantics.md §4.2). The creation fflags stay raw in
+        // `sfflags`, control bits included (also §4.2).
         kn.hookid = u64::from(kn.kev.fflags & NOTE_TRIGGER != 0);
         Ok(())
     }

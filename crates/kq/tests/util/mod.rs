@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests, in the manner of mio's `tests/util`.
 //!
-//! Notation follows SPEC §4.10: `ch(..)` applies changes with no event slots (it never
+//! Notation follows the worked examples of docs/semantics.md §4.8 (the sections, §, cited
+//! here are that document's): `ch(..)` applies changes with no event slots (it never
 //! blocks, whatever the timeout), `poll(..)` collects with a zero timeout, `get(..)` waits.
 
 // Each test file uses a different subset of these helpers.
@@ -66,7 +67,7 @@ pub fn user_u(ident: usize, flags: u16, fflags: u32, data: isize, udata: usize) 
     Kevent::new(ident, EVFILT_USER, flags, fflags, data, ptr(udata))
 }
 
-/// `ch(..)` of SPEC §4.10: the changes, no event slots, NULL timeout (never blocks: §1.3).
+/// `ch(..)` of §4.8: the changes, no event slots, NULL timeout (never blocks: §1.2).
 pub fn ch(kq: &Kqueue, changes: &[Kevent]) -> io::Result<usize> {
     kq.kevent(changes, &mut [], None)
 }
@@ -125,7 +126,7 @@ pub fn get(kq: &Kqueue, n: usize, timeout: Option<Duration>) -> Vec<Kevent> {
     evs
 }
 
-/// `poll` of SPEC §4.10: collect up to `n` events with a zero timeout.
+/// `poll` of §4.8: collect up to `n` events with a zero timeout.
 #[track_caller]
 pub fn poll(kq: &Kqueue, n: usize) -> Vec<Kevent> {
     get(kq, n, Some(Duration::ZERO))
@@ -156,7 +157,7 @@ pub fn assert_user(ev: &Kevent, ident: usize, flags: u16, fflags: u32, data: isi
     );
 }
 
-/// Asserts an EV_ERROR report entry (SPEC §1.3 step 3e): flags exactly EV_ERROR, data the
+/// Asserts an EV_ERROR report entry (§1.3): flags exactly EV_ERROR, data the
 /// errno (0 for a receipt).
 #[track_caller]
 pub fn assert_report(ev: &Kevent, ident: usize, filter: i16, errno: i32) {
@@ -167,7 +168,7 @@ pub fn assert_report(ev: &Kevent, ident: usize, filter: i16, errno: i32) {
     );
 }
 
-/// The flags a knote created with `flags` reports (SPEC §3.1): NetBSD stores them verbatim,
+/// The flags a knote created with `flags` reports (§2.1): NetBSD stores them verbatim,
 /// FreeBSD strips EV_ADD, EV_DELETE, EV_ENABLE, EV_DISABLE and EV_FORCEONESHOT.
 pub fn delivered_flags(p: Personality, flags: u16) -> u16 {
     match p {
