@@ -82,8 +82,8 @@ fn main() {
     let mut on = Vec::new();
     let mut off = Vec::new();
     for _ in 0..5 {
-        on.push(round_trip(None, 20_000));
-        off.push(round_trip(Some(Duration::ZERO), 20_000));
+        on.push(round_trip(None, 5_000));
+        off.push(round_trip(Some(Duration::ZERO), 2_000));
     }
     on.sort();
     off.sort();

@@ -693,12 +693,12 @@ impl Inner {
                 // events arrive through epoll, which the spin does not watch.
                 spun = true;
                 drop(st);
-                let did = self.spin.spin(remaining, || self.pending() > 0);
+                self.spin.spin(remaining, || self.pending() > 0);
+                // Look again whether or not it spun: the lock was released meanwhile, and a
+                // trigger then saw no sleeper to wake.
                 st = self.lock();
-                if did {
-                    woken = 0;
-                    continue;
-                }
+                woken = 0;
+                continue;
             }
             st.sleepers += 1;
             drop(st);

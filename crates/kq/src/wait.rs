@@ -8,8 +8,9 @@
 //! - it starts with CPU pause hints (`spin_loop`), which leave the core to its sibling
 //!   hyperthread, and only then yields to other threads;
 //! - at most one thread spins per kqueue; the others sleep at once;
-//! - it adapts: after `GIVE_UP` spins in a row that found nothing, the next `SKIP` waits
-//!   sleep at once (an idle loop waiting 1 ms at a time then costs no spinning at all);
+//! - it adapts: after n spins in a row that found nothing, the next 2^n - 1 waits (at most
+//!   `SKIP`) sleep at once, so an idle loop waiting 1 ms at a time soon spins once in 64
+//!   waits, while a busy exchange that misses now and then is back to spinning at once;
 //! - the limit is per kqueue (`Kqueue::set_spin_limit`), 20 µs by default, or the
 //!   `KQUEUE_SPIN_US` environment variable (read once per process; 0 turns spinning off).
 
@@ -17,10 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// Spins in a row that found nothing before spinning is skipped for a while.
-const GIVE_UP: u32 = 4;
-/// Waits that then skip spinning.
-const SKIP: u32 = 64;
+/// The most waits skipped after spins that found nothing.
+const SKIP: u32 = 63;
 /// How long pause hints are tried before yielding.
 const PAUSE: Duration = Duration::from_micros(2);
 
@@ -63,7 +62,7 @@ impl Spin {
     }
 
     /// Spins until `ready()` says so or the budget (the limit, at most `remaining`) is
-    /// spent. Returns whether it spun at all.
+    /// spent, unless the policy says not to. Returns whether it spun.
     pub(crate) fn spin(&self, remaining: Option<Duration>, ready: impl Fn() -> bool) -> bool {
         let mut budget = self.limit();
         if let Some(r) = remaining {
@@ -94,9 +93,9 @@ impl Spin {
         self.spinning.store(false, Ordering::Release);
         if found {
             self.misses.store(0, Ordering::Relaxed);
-        } else if self.misses.fetch_add(1, Ordering::Relaxed) + 1 >= GIVE_UP {
-            self.misses.store(0, Ordering::Relaxed);
-            self.skip.store(SKIP, Ordering::Relaxed);
+        } else {
+            let n = (self.misses.fetch_add(1, Ordering::Relaxed) + 1).min(6);
+            self.skip.store(((1 << n) - 1).min(SKIP), Ordering::Relaxed);
         }
         true
     }
