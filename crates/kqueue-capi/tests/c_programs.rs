@@ -257,8 +257,8 @@ macro_rules! c_programs {
 }
 
 c_programs!(
-    abi, attack, bypass, close, dup, eintr, errors, fdfilter, fork, interpose, leak, lifetime,
-    poll, timer, user
+    abi, attack, attack2, bypass, close, dup, eintr, errors, fdfilter, fork, interpose, leak,
+    lifetime, poll, timer, user
 );
 
 /// The header also compiles as C++ (extern "C", no C-only constructs in the macros).
