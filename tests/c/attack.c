@@ -1,5 +1,5 @@
 /*
- * Regression cases from an adversarial review (branch `attack`): each case reproduces one
+ * Regression cases from an adversarial review : each case reproduces one
  * defect and FAILS on the engine as it is. Descriptors are closed where the library cannot
  * see it (glibc's internal close in fclose()), which
  * README.md and docs/personality.md promise is harmless: nothing is reported for a closed

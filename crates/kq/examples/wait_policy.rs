@@ -28,11 +28,13 @@ fn idle_cpu(spin: Option<Duration>) -> Duration {
     if let Some(s) = spin {
         kq.set_spin_limit(s);
     }
-    kq.kevent(&[user(1, EV_ADD | EV_CLEAR, 0)], &mut [], None).unwrap();
+    kq.kevent(&[user(1, EV_ADD | EV_CLEAR, 0)], &mut [], None)
+        .unwrap();
     let mut ev = [Kevent::default(); 1];
     let (wall0, cpu0) = (Instant::now(), thread_cpu());
     while wall0.elapsed() < Duration::from_secs(1) {
-        kq.kevent(&[], &mut ev, Some(Duration::from_millis(1))).unwrap();
+        kq.kevent(&[], &mut ev, Some(Duration::from_millis(1)))
+            .unwrap();
     }
     (thread_cpu() - cpu0).div_f64(wall0.elapsed().as_secs_f64())
 }
@@ -55,13 +57,16 @@ fn round_trip(spin: Option<Duration>, rounds: usize) -> Duration {
         let mut ev = [Kevent::default(); 1];
         for _ in 0..rounds {
             ping2.kevent(&[], &mut ev, None).unwrap();
-            pong2.kevent(&[user(1, 0, NOTE_TRIGGER)], &mut [], None).unwrap();
+            pong2
+                .kevent(&[user(1, 0, NOTE_TRIGGER)], &mut [], None)
+                .unwrap();
         }
     });
     let mut ev = [Kevent::default(); 1];
     let start = Instant::now();
     for _ in 0..rounds {
-        ping.kevent(&[user(1, 0, NOTE_TRIGGER)], &mut [], None).unwrap();
+        ping.kevent(&[user(1, 0, NOTE_TRIGGER)], &mut [], None)
+            .unwrap();
         pong.kevent(&[], &mut ev, None).unwrap();
     }
     let t = start.elapsed() / rounds as u32;

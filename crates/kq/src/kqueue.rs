@@ -48,6 +48,41 @@ pub(crate) fn id_of_pending_token(data: u64) -> Option<u64> {
     (data as u32 as u64 == TAG_PENDING).then_some(data >> 32)
 }
 
+thread_local! {
+    /// Kqueue locks this thread holds or is taking. A kevent() made while it holds one can
+    /// only come from a signal handler that interrupted a kevent() of the same thread: it
+    /// would wait for a lock its own thread holds, so it fails with EDEADLK instead.
+    static HOLDING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// A held kqueue lock, counted in `HOLDING`.
+struct Locked<'a>(Option<MutexGuard<'a, State>>);
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.0.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.0.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        drop(self.0.take()); // release the lock, then stop counting it
+        HOLDING.with(|h| h.set(h.get().saturating_sub(1)));
+    }
+}
+
+/// Whether this thread is inside a kqueue's lock (see `HOLDING`).
+fn reentered() -> bool {
+    HOLDING.with(|h| h.get() > 0)
+}
+
 /// The state under the kqueue lock.
 pub(crate) struct State {
     knotes: Knotes,
@@ -92,8 +127,12 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> Locked<'_> {
+        // Counted before the lock is taken and after it is released, so that a signal
+        // handler never finds the lock held by its own thread with the count at zero.
+        HOLDING.with(|h| h.set(h.get() + 1));
+        let guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        Locked(Some(guard))
     }
 
     pub(crate) fn epoll_fd(&self) -> BorrowedFd<'_> {
@@ -505,6 +544,7 @@ impl Inner {
             return Ok(fd.as_fd());
         }
         let fd = process::with_fds(|| timerfd::create(clock))?;
+        process::mark_library_fd(fd.as_raw_fd(), true);
         epoll::add(
             self.epoll.as_fd(),
             fd.as_fd(),
@@ -575,6 +615,9 @@ impl Inner {
     ) -> Result<usize, Errno> {
         if self.gen != process::fork_gen() {
             return Err(Errno::BADF);
+        }
+        if reentered() {
+            return Err(Errno(libc::EDEADLK));
         }
         let nevents = events.len();
         let mut nerrors = 0;
@@ -736,6 +779,9 @@ impl Inner {
     }
 
     fn post(&self, ident: usize, filter_id: i16, hint: i64) -> Result<bool, Errno> {
+        if reentered() {
+            return Err(Errno(libc::EDEADLK));
+        }
         let (fired, notify) = self.post_inner(ident, filter_id, hint)?;
         if notify {
             self.notify_watchers();
@@ -770,9 +816,12 @@ impl Drop for Inner {
                 self.drop_knote(&mut st.knotes, &mut st.objs, id, &f);
             }
         }
+        let inotify = st.objs.fds.inotify_fd();
         drop(guard);
         process::unregister(self.id);
-        process::mark_library_fd(self.epoll.as_raw_fd(), false);
+        for fd in self.raw_fds().into_iter().chain(inotify) {
+            process::mark_library_fd(fd, false);
+        }
     }
 }
 
@@ -791,6 +840,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         epoll::IN,
     )?;
     process::mark_library_fd(epoll.as_raw_fd(), true);
+    process::mark_library_fd(pending.as_raw_fd(), true);
     Ok(Arc::new_cyclic(|me| Inner {
         me: me.clone(),
         id,
@@ -806,6 +856,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
                 fds: Descriptors::default(),
                 epoll: epoll.as_raw_fd(),
                 epoch: 0,
+                kq: id,
             },
             sleepers: 0,
             readable: false,

@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Once, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::sync::{Arc, LazyLock, Mutex, Once, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 
 /// Incremented in the child after every fork(): kqueues of an older generation belong to
@@ -132,17 +132,55 @@ pub(crate) fn mark_library_fd(fd: RawFd, ours: bool) {
 /// The highest number that ever carried a knote or a kqueue (bounds close_range).
 static MAX_TRACKED: AtomicI32 = AtomicI32::new(-1);
 
-/// A knote of a descriptor filter was attached to number `fd`.
-pub(crate) fn knote_attached(fd: RawFd) {
+/// The kqueues that have knotes on a descriptor number, with how many each (the kernel's
+/// per-descriptor knote lists, at kqueue grain): `fdclose` visits only those. Taken only
+/// for numbers that carry knotes, after a kqueue's lock (a leaf lock).
+/// Descriptor number -> (kqueue id, knotes of that kqueue on it).
+type ByFd = HashMap<RawFd, Vec<(u64, u32)>>;
+
+static BY_FD: LazyLock<Mutex<ByFd>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn by_fd() -> std::sync::MutexGuard<'static, ByFd> {
+    BY_FD.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A knote of a descriptor filter was attached to number `fd` in kqueue `kq`.
+pub(crate) fn knote_attached(fd: RawFd, kq: u64) {
+    {
+        let mut map = by_fd();
+        let list = map.entry(fd).or_default();
+        match list.iter_mut().find(|(id, _)| *id == kq) {
+            Some((_, n)) => *n += 1,
+            None => list.push((kq, 1)),
+        }
+    }
     KNOTES.slot(fd).fetch_add(1, Ordering::AcqRel);
     MAX_TRACKED.fetch_max(fd, Ordering::Relaxed);
 }
 
-/// A knote of a descriptor filter on number `fd` was detached.
-pub(crate) fn knote_detached(fd: RawFd) {
+/// A knote of a descriptor filter on number `fd` in kqueue `kq` was detached.
+pub(crate) fn knote_detached(fd: RawFd, kq: u64) {
     if let Some(s) = KNOTES.slot_if_any(fd) {
         let _ = s.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
+    let mut map = by_fd();
+    if let Some(list) = map.get_mut(&fd) {
+        if let Some(i) = list.iter().position(|(id, _)| *id == kq) {
+            list[i].1 -= 1;
+            if list[i].1 == 0 {
+                list.swap_remove(i);
+            }
+        }
+        if list.is_empty() {
+            map.remove(&fd);
+        }
+    }
+}
+
+/// Whether `fd` is one of the library's own descriptors (a kqueue's epoll, eventfd,
+/// timerfds or inotify instance).
+pub(crate) fn is_library_fd(fd: RawFd) -> bool {
+    LIBRARY.get(fd) != 0
 }
 
 pub(crate) fn fd_tracked(fd: RawFd) -> bool {
@@ -419,8 +457,14 @@ pub(crate) fn lookup(fd: BorrowedFd<'_>) -> Result<Arc<Inner>, Errno> {
         // The number was closed and reused behind our back.
         forget(number, id);
     }
-    // A number we have not seen: a dup() of a kqueue, or not a kqueue at all. Compare it
-    // with each kqueue (kcmp, no descriptor needed); without kcmp, ask /proc.
+    // A number we have not seen: a dup() of a kqueue, or not a kqueue at all. Only an
+    // epoll can be one (readlink needs no descriptor; without /proc, go on).
+    if let Ok(t) = std::fs::read_link(format!("/proc/self/fd/{number}")) {
+        if t.as_os_str() != "anon_inode:[eventpoll]" {
+            return Err(Errno::BADF);
+        }
+    }
+    // Compare it with each kqueue (kcmp, no descriptor needed); without kcmp, ask /proc.
     let candidates: Vec<(u64, Arc<Inner>)> = registry_read()
         .map
         .iter()
@@ -475,15 +519,6 @@ fn live(inner: Arc<Inner>) -> Result<Arc<Inner>, Errno> {
 pub(crate) fn lookup_id(id: u64) -> Option<Arc<Inner>> {
     let inner = registry_read().map.get(&id)?.inner()?;
     (inner.gen == fork_gen()).then_some(inner)
-}
-
-/// Every live kqueue.
-fn all() -> Vec<Arc<Inner>> {
-    registry_read()
-        .map
-        .values()
-        .filter_map(Entry::inner)
-        .collect()
 }
 
 /// Forgets that `number` refers to kqueue `id`; a released kqueue with no number left is
@@ -551,10 +586,12 @@ pub(crate) fn fdclose(fd: RawFd) {
         return;
     }
     if KNOTES.get(fd) != 0 {
-        for kq in all() {
-            if kq.gen == fork_gen() {
-                kq.fd_closed(fd);
-            }
+        let ids: Vec<u64> = by_fd()
+            .get(&fd)
+            .map(|l| l.iter().map(|(id, _)| *id).collect())
+            .unwrap_or_default();
+        for kq in ids.into_iter().filter_map(lookup_id) {
+            kq.fd_closed(fd);
         }
     }
     let id = KQUEUES.get(fd);
@@ -652,6 +689,7 @@ fn background(ep: Arc<Fd>) {
 type Held = (
     std::sync::RwLockWriteGuard<'static, ()>,
     RwLockWriteGuard<'static, Registry>,
+    std::sync::MutexGuard<'static, ByFd>,
 );
 
 thread_local! {
@@ -661,7 +699,8 @@ thread_local! {
 extern "C" fn before_fork() {
     let c = CREATION.write().unwrap_or_else(|e| e.into_inner());
     let r = registry();
-    HELD.with(|h| *h.borrow_mut() = Some((c, r)));
+    let b = by_fd();
+    HELD.with(|h| *h.borrow_mut() = Some((c, r, b)));
 }
 
 extern "C" fn after_fork_parent() {
@@ -671,7 +710,11 @@ extern "C" fn after_fork_parent() {
 extern "C" fn after_fork_child() {
     PID.store(sys::getpid(), Ordering::Relaxed);
     let old = HELD.with(|h| {
-        let (c, mut reg) = h.borrow_mut().take()?;
+        let (c, mut reg, mut by) = h.borrow_mut().take()?;
+        // The parent's knotes are not ours; forget the table without freeing (allocator
+        // state is consistent, but keep the child's work small).
+        std::mem::forget(std::mem::take(&mut *by));
+        drop(by);
         FORK_GEN.fetch_add(1, Ordering::Relaxed);
         crate::filter::forget_timers();
         let mut fds: Vec<RawFd> = Vec::new();

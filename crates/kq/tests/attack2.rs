@@ -18,7 +18,7 @@ use util::*;
 /// clears it in the socket, and keeps it in its own `hook` only (`filter/fd.rs::event`,
 /// `io::take_socket_error`): the other knote reports EV_EOF with `fflags` 0.
 #[test]
-fn defect_write_knote_loses_socket_error_taken_by_read_knote() {
+fn write_knote_loses_socket_error_taken_by_read_knote() {
     let kq = Kqueue::new().unwrap();
     let (a, b) = tcp_pair();
     ch_ok(&kq, &[rd(id(&a), EV_ADD, 1), wr(id(&a), EV_ADD, 2)]);
@@ -59,7 +59,7 @@ fn defect_write_knote_loses_socket_error_taken_by_read_knote() {
 /// the pipe carries the old registration's sequence number and is ignored
 /// (`Descriptors::edge`). Data written to the pipe never wakes kevent().
 #[test]
-fn defect_stale_epitem_makes_reused_number_look_registered() {
+fn stale_epitem_makes_reused_number_look_registered() {
     let kq = Kqueue::new().unwrap();
     let (r, w) = pipe();
     let n = reserved_number(901);
@@ -99,7 +99,7 @@ fn defect_stale_epitem_makes_reused_number_look_registered() {
 /// system call per kqueue: with 1000 other kqueues, EV_ADD+EV_DELETE of an eventfd costs
 /// about 50-80 times more than with none.
 #[test]
-fn defect_eventfd_add_scales_with_kqueues() {
+fn eventfd_add_scales_with_kqueues() {
     let e = eventfd();
     let time = |kq: &Kqueue| {
         let start = Instant::now();
@@ -168,7 +168,7 @@ fn link(fd: RawFd) -> String {
 /// and, in `Descriptors::detach`, takes number n out of the epoll: the library's inotify.
 /// File growth never reaches kevent() again.
 #[test]
-fn defect_delete_of_closed_number_unregisters_library_inotify() {
+fn delete_of_closed_number_unregisters_library_inotify() {
     in_child(
         "defect_delete_of_closed_number_unregisters_library_inotify",
         || {
@@ -208,7 +208,7 @@ fn defect_delete_of_closed_number_unregisters_library_inotify() {
 /// `Inner::fd_closed`, which takes each kqueue's lock), not the kqueues that have knotes on
 /// the number: with 1000 idle kqueues, a close() costs about a hundred times more.
 #[test]
-fn defect_fdclose_scales_with_kqueues() {
+fn fdclose_scales_with_kqueues() {
     let time = || {
         let kq = Kqueue::new().unwrap();
         let mut spent = Duration::ZERO;

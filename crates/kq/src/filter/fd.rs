@@ -35,7 +35,7 @@ use crate::knote::{Knote, NIL};
 use crate::process;
 use crate::sys::{self, epoll, io, io::Identity};
 use std::collections::HashMap;
-use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::{Arc, Weak};
 
 /// What kind of descriptor a registration is on.
@@ -70,6 +70,9 @@ struct Reg {
     wd: i32,
     /// The lock hold (`Objects::epoch`) in which the number was last seen to name `file`.
     verified: u64,
+    /// A socket's pending error, once read (reading it clears it in the socket): both
+    /// filters report it.
+    error: i32,
 }
 
 /// The descriptors one kqueue watches.
@@ -119,6 +122,11 @@ impl Descriptors {
     /// was checked against it).
     pub(crate) fn checked(&mut self, fd: RawFd, file: Identity, epoch: u64) {
         self.checked = Some((fd, file, epoch));
+    }
+
+    /// The inotify instance's number, if there is one.
+    pub(crate) fn inotify_fd(&self) -> Option<RawFd> {
+        self.inotify.as_ref().map(|i| i.as_raw_fd())
     }
 
     /// Registrations in the epoll that deliver edges (the inotify instance included).
@@ -198,6 +206,7 @@ impl Descriptors {
             revents: 0,
             wd: -1,
             verified: 0,
+            error: 0,
         };
         *Self::slot(&mut reg, filter) = id;
         // Just looked at (`checked`), and registered below by epoll_ctl, which names the
@@ -252,6 +261,7 @@ impl Descriptors {
     fn watch_file(&mut self, ep: BorrowedFd<'_>, fd: RawFd) -> Result<i32, Errno> {
         if self.inotify.is_none() {
             let ino = process::with_fds(sys::inotify::create)?;
+            process::mark_library_fd(ino.as_raw_fd(), true);
             epoll::add(ep, ino.as_fd(), TOKEN_INOTIFY, epoll::IN | epoll::ET)?;
             self.inotify = Some(ino);
         }
@@ -316,14 +326,18 @@ impl Descriptors {
             }
             if reg.interest != 0 {
                 self.polled -= 1;
-                if !self.closing {
+                if !self.closing && !process::is_library_fd(fd) {
                     // Fails harmlessly if the number was closed or reused meanwhile (the old
                     // registration then goes with its file, and its edges carry a stale
                     // sequence number).
                     let _ = epoll::delete(sys::borrow(epoll_fd), sys::borrow(fd));
                 }
             }
-        } else if reg.interest != 0 && want != reg.interest && !self.closing {
+        } else if reg.interest != 0
+            && want != reg.interest
+            && !self.closing
+            && !process::is_library_fd(fd)
+        {
             let _ = epoll::modify(
                 sys::borrow(epoll_fd),
                 sys::borrow(fd),
@@ -362,6 +376,10 @@ pub(crate) fn is_stale(objs: &mut super::Objects, fd: RawFd, now: &Identity) -> 
 /// that epoll cannot hold by its inode (`now`, or a fresh `fstat`).
 fn same_file(epoll_fd: RawFd, fd: RawFd, reg: &Reg, now: Option<&Identity>) -> bool {
     let target = sys::borrow(fd);
+    if process::is_library_fd(fd) && !matches!(reg.kind, Kind::Kqueue(_)) {
+        // The number was closed and is now one of the library's own descriptors.
+        return false;
+    }
     match reg.kind {
         Kind::Kqueue(id) => process::lookup(target).is_ok_and(|k| k.id == id),
         // A socket cannot be opened again: its inode is its open file. (fstat is also cheaper
@@ -443,7 +461,7 @@ fn attach(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) -> Result<Kind, Err
             watched.add_watcher(cx.kq.clone(), kn.kev.ident);
         }
     }
-    process::knote_attached(fd);
+    process::knote_attached(fd, cx.objs.kq);
     Ok(kind)
 }
 
@@ -455,7 +473,7 @@ fn detach(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) {
             watched.remove_watcher(cx.kq, kn.kev.ident);
         }
     }
-    process::knote_detached(fd);
+    process::knote_detached(fd, cx.objs.kq);
 }
 
 /// The state of a descriptor as a filter reports it.
@@ -650,20 +668,19 @@ fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>) -> bool {
             reg.verified = epoch;
         }
     }
-    let Some(reg) = cx.objs.fds.regs.get(&fd) else {
+    let Some(reg) = cx.objs.fds.regs.get_mut(&fd) else {
         return false;
     };
     kn.kev.data = status.data as isize;
     if status.error && matches!(reg.kind, Kind::Socket(_)) {
-        // Reading the error clears it in the socket: keep it for later reports.
         let e = io::take_socket_error(sys::borrow(fd));
         if e != 0 {
-            kn.hook = e as u32 as u64;
+            reg.error = e;
         }
     }
     if status.eof || status.error {
         kn.kev.flags |= EV_EOF;
-        kn.kev.fflags = kn.hook as u32;
+        kn.kev.fflags = reg.error as u32;
     } else {
         kn.kev.flags &= !EV_EOF;
         kn.kev.fflags = 0;

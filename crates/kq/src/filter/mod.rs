@@ -39,6 +39,8 @@ pub(crate) struct Objects {
     /// Counts the kqueue's lock holds that look at objects: a descriptor's state read, or
     /// its identity checked, during the current hold need not be read again.
     pub(crate) epoch: u64,
+    /// The kqueue's id.
+    pub(crate) kq: u64,
 }
 
 /// What a filter hook may see and ask of the kqueue it runs in.
