@@ -6,6 +6,10 @@
 //!
 //! * `kqueue()` creates a kqueue with the FreeBSD personality, or NetBSD's when the
 //!   environment has `KQUEUE_PERSONALITY=netbsd` (any case) at the time of the call.
+//! * The NetBSD-flavour ABI of `include/netbsd/sys/event.h` (module `netbsd`) has entry
+//!   points of its own, `__kqueue_netbsd_kqueue`, `__kqueue_netbsd_kqueue1` and
+//!   `__kqueue_netbsd_kevent`: NetBSD's 40-byte `struct kevent` and numbering, and kqueues
+//!   that always have the NetBSD personality.
 //! * `kevent()` follows the BSD system call (docs/semantics.md §1). Negative counts give
 //!   `EINVAL`; a list or timeout pointer that cannot be user memory (NULL with a non-zero
 //!   count, a small integer, -1, a kernel address) gives `EFAULT`; a descriptor that is not
@@ -24,6 +28,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
 mod interpose;
+mod netbsd;
 
 use kq::{ChangeList, Errno, EventList, Kevent, Kqueue, Personality, Timespec};
 
@@ -59,22 +64,23 @@ fn personality_from_env() -> Personality {
     }
 }
 
-fn new_kqueue() -> Result<c_int, Errno> {
+/// A new kqueue descriptor with the given personality (close-on-exec).
+fn new_kqueue(personality: Personality) -> Result<c_int, Errno> {
     static HOOKED: std::sync::Once = std::sync::Once::new();
     HOOKED.call_once(|| kq::set_close_hooked(interpose::in_effect()));
-    Ok(Kqueue::new_raw_fd(personality_from_env())?)
+    Ok(Kqueue::new_raw_fd(personality)?)
 }
 
 /// `int kqueue(void)`: a new kqueue descriptor, or -1 with errno set.
 #[no_mangle]
 pub extern "C" fn kqueue() -> c_int {
-    ffi_call(new_kqueue)
+    ffi_call(|| new_kqueue(personality_from_env()))
 }
 
 /// `int kqueue1(int flags)` (NetBSD): as `kqueue()`; `flags` are accepted and ignored.
 #[no_mangle]
 pub extern "C" fn kqueue1(_flags: c_int) -> c_int {
-    ffi_call(new_kqueue)
+    ffi_call(|| new_kqueue(personality_from_env()))
 }
 
 /// The C changelist: `len` records at `ptr`, read one at a time by value.
@@ -160,6 +166,29 @@ fn user_range<T>(ptr: *const T, len: usize) -> bool {
 /// Converts a C count to a length: negative counts are `EINVAL`.
 fn count(n: c_int) -> Result<usize, Errno> {
     usize::try_from(n).map_err(|_| Errno::INVAL)
+}
+
+/// Reads the timeout argument of kevent(): `None` for NULL, `EFAULT` for a pointer that
+/// cannot be user memory. The value is validated by the engine.
+///
+/// # Safety
+///
+/// `timeout` is NULL or points to a readable `struct timespec` (as the caller of kevent()
+/// promised).
+unsafe fn read_timeout(timeout: *const libc::timespec) -> Result<Option<Timespec>, Errno> {
+    if timeout.is_null() {
+        return Ok(None);
+    }
+    if !user_range(timeout, 1) {
+        return Err(Errno::FAULT);
+    }
+    // SAFETY: the caller passed a non-NULL pointer to a readable timespec; every bit
+    // pattern of it is valid.
+    let ts = unsafe { ptr::read_unaligned(timeout) };
+    Ok(Some(Timespec {
+        tv_sec: ts.tv_sec,
+        tv_nsec: ts.tv_nsec,
+    }))
 }
 
 /// `int kevent(int kq, const struct kevent *changelist, int nchanges,

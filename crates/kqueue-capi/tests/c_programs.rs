@@ -1,5 +1,7 @@
-//! Builds every C test program of `tests/c/` against `include/sys/event.h` and the
-//! libkqueue.so of this build, runs it and asserts that it exits with status 0.
+//! Builds every C test program of `tests/c/` against `include/sys/event.h` (or, for a
+//! program listed with an include directory of its own, the header found there first, such
+//! as the NetBSD-flavour `include/netbsd/sys/event.h`) and the libkqueue.so of this build,
+//! runs it and asserts that it exits with status 0.
 //!
 //! One `#[test]` per program, so a failure is named; the program's own output (one
 //! `ok`/`FAIL` line per case, named as in docs/semantics.md §7) is printed, and shown by
@@ -121,6 +123,16 @@ enum Build {
     Static,
 }
 
+/// The include directory of program `name`, relative to the repository root, searched
+/// before `include/` (its `<sys/event.h>` wins): the `=> "dir"` of its entry in
+/// `c_programs!`.
+fn include_dir(name: &str) -> Option<&'static str> {
+    PROGRAMS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, dir)| *dir)
+}
+
 /// Compiles tests/c/<name>.c and returns the executable.
 fn compile(name: &str, how: Build) -> PathBuf {
     let s = setup();
@@ -132,8 +144,11 @@ fn compile(name: &str, how: Build) -> PathBuf {
         Build::Static => format!("{name}-static"),
     });
     let mut cmd = Command::new(compiler(cxx));
-    cmd.args(["-Wall", "-Werror", "-g", "-O1"])
-        .arg("-I")
+    cmd.args(["-Wall", "-Werror", "-g", "-O1"]);
+    if let Some(dir) = include_dir(name) {
+        cmd.arg("-I").arg(s.root.join(dir));
+    }
+    cmd.arg("-I")
         .arg(s.root.join("include"))
         .arg("-I")
         .arg(s.root.join("tests/c"));
@@ -243,10 +258,12 @@ fn c_program(name: &str) {
     run(&exe);
 }
 
-/// One `#[test]` per C program in tests/c/, named after it, and the list of them.
+/// One `#[test]` per C program in tests/c/, named after it, and the list of them, each
+/// with its own include directory if it is given as `name => "dir"`.
 macro_rules! c_programs {
-    ($($name:ident),* $(,)?) => {
-        const PROGRAMS: &[&str] = &[$(stringify!($name)),*];
+    ($($name:ident $(=> $dir:literal)?),* $(,)?) => {
+        const PROGRAMS: &[(&str, Option<&str>)] =
+            &[$((stringify!($name), c_programs!(@dir $($dir)?))),*];
         $(
             #[test]
             fn $name() {
@@ -254,11 +271,28 @@ macro_rules! c_programs {
             }
         )*
     };
+    (@dir) => { None };
+    (@dir $dir:literal) => { Some($dir) };
 }
 
 c_programs!(
-    abi, attack, attack2, bypass, close, dup, eintr, errors, fdfilter, fork, interpose, leak,
-    lifetime, poll, timer, user
+    abi,
+    attack,
+    attack2,
+    bypass,
+    close,
+    dup,
+    eintr,
+    errors,
+    fdfilter,
+    fork,
+    interpose,
+    leak,
+    lifetime,
+    netbsd => "include/netbsd",
+    poll,
+    timer,
+    user,
 );
 
 /// The header also compiles as C++ (extern "C", no C-only constructs in the macros).
@@ -273,11 +307,12 @@ fn abi_cxx() {
 }
 
 /// libkqueue.a works too: the ABI program and the fork program (atfork handlers) linked
-/// statically.
+/// statically, and the NetBSD-flavour program (its entry points are in the archive too).
 #[test]
 fn abi_static() {
     run(&compile("abi", Build::Static));
     run(&compile("fork", Build::Static));
+    run(&compile("netbsd", Build::Static));
 }
 
 /// The interposed close() and friends work the same in a program linked with libkqueue.a
@@ -303,23 +338,110 @@ fn checked_output(cmd: &mut Command) -> String {
 /// The interposed functions, as the dynamic and the static library must define them.
 const INTERPOSED: [&str; 4] = ["close", "dup2", "dup3", "close_range"];
 
-/// libkqueue.so exports close, dup2, dup3 and close_range, and libkqueue.a defines them.
-#[test]
-fn interposed_symbols_exported() {
+/// Whether an `nm` listing defines `name` as a text symbol.
+fn defines(listing: &str, name: &str) -> bool {
+    listing.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() == 3 && f[1] == "T" && f[2] == name
+    })
+}
+
+/// Asserts that libkqueue.so exports and libkqueue.a defines each of `names`.
+fn assert_exported(names: &[&str]) {
     let s = setup();
     let so = s.lib_dir.join("libkqueue.so");
     let dynamic = checked_output(Command::new("nm").args(["-D", "--defined-only"]).arg(&so));
     let archive = checked_output(Command::new("nm").arg(&s.static_lib));
-    for name in INTERPOSED {
-        let defined = |listing: &str| {
-            listing.lines().any(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                f.len() == 3 && f[1] == "T" && f[2] == name
-            })
-        };
-        assert!(defined(&dynamic), "libkqueue.so does not export {name}");
-        assert!(defined(&archive), "libkqueue.a does not define {name}");
+    for &name in names {
+        assert!(
+            defines(&dynamic, name),
+            "libkqueue.so does not export {name}"
+        );
+        assert!(
+            defines(&archive, name),
+            "libkqueue.a does not define {name}"
+        );
         println!("ok: {name} in libkqueue.so and libkqueue.a");
+    }
+}
+
+/// libkqueue.so exports close, dup2, dup3 and close_range, and libkqueue.a defines them.
+#[test]
+fn interposed_symbols_exported() {
+    assert_exported(&INTERPOSED);
+}
+
+/// The entry points of the NetBSD-flavour header, beside the libkqueue-compatible ones.
+const NETBSD_ENTRY_POINTS: [&str; 3] = [
+    "__kqueue_netbsd_kqueue",
+    "__kqueue_netbsd_kqueue1",
+    "__kqueue_netbsd_kevent",
+];
+
+/// libkqueue.so exports the NetBSD entry points, and libkqueue.a defines them, beside
+/// kqueue, kqueue1 and kevent.
+#[test]
+fn netbsd_symbols_exported() {
+    assert_exported(&NETBSD_ENTRY_POINTS);
+    assert_exported(&["kqueue", "kqueue1", "kevent"]);
+}
+
+/// The NetBSD-flavour header alone compiles cleanly in strict ISO modes of C and C++ with
+/// common warnings on, and binds kqueue(), kqueue1() and kevent() to the NetBSD entry
+/// points (the object refers to those symbols and to no plain kqueue/kevent).
+#[test]
+fn netbsd_header_strict_modes() {
+    let s = setup();
+    let src = s.out_dir.join("netbsd_header_strict.c");
+    std::fs::write(
+        &src,
+        "#include <sys/event.h>\n\
+         int use_header(int kq, unsigned i, unsigned u, long d, void *p)\n\
+         {\n\
+         \tstruct kevent k[2];\n\
+         \tEV_SET(&k[i], i, EVFILT_TIMER, EV_ADD | EV_ONESHOT, NOTE_USECONDS | NOTE_ABSTIME, d, p);\n\
+         \tEV_SET(k + 1, u, EVFILT_USER, 0, NOTE_FFCOPY | NOTE_TRIGGER | u, 0, 0);\n\
+         \treturn kevent(kq, k, 2, k, sizeof k / sizeof k[0], NULL) + kqueue() + kqueue1(0);\n\
+         }\n",
+    )
+    .expect("write netbsd_header_strict.c");
+    let mut modes = vec![(false, "-std=c99"), (false, "-std=c11")];
+    if have_compiler(true) {
+        modes.extend([(true, "-std=c++98"), (true, "-std=c++17")]);
+    }
+    let obj = s.out_dir.join("netbsd_header_strict.o");
+    for (cxx, std) in modes {
+        let mut cmd = Command::new(compiler(cxx));
+        cmd.args([
+            std,
+            "-pedantic",
+            "-Wall",
+            "-Wextra",
+            "-Wconversion",
+            "-Werror",
+        ])
+        .arg("-I")
+        .arg(s.root.join("include/netbsd"));
+        if cxx {
+            cmd.args(["-x", "c++"]);
+        }
+        cmd.arg("-c").arg(&src).arg("-o").arg(&obj);
+        checked_output(&mut cmd);
+        let undefined = checked_output(Command::new("nm").arg("-u").arg(&obj));
+        let refs: Vec<&str> = undefined
+            .lines()
+            .filter_map(|l| l.split_whitespace().last())
+            .collect();
+        for name in NETBSD_ENTRY_POINTS {
+            assert!(
+                refs.contains(&name),
+                "{std}: no reference to {name}: {refs:?}"
+            );
+        }
+        for name in ["kqueue", "kqueue1", "kevent"] {
+            assert!(!refs.contains(&name), "{std}: refers to {name}: {refs:?}");
+        }
+        println!("ok: {cmd:?}");
     }
 }
 
@@ -491,7 +613,7 @@ fn every_program_is_run() {
         })
         .collect();
     found.sort();
-    let mut listed: Vec<String> = PROGRAMS.iter().map(|s| s.to_string()).collect();
+    let mut listed: Vec<String> = PROGRAMS.iter().map(|(s, _)| s.to_string()).collect();
     listed.sort();
     assert_eq!(found, listed, "tests/c/*.c and PROGRAMS differ");
 }
@@ -501,7 +623,7 @@ fn every_program_is_run() {
 /// matter most (timeouts, EINTR, wakeups, descriptor filters) must pass unchanged.
 #[test]
 fn kernel_fallbacks() {
-    for name in ["eintr", "timer", "user", "fdfilter", "close"] {
+    for name in ["eintr", "timer", "user", "fdfilter", "close", "netbsd"] {
         let exe = compile(name, Build::C);
         run_with(
             &exe,
