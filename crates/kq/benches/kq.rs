@@ -322,10 +322,10 @@ fn trigger_collect(c: &mut Criterion) {
 /// At most this many descriptors for the descriptor benchmarks.
 const DESCRIPTORS: usize = 10_000;
 /// Descriptors left for everything else in the process.
-const FD_RESERVE: u64 = 256;
+const FD_RESERVE: libc::rlim_t = 256;
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit; returns (soft limit in force, hard).
-fn raise_nofile() -> (u64, u64) {
+fn raise_nofile() -> (libc::rlim_t, libc::rlim_t) {
     // SAFETY: an all-zero rlimit is a valid value for getrlimit to overwrite.
     let mut rl: libc::rlimit = unsafe { std::mem::zeroed() };
     // SAFETY: `rl` is valid for writes.
@@ -354,7 +354,10 @@ impl Descriptors {
     /// Up to `DESCRIPTORS` descriptors, fewer if RLIMIT_NOFILE's hard limit is too low.
     fn new() -> Descriptors {
         let (soft, hard) = raise_nofile();
-        let n = (soft.saturating_sub(FD_RESERVE).min(DESCRIPTORS as u64) as usize) & !1;
+        let n = (soft
+            .saturating_sub(FD_RESERVE)
+            .min(DESCRIPTORS as libc::rlim_t) as usize)
+            & !1;
         assert!(
             n >= 2,
             "RLIMIT_NOFILE is too low for the descriptor benchmarks"

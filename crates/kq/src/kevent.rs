@@ -3,7 +3,8 @@
 use std::ffi::c_void;
 use std::fmt;
 
-/// One change or one event: `struct kevent` of libkqueue on LP64 Linux (32 bytes).
+/// One change or one event: `struct kevent` of libkqueue on Linux (32 bytes on 64-bit
+/// targets, 20 on 32-bit ones: `ident`, `data` and `udata` are pointer-sized).
 ///
 /// The layout is the C struct's, field for field, so a `*const Kevent` can be handed to or
 /// taken from C unchanged.
@@ -23,6 +24,11 @@ pub struct Kevent {
     /// Opaque user value, returned unchanged.
     pub udata: *mut c_void,
 }
+
+const _: () = assert!(
+    std::mem::size_of::<Kevent>()
+        == 2 * std::mem::size_of::<usize>() + 8 + std::mem::size_of::<*mut c_void>()
+);
 
 // SAFETY: `udata` is an opaque value that the library stores and hands back; it never
 // dereferences it. Sending or sharing the number between threads is what C programs do
@@ -144,13 +150,16 @@ impl From<rustix::io::Errno> for Errno {
 
 /// A `timespec` as `kevent()` receives it: not yet validated (see [`Kqueue::kevent_raw`]).
 ///
+/// The fields have the C library's types (`time_t` and `long`: 64 bits on x86_64 and
+/// aarch64, 32 bits on i686), so a C caller's `struct timespec` converts field for field.
+///
 /// [`Kqueue::kevent_raw`]: crate::Kqueue::kevent_raw
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timespec {
     /// Seconds.
-    pub tv_sec: i64,
+    pub tv_sec: libc::time_t,
     /// Nanoseconds, valid in `0..1_000_000_000`.
-    pub tv_nsec: i64,
+    pub tv_nsec: libc::c_long,
 }
 
 /// The source of the changes of one `kevent()` call, read in order, each entry once.

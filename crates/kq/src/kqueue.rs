@@ -676,6 +676,7 @@ impl Inner {
             Some(t) if t.tv_sec < 0 || !(0..1_000_000_000).contains(&t.tv_nsec) => {
                 return Err(Errno::INVAL)
             }
+            // Both checked non-negative just above, and tv_nsec below 10^9.
             Some(t) => Some(Duration::new(t.tv_sec as u64, t.tv_nsec as u32)),
         };
         self.scan(&mut events, nevents, timeout)
@@ -966,9 +967,11 @@ impl Kqueue {
         events: &mut [Kevent],
         timeout: Option<Duration>,
     ) -> std::io::Result<usize> {
+        // A timeout past time_t's range (68 years where it has 32 bits) waits the longest
+        // time it can say.
         let ts = timeout.map(|t| Timespec {
-            tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
-            tv_nsec: t.subsec_nanos() as i64,
+            tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: t.subsec_nanos() as libc::c_long, // below 10^9: fits in 32 bits
         });
         Ok(self.inner.kevent(changes, events, ts)?)
     }

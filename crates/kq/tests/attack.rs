@@ -202,7 +202,7 @@ fn in_child(name: &str, body: impl FnOnce()) {
 }
 
 /// Lowers RLIMIT_NOFILE to `limit` and fills every free number below it.
-fn exhaust_descriptors(limit: u64) -> Vec<OwnedFd> {
+fn exhaust_descriptors(limit: libc::rlim_t) -> Vec<OwnedFd> {
     let rl = libc::rlimit {
         rlim_cur: limit,
         rlim_max: limit,

@@ -252,9 +252,11 @@ fn g7b_signal_before_sleep_not_lost(p: Personality) {
         loop {
             let n = syscall_file.read_at(&mut buf, 0).unwrap_or(0);
             let text = String::from_utf8_lossy(&buf[..n]);
-            match text.split_whitespace().next() {
-                Some("24") => in_spin += 1,               // sched_yield
-                Some("441") | Some("281") => asleep += 1, // epoll_pwait2 / epoll_pwait
+            // The system call the thread is in, by this architecture's numbers.
+            let nr = text.split_whitespace().next().and_then(|w| w.parse().ok());
+            match nr {
+                Some(libc::SYS_sched_yield) => in_spin += 1,
+                Some(libc::SYS_epoll_pwait2) | Some(libc::SYS_epoll_pwait) => asleep += 1,
                 _ if Instant::now() < deadline => continue,
                 _ => panic!("the thread never entered kevent()'s wait: {text:?}"),
             }
@@ -773,12 +775,16 @@ fn stale_entries_keep_waiting(p: Personality) {
     assert_eq!(expect_one(&kq).ident, 2);
 }
 
-/// The ABI (§1.7): `struct kevent` of libkqueue on LP64 (32 bytes) and the
+/// The ABI (§1.7): `struct kevent` of libkqueue (32 bytes on LP64, 20 on ILP32) and the
 /// header's constant values.
 #[test]
 fn kevent_layout_and_constants() {
     use std::mem::{align_of, offset_of, size_of};
-    assert_eq!((size_of::<Kevent>(), align_of::<Kevent>()), (32, 8));
+    #[cfg(target_pointer_width = "64")]
+    let (size, align, offsets) = (32, 8, [0, 8, 10, 12, 16, 24]);
+    #[cfg(target_pointer_width = "32")]
+    let (size, align, offsets) = (20, 4, [0, 4, 6, 8, 12, 16]);
+    assert_eq!((size_of::<Kevent>(), align_of::<Kevent>()), (size, align));
     assert_eq!(
         [
             offset_of!(Kevent, ident),
@@ -788,7 +794,7 @@ fn kevent_layout_and_constants() {
             offset_of!(Kevent, data),
             offset_of!(Kevent, udata),
         ],
-        [0, 8, 10, 12, 16, 24]
+        offsets
     );
     assert_eq!(
         [

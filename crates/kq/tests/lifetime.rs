@@ -152,8 +152,8 @@ fn open_fds() -> Result<usize, String> {
 
 /// Lowers this process's soft RLIMIT_NOFILE so that about 64 descriptor numbers are free,
 /// and returns the limit.
-fn lower_fd_limit() -> Result<u64, String> {
-    let limit = open_fds()? as u64 + 64;
+fn lower_fd_limit() -> Result<libc::rlim_t, String> {
+    let limit = open_fds()? as libc::rlim_t + 64;
     let mut rl = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -264,10 +264,11 @@ fn fill_free_numbers(file: &OwnedFd) {
 
 /// The size of a file.
 fn size_of(file: &OwnedFd) -> Result<i64, String> {
-    // SAFETY: fstat fills one stat of an open descriptor.
+    // SAFETY: fstat fills one stat of an open descriptor (stat64: 64-bit sizes on 32-bit
+    // targets too).
     unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(file.as_raw_fd(), &mut st) != 0 {
+        let mut st: libc::stat64 = std::mem::zeroed();
+        if libc::fstat64(file.as_raw_fd(), &mut st) != 0 {
             return Err(format!("fstat: {}", io::Error::last_os_error()));
         }
         Ok(st.st_size)

@@ -666,7 +666,7 @@ fn u37_kqueue_read_errors(p: Personality) {
         };
         // SAFETY: getrlimit writes the struct it is given.
         assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) }, 0);
-        let fd = (rl.rlim_cur.min(i32::MAX as u64) - 1) as libc::c_int;
+        let fd = (rl.rlim_cur.min(i32::MAX as libc::rlim_t) - 1) as libc::c_int;
         // SAFETY: F_GETFD on any number is harmless.
         assert_eq!(
             unsafe { libc::fcntl(fd, libc::F_GETFD) },
@@ -841,7 +841,7 @@ fn w14_receipt_no_room_stops(p: Personality) {
 /// §4.1: ident is any uintptr_t, including 0 and usize::MAX.
 fn extreme_idents(p: Personality) {
     let kq = kq(p);
-    for ident in [0, usize::MAX, 1 << 40] {
+    for ident in [0, usize::MAX, 1 << (usize::BITS - 24)] {
         ch_ok(&kq, &[user(ident, EV_ADD | EV_CLEAR, 0, 0)]);
         trigger(&kq, ident);
         assert_eq!(expect_one(&kq).ident, ident);

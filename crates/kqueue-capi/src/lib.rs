@@ -142,21 +142,66 @@ fn borrow_fd<'a>(fd: c_int) -> Result<BorrowedFd<'a>, Errno> {
     Ok(unsafe { BorrowedFd::borrow_raw(fd) })
 }
 
+#[cfg(not(target_os = "linux"))]
+compile_error!("the kqueue C library is built on the kq engine, which is for Linux only");
+
 /// Lowest address a process can map (the usual vm.mmap_min_addr).
 const USER_MIN: usize = 4096;
-/// End of user space with 5-level paging (x86_64); 4-level ends lower, at 2^47 - 4096.
-const USER_END: usize = 0x00ff_ffff_ffff_f000;
+
+/// Where user memory can be, per architecture: the highest end address of user space
+/// (`USER_END`) and the pointer bits the kernel ignores in user pointers (`USER_TAG_BITS`,
+/// taken off before comparing). Each is the most a valid pointer can have, so that no valid
+/// pointer is ever refused: the checks only catch values that cannot be user memory.
+#[cfg(target_arch = "x86_64")]
+mod layout {
+    /// End of user space with 5-level paging (2^56 - 4096); 4-level ends lower, at
+    /// 2^47 - 4096.
+    pub(crate) const USER_END: usize = 0x00ff_ffff_ffff_f000;
+    /// Linear address masking (LAM_U57): a program may keep a tag in bits 57-62 of its
+    /// pointers. Bit 63 set is always a kernel address.
+    pub(crate) const USER_TAG_BITS: usize = 0x7e00_0000_0000_0000;
+}
+#[cfg(target_arch = "aarch64")]
+mod layout {
+    /// End of user space with 52-bit virtual addresses (the most arm64 Linux gives a
+    /// process); 48-bit ones end lower.
+    pub(crate) const USER_END: usize = 1 << 52;
+    /// Top-byte ignore: bits 56-63 of a user pointer may hold a tag (hardware-assisted
+    /// sanitizers, memory tagging) that the hardware and the kernel ignore. Kernel addresses
+    /// (bits 48-55 set) stay above `USER_END` once the top byte is gone.
+    pub(crate) const USER_TAG_BITS: usize = 0xff00_0000_0000_0000;
+}
+#[cfg(target_pointer_width = "32")]
+mod layout {
+    /// A 32-bit process on a 64-bit kernel may map up to 4 GiB - 8 KiB (a native i686 kernel
+    /// with the usual 3 GiB split ends lower): only the last page is never user memory.
+    pub(crate) const USER_END: usize = 0xffff_f000;
+    /// No tag bits.
+    pub(crate) const USER_TAG_BITS: usize = 0;
+}
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_pointer_width = "32"
+)))]
+mod layout {
+    /// Other 64-bit architectures: nothing assumed beyond the last page.
+    pub(crate) const USER_END: usize = usize::MAX - 4095;
+    /// No tag bits.
+    pub(crate) const USER_TAG_BITS: usize = 0;
+}
+use layout::{USER_END, USER_TAG_BITS};
 
 /// Whether `len` records at `ptr` can be user memory at all: not NULL (when `len > 0`), not
-/// in the first page, not past the end of user space, no wrap-around. This catches NULL,
-/// small integers, -1 and kernel addresses for free; a pointer into unmapped user memory
-/// still faults, as with any C library (telling it apart costs a ~1.5 us system call, such
-/// as mincore or process_vm_readv, on every call).
+/// in the first page, not past the end of user space (tag bits aside, see `layout`), no
+/// wrap-around. This catches NULL, small integers, -1 and kernel addresses for free; a
+/// pointer into unmapped user memory still faults, as with any C library (telling it apart
+/// costs a ~1.5 us system call, such as mincore or process_vm_readv, on every call).
 fn user_range<T>(ptr: *const T, len: usize) -> bool {
     if len == 0 {
         return true;
     }
-    let start = ptr as usize;
+    let start = ptr as usize & !USER_TAG_BITS;
     let end = len
         .checked_mul(std::mem::size_of::<T>())
         .and_then(|bytes| start.checked_add(bytes));
@@ -244,4 +289,61 @@ pub unsafe extern "C" fn kevent(
         // n <= nevents, which is a c_int.
         Ok(c_int::try_from(n).unwrap_or(c_int::MAX))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(addr: usize) -> *const Kevent {
+        addr as *const Kevent
+    }
+
+    #[test]
+    fn user_range_refuses_what_cannot_be_user_memory() {
+        let kev = std::mem::size_of::<Kevent>();
+        for bad in [0, 1, 4095, usize::MAX, usize::MAX - kev + 1] {
+            assert!(!user_range(at(bad), 1), "{bad:#x}");
+        }
+        // Wrap-around and past the end.
+        assert!(!user_range(at(USER_MIN), usize::MAX / kev));
+        assert!(!user_range(at(USER_END - kev + 1), 1));
+        // Nothing to read: anything goes, NULL included.
+        assert!(user_range(at(0), 0));
+    }
+
+    #[test]
+    fn user_range_accepts_every_user_address() {
+        let kev = std::mem::size_of::<Kevent>();
+        let local = Kevent::default();
+        assert!(user_range(&local as *const Kevent, 1));
+        assert!(user_range(at(USER_MIN), 1));
+        assert!(user_range(at(USER_END - kev), 1));
+        let heap = vec![Kevent::default(); 100];
+        assert!(user_range(heap.as_ptr(), heap.len()));
+    }
+
+    /// A tagged pointer (top-byte ignore on aarch64, address masking on x86_64) is as good
+    /// as the untagged one.
+    #[test]
+    fn user_range_ignores_tag_bits() {
+        let local = Kevent::default();
+        let addr = &local as *const Kevent as usize;
+        for tag in [USER_TAG_BITS, USER_TAG_BITS & USER_TAG_BITS.wrapping_neg()] {
+            assert!(user_range(at(addr | tag), 1), "{:#x}", addr | tag);
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            assert!(user_range(at(addr | 0x5a00_0000_0000_0000), 1));
+            // A kernel address, tag or not.
+            assert!(!user_range(at(0xffff_0000_0000_1000), 1));
+            assert!(!user_range(at(0x00ff_8000_0000_1000), 1));
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert!(user_range(at(addr | 0x3e00_0000_0000_0000), 1));
+            assert!(!user_range(at(0xffff_8000_0000_1000), 1));
+            assert!(!user_range(at(addr | 0x8000_0000_0000_0000), 1));
+        }
+    }
 }

@@ -49,6 +49,9 @@ pub(crate) struct NbKevent {
 
 #[cfg(target_pointer_width = "64")]
 const _: () = assert!(std::mem::size_of::<NbKevent>() == 40);
+// i686: `data` is 4-aligned in C as in Rust.
+#[cfg(target_pointer_width = "32")]
+const _: () = assert!(std::mem::size_of::<NbKevent>() == 28);
 
 impl NbKevent {
     const ZERO: NbKevent = NbKevent {

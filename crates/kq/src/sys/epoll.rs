@@ -63,6 +63,24 @@ pub(crate) fn delete(epoll: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> Result<(), Er
     Ok(ep::delete(epoll, fd)?)
 }
 
+/// The kernel's `struct __kernel_timespec`, which epoll_pwait2 reads: 64-bit seconds and
+/// nanoseconds on every architecture (the call is younger than 64-bit time on 32-bit
+/// systems), unlike the C library's `struct timespec` (32-bit fields on i686).
+#[repr(C)]
+struct KernelTimespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+
+/// The size of the kernel's signal set, which epoll_pwait2 is told: 64 signals in all but
+/// MIPS's 128.
+const KERNEL_SIGSET_SIZE: usize = if cfg!(any(target_arch = "mips", target_arch = "mips64")) {
+    16
+} else {
+    8
+};
+const _: () = assert!(KERNEL_SIGSET_SIZE <= std::mem::size_of::<libc::sigset_t>());
+
 /// 0: not probed yet, 1: epoll_pwait2 works, 2: use epoll_pwait.
 static PWAIT2: AtomicU8 = AtomicU8::new(0);
 
@@ -94,16 +112,17 @@ pub(crate) fn wait(
     let max = events.len().min(i32::MAX as usize) as libc::c_int;
     let mask_ptr = mask.map_or(std::ptr::null(), |m| m as *const libc::sigset_t);
     let n = if use_pwait2() && timeout.is_some_and(|t| !t.is_zero()) {
-        let ts = timeout.map(|t| libc::timespec {
-            tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
-            tv_nsec: t.subsec_nanos() as libc::c_long,
+        let ts = timeout.map(|t| KernelTimespec {
+            tv_sec: i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(t.subsec_nanos()),
         });
         let ts_ptr = ts
             .as_ref()
-            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+            .map_or(std::ptr::null(), |t| t as *const KernelTimespec);
         // SAFETY: `events` is a writable array of at least `max` entries, `ts_ptr` is null
-        // or points to a timespec and `mask_ptr` is null or points to a sigset_t, all alive
-        // for the call; the kernel reads 8 bytes of the mask (its sigset size on Linux).
+        // or points to a kernel timespec and `mask_ptr` is null or points to a sigset_t, all
+        // alive for the call; the kernel reads KERNEL_SIGSET_SIZE bytes of the mask, which
+        // the C library's sigset_t has (its first words are the kernel's set).
         let n = unsafe {
             libc::syscall(
                 libc::SYS_epoll_pwait2,
@@ -112,7 +131,7 @@ pub(crate) fn wait(
                 max,
                 ts_ptr,
                 mask_ptr,
-                8usize,
+                KERNEL_SIGSET_SIZE,
             )
         };
         if n < 0 {

@@ -3,6 +3,14 @@
 //! `io`, signal masks in `signals`, `/proc/self/fdinfo` in `fdinfo`), and all of the crate's
 //! `unsafe` for system calls lives in this module.
 
+// Everything here is Linux's: epoll, eventfd, timerfd, inotify, /proc. Say so at once rather
+// than with a page of unresolved names.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "kq implements kqueue(2) on Linux (epoll, eventfd, timerfd); \
+     other systems have a kqueue of their own or need another backend"
+);
+
 pub(crate) mod epoll;
 pub(crate) mod fdinfo;
 pub(crate) mod inotify;
@@ -12,7 +20,7 @@ pub(crate) mod timerfd;
 
 use crate::kevent::Errno;
 use rustix::fd::{BorrowedFd, RawFd};
-use rustix::time::{ClockId, Timespec};
+use rustix::time::{ClockId, Nsecs, Secs, Timespec};
 
 pub(crate) use rustix::fd::OwnedFd as Fd;
 
@@ -37,8 +45,10 @@ pub(crate) fn now_ns(clock: Clock) -> u64 {
 
 pub(crate) fn ns_ts(ns: u64) -> Timespec {
     Timespec {
-        tv_sec: (ns / 1_000_000_000) as i64,
-        tv_nsec: (ns % 1_000_000_000) as i64,
+        // u64::MAX ns is 584 years: the seconds fit in rustix's 64-bit `Secs` on every
+        // target (it passes 64-bit times to the kernel on 32-bit ones too).
+        tv_sec: (ns / 1_000_000_000) as Secs,
+        tv_nsec: (ns % 1_000_000_000) as Nsecs,
     }
 }
 

@@ -290,8 +290,9 @@ pub fn append(path: &TempPath, n: usize) {
 
 /// lseek(2); returns the new offset.
 pub fn lseek(fd: &impl AsRawFd, off: i64, whence: libc::c_int) -> i64 {
-    // SAFETY: lseek on a descriptor the caller owns.
-    let r = unsafe { libc::lseek(fd.as_raw_fd(), off, whence) };
+    // SAFETY: lseek on a descriptor the caller owns. lseek64: 64-bit offsets on 32-bit
+    // targets too.
+    let r = unsafe { libc::lseek64(fd.as_raw_fd(), off, whence) };
     assert!(r >= 0, "lseek: {}", io::Error::last_os_error());
     r
 }
@@ -447,7 +448,7 @@ pub fn closed_number() -> usize {
     };
     // SAFETY: getrlimit writes the struct it is given.
     assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) }, 0);
-    let fd = (rl.rlim_cur.min(i32::MAX as u64) - 1) as RawFd;
+    let fd = (rl.rlim_cur.min(i32::MAX as libc::rlim_t) - 1) as RawFd;
     assert!(!is_open(fd), "fd {fd} is open");
     fd as usize
 }
