@@ -53,11 +53,15 @@ pub mod filter;
 mod kevent;
 mod knote;
 mod kqueue;
+#[cfg(feature = "mio")]
+mod mio;
 mod personality;
 #[allow(unsafe_code)]
 mod process;
 #[allow(unsafe_code)]
 mod sys;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 mod typed;
 mod wait;
 
