@@ -164,7 +164,11 @@ fn t4_abstime(p: Personality) {
     for (unit, ns_per_unit) in units {
         let start = Instant::now();
         let deadline = realtime() + Duration::from_millis(50);
-        let data = (deadline.as_nanos() / ns_per_unit) as isize;
+        // Where `data` has 32 bits (i686), a time since the epoch in these units does not
+        // fit: only NOTE_SECONDS can say one there (see `absolute_at`).
+        let Ok(data) = isize::try_from(deadline.as_nanos() / ns_per_unit) else {
+            continue;
+        };
         ch_ok(&kq, &[timer(1, EV_ADD, NOTE_ABSOLUTE | unit, data)]);
         expect_no_events(&kq);
         let ev = wait_one(&kq);
@@ -198,22 +202,30 @@ fn t4_abstime(p: Personality) {
     }
 }
 
+/// An absolute timer change's unit and data for about `at` (since the epoch), and the
+/// deadline they say: microseconds where they fit in `data`, else (32-bit targets, whose
+/// `data` is 32 bits) whole seconds, rounded up.
+fn absolute_at(at: Duration) -> (u32, isize, Duration) {
+    match isize::try_from(at.as_micros()) {
+        Ok(us) => (NOTE_USECONDS, us, at),
+        Err(_) => {
+            let secs = at.as_secs() + 1;
+            (NOTE_SECONDS, secs as isize, Duration::from_secs(secs))
+        }
+    }
+}
+
 /// T4 (§3.4, §5.4): an absolute timer expiring while no thread is in kevent() makes the
 /// kqueue descriptor readable on time (the library watches its CLOCK_REALTIME timerfd), and a
 /// blocking kevent() wakes for it.
 fn t4_abstime_wakes_pollers_and_sleepers(p: Personality) {
     let _s = serial();
     let kq = kq(p);
-    let at = realtime() + Duration::from_millis(40);
+    let (unit, data, at) = absolute_at(realtime() + Duration::from_millis(40));
     let start = Instant::now();
     ch_ok(
         &kq,
-        &[timer(
-            1,
-            EV_ADD | EV_ONESHOT,
-            NOTE_ABSOLUTE | NOTE_USECONDS,
-            at.as_micros() as isize,
-        )],
+        &[timer(1, EV_ADD | EV_ONESHOT, NOTE_ABSOLUTE | unit, data)],
     );
     assert_ne!(poll_fd(&kq, 2000) & libc::POLLIN, 0);
     assert!(
@@ -223,15 +235,10 @@ fn t4_abstime_wakes_pollers_and_sleepers(p: Personality) {
     assert!(start.elapsed() < Duration::from_millis(1500));
     assert_eq!(expect_one(&kq).data, 1);
 
-    let at = realtime() + Duration::from_millis(40);
+    let (unit, data, at) = absolute_at(realtime() + Duration::from_millis(40));
     ch_ok(
         &kq,
-        &[timer(
-            2,
-            EV_ADD | EV_ONESHOT,
-            NOTE_ABSOLUTE | NOTE_USECONDS,
-            at.as_micros() as isize,
-        )],
+        &[timer(2, EV_ADD | EV_ONESHOT, NOTE_ABSOLUTE | unit, data)],
     );
     let ev = wait_one(&kq);
     assert_eq!((ev.ident, ev.data), (2, 1));
@@ -246,11 +253,21 @@ fn t4_abstime_wakes_pollers_and_sleepers(p: Personality) {
 fn t8_abstime_past(p: Personality) {
     let _s = serial();
     let kq = kq(p);
-    let past = (realtime() - Duration::from_secs(10)).as_millis() as isize;
+    // In seconds where milliseconds since the epoch do not fit in `data` (32-bit targets).
+    let past = realtime() - Duration::from_secs(10);
+    let (unit, past) = match isize::try_from(past.as_millis()) {
+        Ok(ms) => (0, ms),
+        Err(_) => (NOTE_SECONDS, past.as_secs() as isize),
+    };
     for (ident, data) in [(1, past), (2, 1)] {
         ch_ok(
             &kq,
-            &[timer(ident, EV_ADD | EV_ONESHOT, NOTE_ABSOLUTE, data)],
+            &[timer(
+                ident,
+                EV_ADD | EV_ONESHOT,
+                NOTE_ABSOLUTE | unit,
+                data,
+            )],
         );
         let ev = wait_one(&kq);
         assert_eq!(
