@@ -544,6 +544,7 @@ impl Inner {
             return Ok(fd.as_fd());
         }
         let fd = process::with_fds(|| timerfd::create(clock))?;
+        process::number_taken(fd.as_raw_fd());
         process::mark_library_fd(fd.as_raw_fd(), true);
         epoll::add(
             self.epoll.as_fd(),
@@ -839,8 +840,10 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         TAG_PENDING | (id << 32),
         epoll::IN,
     )?;
-    process::mark_library_fd(epoll.as_raw_fd(), true);
-    process::mark_library_fd(pending.as_raw_fd(), true);
+    for fd in [epoll.as_raw_fd(), pending.as_raw_fd()] {
+        process::number_taken(fd);
+        process::mark_library_fd(fd, true);
+    }
     Ok(Arc::new_cyclic(|me| Inner {
         me: me.clone(),
         id,
