@@ -20,7 +20,7 @@ fn unseen_close_wakes_sleeper_with_ebadf() {
         // SAFETY: the number is open until the main thread closes it; after that the
         // borrow is only handed to the library, which must answer EBADF.
         let fd = unsafe { BorrowedFd::borrow_raw(n) };
-        let kq = Kqueue::from_fd(fd).unwrap();
+        let kq = Kqueue::find(fd).unwrap();
         let mut ev = [Kevent::default(); 1];
         let start = Instant::now();
         let r = kq.kevent_raw(&[][..], &mut ev[..], None);
@@ -30,7 +30,7 @@ fn unseen_close_wakes_sleeper_with_ebadf() {
     // SAFETY: closes the number this test owns, behind the library's back.
     assert_eq!(unsafe { libc::syscall(libc::SYS_close, n) }, 0);
     let (r, waited) = t.join().unwrap();
-    assert_eq!(r.unwrap_err().raw(), libc::EBADF);
+    assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EBADF));
     assert!(
         waited < Duration::from_millis(1100),
         "woke after {waited:?}"
