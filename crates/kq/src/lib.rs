@@ -118,3 +118,8 @@ pub fn set_close_hooked(on: bool) {
 pub fn force_fallbacks() {
     process::force_fallbacks()
 }
+
+/// The README's Rust examples, run as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExamples;
