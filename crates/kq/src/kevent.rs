@@ -87,7 +87,15 @@ impl fmt::Debug for Kevent {
     }
 }
 
-/// An errno value: the error type of the engine, as of the system call.
+/// An errno value: the error type of the engine and of filter hooks, as of the system
+/// call. Public functions return [`std::io::Error`], which it converts to and from.
+///
+/// ```
+/// use kq::Errno;
+/// let e: std::io::Error = Errno::NOENT.into();
+/// assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+/// assert_eq!(Errno::from(e), Errno::NOENT);
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Errno(pub i32);
 
@@ -166,6 +174,33 @@ pub struct Timespec {
 ///
 /// Entry `i` is always read before any event is written at an index `<= i`, so a C caller
 /// may pass the same array as changelist and eventlist.
+///
+/// `get` is called with the kqueue locked. It must not call back into a kqueue (such a
+/// call fails with EDEADLK) and must not block; if it panics, the kqueue is poisoned (every
+/// later call fails with EBADF).
+///
+/// # Examples
+///
+/// Changes made on the fly, without a buffer:
+///
+/// ```
+/// use kq::{Change, ChangeList, Kevent, Kqueue};
+///
+/// struct AddUsers(usize);
+/// impl ChangeList for AddUsers {
+///     fn len(&self) -> usize {
+///         self.0
+///     }
+///     fn get(&mut self, i: usize) -> Kevent {
+///         Change::user(i).add().clear().kevent()
+///     }
+/// }
+///
+/// let kq = Kqueue::new()?;
+/// kq.kevent_raw(AddUsers(100), &mut [][..], None)?;
+/// kq.trigger(99, 0)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub trait ChangeList {
     /// Number of changes.
     fn len(&self) -> usize;
@@ -178,6 +213,37 @@ pub trait ChangeList {
 }
 
 /// The destination of the reports and events of one `kevent()` call.
+///
+/// `put` is called with the kqueue locked. It must not call back into a kqueue (such a
+/// call fails with EDEADLK) and must not block; if it panics, the kqueue is poisoned (every
+/// later call fails with EBADF).
+///
+/// # Examples
+///
+/// Counting events without storing them:
+///
+/// ```
+/// use kq::{EventList, Kevent, Kqueue, Timespec};
+///
+/// struct Count(usize);
+/// impl EventList for &mut Count {
+///     fn len(&self) -> usize {
+///         64
+///     }
+///     fn put(&mut self, _i: usize, _ev: Kevent) {
+///         self.0 += 1;
+///     }
+/// }
+///
+/// let kq = Kqueue::new()?;
+/// kq.add_user(1)?;
+/// kq.trigger(1, 0)?;
+/// let mut count = Count(0);
+/// let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
+/// assert_eq!(kq.kevent_raw(&[][..], &mut count, Some(zero))?, 1);
+/// assert_eq!(count.0, 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub trait EventList {
     /// Number of slots.
     fn len(&self) -> usize;

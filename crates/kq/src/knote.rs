@@ -21,29 +21,53 @@ const FREE: u8 = 0x80;
 
 pub(crate) const NIL: u32 = u32::MAX;
 
-/// A registered event: the kernel's `struct knote`, as a filter sees it.
+/// A registered event: the kernel's `struct knote`, as a filter hook sees it.
 ///
-/// `kev` is the stored image: `ident`, `filter` and `udata` as registered, `flags` the stored
-/// flags (EV_CLEAR, EV_ONESHOT, ...), and `fflags`/`data` the output values the filter
-/// accumulates (the kernel's `kn_fflags`/`kn_data`). `sfflags`/`sdata` are the input values
-/// saved at registration. `hookid` and `hook` belong to the filter.
-#[derive(Clone, Debug)]
+/// The hook's view: `ident`, `filter` and `udata` are read-only (the engine indexes and
+/// reports the knote by them), the queue links and status bits are the engine's and out of
+/// reach; the rest is the filter's to read and write:
+/// - `flags` (the stored `EV_*` flags: EV_CLEAR, EV_ONESHOT, ... as registered; a filter
+///   may add EV_EOF), `fflags` and `data`: the output values the filter accumulates and
+///   reports (the kernel's `kn_fflags`/`kn_data`);
+/// - `sfflags`/`sdata`: the input values saved at registration (`kn_sfflags`/`kn_sdata`);
+/// - `hookid` and `hook`: two words private to the filter.
+///
+/// A `Knote` lives in its kqueue; hooks get it by `&mut` for the duration of the call and
+/// cannot copy it out (it is not `Clone`).
+///
+/// # Examples
+///
+/// ```
+/// use kq::{filter::{Context, Filter}, Knote};
+///
+/// /// Fires once the posted hints add up to the `data` given at registration.
+/// struct Threshold;
+/// impl Filter for Threshold {
+///     fn event(&self, kn: &mut Knote, hint: i64, _cx: &mut Context<'_>) -> bool {
+///         kn.set_hook(kn.hook() + hint as u64);
+///         kn.set_data(kn.hook() as isize);
+///         kn.hook() as i64 >= kn.sdata()
+///     }
+/// }
+/// ```
+#[derive(Debug)]
 pub struct Knote {
     /// The stored kevent image.
-    pub kev: Kevent,
+    pub(crate) kev: Kevent,
     /// The input `data` saved at registration (`kn_sdata`).
-    pub sdata: i64,
+    pub(crate) sdata: i64,
     /// Filter-private word (EVFILT_USER: triggered; EVFILT_TIMER: period in ns).
-    pub hookid: u64,
+    pub(crate) hookid: u64,
     /// Filter-private word (EVFILT_TIMER: deadline in CLOCK_MONOTONIC ns, 0 when unarmed).
-    pub hook: u64,
+    pub(crate) hook: u64,
     /// The input `fflags` saved at registration (`kn_sfflags`).
-    pub sfflags: u32,
+    pub(crate) sfflags: u32,
     pub(crate) prev: u32,
     pub(crate) next: u32,
     pub(crate) status: u8,
 }
 
+#[cfg_attr(not(feature = "custom-filters"), allow(dead_code))]
 impl Knote {
     fn new(kev: Kevent) -> Knote {
         Knote {
@@ -56,6 +80,81 @@ impl Knote {
             next: NIL,
             status: 0,
         }
+    }
+
+    /// The ident (read-only).
+    pub fn ident(&self) -> usize {
+        self.kev.ident
+    }
+    /// The filter number (read-only).
+    pub fn filter(&self) -> i16 {
+        self.kev.filter
+    }
+    /// The udata of the knote's last change (read-only).
+    pub fn udata(&self) -> *mut std::ffi::c_void {
+        self.kev.udata
+    }
+    /// The stored flags (`EV_*`).
+    pub fn flags(&self) -> u16 {
+        self.kev.flags
+    }
+    /// Sets the stored flags. They decide how the knote is delivered (EV_ONESHOT, EV_CLEAR,
+    /// EV_DISPATCH) and are reported with its events (EV_EOF, ...).
+    pub fn set_flags(&mut self, flags: u16) {
+        self.kev.flags = flags;
+    }
+    /// The output filter flags (`kn_fflags`).
+    pub fn fflags(&self) -> u32 {
+        self.kev.fflags
+    }
+    /// Sets the output filter flags.
+    pub fn set_fflags(&mut self, fflags: u32) {
+        self.kev.fflags = fflags;
+    }
+    /// The output data (`kn_data`).
+    pub fn data(&self) -> isize {
+        self.kev.data
+    }
+    /// Sets the output data.
+    pub fn set_data(&mut self, data: isize) {
+        self.kev.data = data;
+    }
+    /// The input `fflags` saved at registration (`kn_sfflags`).
+    pub fn sfflags(&self) -> u32 {
+        self.sfflags
+    }
+    /// Sets the saved input `fflags`.
+    pub fn set_sfflags(&mut self, sfflags: u32) {
+        self.sfflags = sfflags;
+    }
+    /// The input `data` saved at registration (`kn_sdata`).
+    pub fn sdata(&self) -> i64 {
+        self.sdata
+    }
+    /// Sets the saved input `data`.
+    pub fn set_sdata(&mut self, sdata: i64) {
+        self.sdata = sdata;
+    }
+    /// The first filter-private word.
+    pub fn hookid(&self) -> u64 {
+        self.hookid
+    }
+    /// Sets the first filter-private word.
+    pub fn set_hookid(&mut self, v: u64) {
+        self.hookid = v;
+    }
+    /// The second filter-private word.
+    pub fn hook(&self) -> u64 {
+        self.hook
+    }
+    /// Sets the second filter-private word.
+    pub fn set_hook(&mut self, v: u64) {
+        self.hook = v;
+    }
+    /// The stored image as a record: ident, filter, udata, flags and the output
+    /// `fflags`/`data` (what the default [`Touch::Process`](crate::filter::Touch) delivers).
+    pub fn record(&self) -> Kevent {
+        self.kev
     }
 
     /// Whether EV_DISABLE is in force.

@@ -32,7 +32,8 @@ use crate::personality::Personality;
 use crate::process;
 use crate::sys::{self, epoll, signals::SignalsBlocked, timerfd, Clock, Fd};
 use crate::wait::Spin;
-use rustix::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, RawFd};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -56,24 +57,45 @@ thread_local! {
 }
 
 /// A held kqueue lock, counted in `HOLDING`.
-struct Locked<'a>(Option<MutexGuard<'a, State>>);
+///
+/// If a panic unwinds through a hold (a filter hook, or a change or event list, panicked),
+/// the state may be half changed: a knote inserted but not attached, one taken off the
+/// queue but not delivered, a timer half armed. The kqueue is then poisoned as the lock is
+/// released: marked closed, so that every later call fails with EBADF rather than work on
+/// that state, and its sleepers are woken to return EBADF too.
+struct Locked<'a> {
+    guard: Option<MutexGuard<'a, State>>,
+    inner: &'a Inner,
+    /// The thread was already unwinding when it took the lock (a destructor making a call):
+    /// that panic is not ours.
+    unwinding: bool,
+}
 
 impl std::ops::Deref for Locked<'_> {
     type Target = State;
     fn deref(&self) -> &State {
-        self.0.as_ref().expect("held until dropped")
+        self.guard.as_ref().expect("held until dropped")
     }
 }
 
 impl std::ops::DerefMut for Locked<'_> {
     fn deref_mut(&mut self) -> &mut State {
-        self.0.as_mut().expect("held until dropped")
+        self.guard.as_mut().expect("held until dropped")
     }
 }
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        drop(self.0.take()); // release the lock, then stop counting it
+        if !self.unwinding && std::thread::panicking() {
+            if let Some(st) = self.guard.as_mut() {
+                st.poisoned = true;
+                st.closed = true;
+                // Level-triggered: every sleeper wakes, sees `closed` and returns.
+                sys::eventfd_add(self.inner.pending.as_fd());
+                st.readable = true;
+            }
+        }
+        drop(self.guard.take()); // release the lock, then stop counting it
         HOLDING.with(|h| h.set(h.get().saturating_sub(1)));
     }
 }
@@ -91,8 +113,10 @@ pub(crate) struct State {
     sleepers: u32,
     /// The `pending` eventfd holds a count.
     readable: bool,
-    /// The program closed the kqueue.
+    /// The program closed the kqueue, or it is poisoned.
     closed: bool,
+    /// A panic unwound through a hold of the lock (see [`Locked`]).
+    poisoned: bool,
     /// The deadline each timerfd is armed for (0: disarmed), by `Clock`.
     armed: [u64; 2],
 }
@@ -131,8 +155,15 @@ impl Inner {
         // Counted before the lock is taken and after it is released, so that a signal
         // handler never finds the lock held by its own thread with the count at zero.
         HOLDING.with(|h| h.set(h.get() + 1));
+        let unwinding = std::thread::panicking();
+        // A panic under the lock poisons the kqueue through `closed` (see `Locked`): the
+        // mutex's own poison flag adds nothing.
         let guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        Locked(Some(guard))
+        Locked {
+            guard: Some(guard),
+            inner: self,
+            unwinding,
+        }
     }
 
     pub(crate) fn epoll_fd(&self) -> BorrowedFd<'_> {
@@ -544,6 +575,7 @@ impl Inner {
             return Ok(fd.as_fd());
         }
         let fd = process::with_fds(|| timerfd::create(clock))?;
+        process::number_taken(fd.as_raw_fd());
         process::mark_library_fd(fd.as_raw_fd(), true);
         epoll::add(
             self.epoll.as_fd(),
@@ -779,6 +811,7 @@ impl Inner {
         Ok((fired, notify))
     }
 
+    #[cfg_attr(not(feature = "custom-filters"), allow(dead_code))]
     fn post(&self, ident: usize, filter_id: i16, hint: i64) -> Result<bool, Errno> {
         if reentered() {
             return Err(Errno(libc::EDEADLK));
@@ -812,9 +845,18 @@ impl Drop for Inner {
         // The epoll goes away with the kqueue: no need to take descriptors out of it.
         st.objs.fds.closing = true;
         let ids: Vec<u32> = st.knotes.ids().collect();
+        let poisoned = st.poisoned;
         for id in ids {
             if let Some(f) = filter::lookup(st.knotes.get(id).kev.filter) {
-                self.drop_knote(&mut st.knotes, &mut st.objs, id, &f);
+                if poisoned {
+                    // Knotes in any state: a hook may panic again, which must not stop
+                    // the others from being detached (nor escape a destructor).
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.drop_knote(&mut st.knotes, &mut st.objs, id, &f)
+                    }));
+                } else {
+                    self.drop_knote(&mut st.knotes, &mut st.objs, id, &f);
+                }
             }
         }
         let inotify = st.objs.fds.inotify_fd();
@@ -840,8 +882,10 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         TAG_PENDING | (id << 32),
         epoll::IN,
     )?;
-    process::mark_library_fd(epoll.as_raw_fd(), true);
-    process::mark_library_fd(pending.as_raw_fd(), true);
+    for fd in [epoll.as_raw_fd(), pending.as_raw_fd()] {
+        process::number_taken(fd);
+        process::mark_library_fd(fd, true);
+    }
     Ok(Arc::new_cyclic(|me| Inner {
         me: me.clone(),
         id,
@@ -862,6 +906,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
             sleepers: 0,
             readable: false,
             closed: false,
+            poisoned: false,
             armed: [0; 2],
         }),
         personality,
@@ -876,13 +921,17 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
 /// A kernel event queue: `kqueue()`.
 ///
 /// All of `kevent()` is [`Kqueue::kevent`]; the typed layer ([`crate::Change`],
-/// [`Kqueue::trigger`], ...) builds its records. Any number of threads may use one
-/// `Kqueue` at once.
+/// [`Kqueue::apply`], [`Kqueue::wait`], [`crate::Waker`], ...) builds its records. Any
+/// number of threads may use one `Kqueue` at once.
 ///
 /// The descriptor ([`AsFd`]) is readable by poll(2), select(2) and epoll exactly while an
 /// event is pending, so a `Kqueue` can sit in another event loop (level- or
 /// edge-triggered). Until the descriptor is first asked for, the kqueue skips the system
 /// calls that keep its readability exact.
+///
+/// A panic in a filter hook, or in a [`ChangeList`] or [`EventList`] implementation, while
+/// the kqueue is working poisons it: every later call fails with EBADF, as for a closed
+/// kqueue, rather than work on half-changed state.
 ///
 /// # Examples
 ///
@@ -905,14 +954,82 @@ pub struct Kqueue {
     inner: Arc<Inner>,
 }
 
+/// Settings of a new [`Kqueue`], from [`Kqueue::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use kq::{Kqueue, Personality};
+/// use std::time::Duration;
+///
+/// let kq = Kqueue::builder()
+///     .personality(Personality::FreeBsd)
+///     .spin_limit(Duration::ZERO) // never spin before sleeping
+///     .build()?;
+/// assert_eq!(kq.personality(), Personality::FreeBsd);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct KqueueBuilder {
+    personality: Personality,
+    spin_limit: Option<Duration>,
+}
+
+impl KqueueBuilder {
+    /// The kernel whose semantics the kqueue follows where NetBSD and FreeBSD differ
+    /// (default: NetBSD).
+    pub fn personality(mut self, personality: Personality) -> KqueueBuilder {
+        self.personality = personality;
+        self
+    }
+
+    /// The waiting policy: see [`Kqueue::set_spin_limit`].
+    pub fn spin_limit(mut self, limit: Duration) -> KqueueBuilder {
+        self.spin_limit = Some(limit);
+        self
+    }
+
+    /// Makes the kqueue.
+    ///
+    /// # Errors
+    ///
+    /// EMFILE or ENFILE when out of descriptors (a kqueue takes two); ENOMEM.
+    pub fn build(&self) -> io::Result<Kqueue> {
+        let kq = Kqueue::with_personality(self.personality)?;
+        if let Some(limit) = self.spin_limit {
+            kq.set_spin_limit(limit);
+        }
+        Ok(kq)
+    }
+}
+
 impl Kqueue {
     /// A new, empty kqueue with the NetBSD personality.
-    pub fn new() -> std::io::Result<Kqueue> {
+    ///
+    /// # Errors
+    ///
+    /// EMFILE or ENFILE when out of descriptors (a kqueue takes two); ENOMEM.
+    ///
+    /// ```
+    /// let kq = kq::Kqueue::new()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new() -> io::Result<Kqueue> {
         Kqueue::with_personality(Personality::NetBsd)
     }
 
     /// A new, empty kqueue with the given personality.
-    pub fn with_personality(personality: Personality) -> std::io::Result<Kqueue> {
+    ///
+    /// # Errors
+    ///
+    /// As [`Kqueue::new`].
+    ///
+    /// ```
+    /// let kq = kq::Kqueue::with_personality(kq::Personality::FreeBsd)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn with_personality(personality: Personality) -> io::Result<Kqueue> {
         let inner = process::creating(|| {
             let inner = new_inner(personality)?;
             process::register_owned(&inner, inner.epoll.as_raw_fd());
@@ -921,26 +1038,48 @@ impl Kqueue {
         Ok(Kqueue { inner })
     }
 
+    /// Settings for a new kqueue: personality and waiting policy.
+    ///
+    /// ```
+    /// let kq = kq::Kqueue::builder().build()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn builder() -> KqueueBuilder {
+        KqueueBuilder::default()
+    }
+
     /// A new kqueue handed out as a raw descriptor, as C's `kqueue()` returns it: it lives
     /// until every copy of the descriptor is closed ([`crate::fdclose`] tells it so at once;
-    /// otherwise the library notices within a fraction of a second), and
-    /// [`Kqueue::from_fd`] finds it.
+    /// otherwise the library notices within a fraction of a second), and [`Kqueue::find`]
+    /// finds it.
     #[doc(hidden)]
-    pub fn new_raw_fd(personality: Personality) -> std::io::Result<RawFd> {
+    pub fn new_raw_fd(personality: Personality) -> io::Result<RawFd> {
         Ok(process::creating(|| {
             let inner = new_inner(personality)?;
-            Self::release(inner)
+            Self::release(inner).map(IntoRawFd::into_raw_fd)
         })?)
     }
 
-    fn release(inner: Arc<Inner>) -> Result<RawFd, Errno> {
+    /// Hands a copy of the epoll to the program (the library keeps its own, so that a call
+    /// never touches the program's number after it found the kqueue).
+    fn release(inner: Arc<Inner>) -> Result<OwnedFd, Errno> {
         inner.exposed.store(true, Ordering::Relaxed);
-        let number = process::with_fds(|| sys::dup_cloexec(inner.epoll.as_fd()))?.into_raw_fd();
-        process::release(inner, number);
-        Ok(number)
+        let fd = process::with_fds(|| sys::dup_cloexec(inner.epoll.as_fd()))?;
+        process::release(inner, fd.as_raw_fd());
+        Ok(fd)
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
     }
 
     /// The personality of this kqueue.
+    ///
+    /// ```
+    /// let kq = kq::Kqueue::new()?;
+    /// assert_eq!(kq.personality(), kq::Personality::NetBsd);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn personality(&self) -> Personality {
         self.inner.personality
     }
@@ -950,6 +1089,12 @@ impl Kqueue {
     /// `KQUEUE_SPIN_US` environment variable; zero turns spinning off). The spin pays off
     /// when another thread triggers events at a high rate; it is skipped automatically
     /// while it does not, and only one thread spins per kqueue.
+    ///
+    /// ```
+    /// let kq = kq::Kqueue::new()?;
+    /// kq.set_spin_limit(std::time::Duration::from_micros(5));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_spin_limit(&self, limit: Duration) {
         self.inner.spin.set_limit(limit);
     }
@@ -961,12 +1106,19 @@ impl Kqueue {
     /// or any EV_RECEIPT change) if there were any, else events. A report with no slot left
     /// ends the call: the change's error is returned (or `Ok(0)` for a receipt) and the
     /// later changes are not applied. A signal while waiting gives EINTR.
+    ///
+    /// # Errors
+    ///
+    /// The error of a change that failed with no slot left for its report; EINTR if a
+    /// signal arrived while waiting; EBADF if the kqueue was closed or poisoned, or its
+    /// process forked since; EDEADLK if called from a filter hook or from a change or event
+    /// list of a call in progress on this thread.
     pub fn kevent(
         &self,
         changes: &[Kevent],
         events: &mut [Kevent],
         timeout: Option<Duration>,
-    ) -> std::io::Result<usize> {
+    ) -> io::Result<usize> {
         // A timeout past time_t's range (68 years where it has 32 bits) waits the longest
         // time it can say.
         let ts = timeout.map(|t| Timespec {
@@ -977,40 +1129,153 @@ impl Kqueue {
     }
 
     /// `kevent()` with the system call's own arguments: any [`ChangeList`] and
-    /// [`EventList`], and a timeout not yet validated. An invalid timeout gives EINVAL only
-    /// when there are event slots, and only after the changes were applied.
+    /// [`EventList`], and a timeout not yet validated. Their implementations run with the
+    /// kqueue locked and must not call back into a kqueue (see [`ChangeList`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Kqueue::kevent`], and EINVAL for an invalid timeout (only when there are event
+    /// slots, and only after the changes were applied).
+    ///
+    /// ```
+    /// use kq::{Change, Kevent, Kqueue, Timespec};
+    ///
+    /// let kq = Kqueue::new()?;
+    /// let mut out = [Kevent::default(); 2];
+    /// let changes = [Change::user(1).add().kevent()];
+    /// let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
+    /// assert_eq!(kq.kevent_raw(&changes, &mut out, Some(zero))?, 0);
+    /// let bad = Timespec { tv_sec: 0, tv_nsec: -1 };
+    /// let e = kq.kevent_raw(&[][..], &mut out, Some(bad)).unwrap_err();
+    /// assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn kevent_raw(
         &self,
         changes: impl ChangeList,
         events: impl EventList,
         timeout: Option<Timespec>,
-    ) -> Result<usize, Errno> {
-        self.inner.kevent(changes, events, timeout)
-    }
-
-    /// Posts `hint` to knote (ident, filter) of a registered filter: calls its
-    /// [`Filter::event`](crate::filter::Filter::event) and activates the knote if that says
-    /// so. Returns whether it fired; ENOENT if there is no such knote.
-    pub fn post(&self, ident: usize, filter: i16, hint: i64) -> Result<bool, Errno> {
-        self.inner.post(ident, filter, hint)
+    ) -> io::Result<usize> {
+        Ok(self.inner.kevent(changes, events, timeout)?)
     }
 
     /// Gives the kqueue descriptor to the caller, as C's `kqueue()` does: the kqueue lives
-    /// until every copy of the descriptor is closed, and [`Kqueue::from_fd`] finds it again.
-    pub fn into_raw_fd(self) -> RawFd {
+    /// until every copy of the descriptor is closed, and [`Kqueue::find`] finds it again.
+    /// `OwnedFd::from(kq)` and [`IntoRawFd`] do the same but cannot fail, and so panic
+    /// where this fails.
+    ///
+    /// # Errors
+    ///
+    /// EMFILE or ENFILE when out of descriptors: the program gets a copy of the library's
+    /// descriptor. The kqueue is closed then.
+    ///
+    /// ```
+    /// use kq::{Kqueue, KqueueRef};
+    /// use std::os::fd::AsFd;
+    ///
+    /// let kq = Kqueue::new()?;
+    /// kq.add_user(1)?;
+    /// let fd = kq.try_into_fd()?;
+    /// let found = Kqueue::find(fd.as_fd())?;
+    /// found.trigger(1, 0)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn try_into_fd(self) -> io::Result<OwnedFd> {
         let Kqueue { inner } = self;
-        // A copy of the epoll becomes the program's: the library keeps its own, so that a
-        // call never touches the program's number after it found the kqueue.
-        process::creating(|| Self::release(Arc::clone(&inner))).unwrap_or(-1)
+        Ok(process::creating(|| Self::release(inner))?)
     }
 
-    /// The kqueue behind descriptor `fd` (any copy of a kqueue descriptor of this process).
-    /// EBADF if `fd` is not one: closed, another file, or inherited across fork().
-    pub fn from_fd(fd: BorrowedFd<'_>) -> Result<KqueueRef<'_>, Errno> {
+    /// The kqueue behind descriptor `fd`, any copy of a kqueue descriptor of this process
+    /// (one from C's `kqueue()`, or from [`Kqueue::try_into_fd`]). The result has every
+    /// method of [`Kqueue`] (it dereferences to one) while `fd` is borrowed.
+    ///
+    /// # Errors
+    ///
+    /// EBADF if `fd` is not a kqueue descriptor of this process: closed, another file, or
+    /// inherited across fork().
+    ///
+    /// ```
+    /// use kq::Kqueue;
+    /// use std::os::fd::AsFd;
+    ///
+    /// let kq = Kqueue::new()?;
+    /// kq.add_user(3)?;
+    /// Kqueue::find(kq.as_fd())?.trigger(3, 0)?;
+    ///
+    /// let file = std::fs::File::open("/dev/null")?;
+    /// assert_eq!(Kqueue::find(file.as_fd()).unwrap_err().raw_os_error(), Some(libc::EBADF));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[doc(alias = "from_fd")]
+    pub fn find(fd: BorrowedFd<'_>) -> io::Result<KqueueRef<'_>> {
         Ok(KqueueRef {
-            inner: process::lookup(fd)?,
+            kq: Kqueue {
+                inner: process::lookup(fd)?,
+            },
             fd,
         })
+    }
+}
+
+#[cfg(feature = "custom-filters")]
+impl Kqueue {
+    /// Posts `hint` to knote (ident, filter) of a registered filter: calls its
+    /// [`Filter::event`](crate::filter::Filter::event) and activates the knote if that says
+    /// so. Returns whether it fired.
+    ///
+    /// # Errors
+    ///
+    /// ENOENT if there is no such knote; EINVAL if `filter` is not a filter; EBADF if the
+    /// kqueue was closed or poisoned (or its process forked since); EDEADLK from a filter
+    /// hook.
+    ///
+    /// See [`Filter`](crate::filter::Filter) for an example.
+    pub fn post(&self, ident: usize, filter: i16, hint: i64) -> io::Result<bool> {
+        Ok(self.inner.post(ident, filter, hint)?)
+    }
+}
+
+/// The program's copy of the kqueue descriptor: see [`Kqueue::try_into_fd`].
+///
+/// # Panics
+///
+/// When the process is out of descriptors (EMFILE, ENFILE).
+///
+/// ```
+/// use kq::Kqueue;
+/// use std::os::fd::{AsFd, OwnedFd};
+///
+/// let fd = OwnedFd::from(Kqueue::new()?);
+/// assert!(Kqueue::find(fd.as_fd()).is_ok());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+impl From<Kqueue> for OwnedFd {
+    fn from(kq: Kqueue) -> OwnedFd {
+        match kq.try_into_fd() {
+            Ok(fd) => fd,
+            Err(e) => panic!("cannot hand out the kqueue descriptor: {e}"),
+        }
+    }
+}
+
+/// The program's copy of the kqueue descriptor, to be closed by it: see
+/// [`Kqueue::try_into_fd`].
+///
+/// # Panics
+///
+/// When the process is out of descriptors (EMFILE, ENFILE).
+///
+/// ```
+/// use std::os::fd::IntoRawFd;
+///
+/// let fd = kq::Kqueue::new()?.into_raw_fd();
+/// // SAFETY: the descriptor is ours, closed once.
+/// assert_eq!(unsafe { libc::close(fd) }, 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+impl IntoRawFd for Kqueue {
+    fn into_raw_fd(self) -> RawFd {
+        OwnedFd::from(self).into_raw_fd()
     }
 }
 
@@ -1037,26 +1302,39 @@ impl std::fmt::Debug for Kqueue {
     }
 }
 
-/// A kqueue found by [`Kqueue::from_fd`], usable while the descriptor is borrowed.
+/// A kqueue found by [`Kqueue::find`], usable while the descriptor is borrowed. It
+/// dereferences to a [`Kqueue`], so it has the same methods, raw and typed.
+///
+/// # Examples
+///
+/// ```
+/// use kq::{Change, Events, Kqueue};
+/// use std::{os::fd::{AsFd, OwnedFd}, time::Duration};
+///
+/// let fd = OwnedFd::from(Kqueue::new()?);
+/// let kq = Kqueue::find(fd.as_fd())?;
+/// kq.apply(&[Change::user(1).add()])?;
+/// kq.trigger(1, 0)?;
+/// let mut events = Events::with_capacity(1);
+/// assert_eq!(kq.wait(&mut events, Some(Duration::ZERO))?, 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct KqueueRef<'fd> {
-    inner: Arc<Inner>,
+    kq: Kqueue,
     fd: BorrowedFd<'fd>,
 }
 
-impl KqueueRef<'_> {
-    /// As [`Kqueue::kevent_raw`].
-    pub fn kevent_raw(
-        &self,
-        changes: impl ChangeList,
-        events: impl EventList,
-        timeout: Option<Timespec>,
-    ) -> Result<usize, Errno> {
-        self.inner.kevent(changes, events, timeout)
+impl std::ops::Deref for KqueueRef<'_> {
+    type Target = Kqueue;
+    fn deref(&self) -> &Kqueue {
+        &self.kq
     }
+}
 
-    /// The personality of this kqueue.
-    pub fn personality(&self) -> Personality {
-        self.inner.personality
+impl AsFd for KqueueRef<'_> {
+    /// The descriptor it was found by.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd
     }
 }
 
@@ -1064,6 +1342,7 @@ impl std::fmt::Debug for KqueueRef<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KqueueRef")
             .field("fd", &self.fd.as_raw_fd())
+            .field("personality", &self.kq.personality())
             .finish()
     }
 }

@@ -9,32 +9,37 @@
 //! - the raw call, shaped like the system call: [`Kevent`] (laid out as C's `struct
 //!   kevent`), the BSD constants ([`EVFILT_USER`], [`EV_ADD`], [`NOTE_TRIGGER`], ...) and
 //!   [`Kqueue::kevent`];
-//! - a typed layer: [`Change`] builders, [`Filter`](EventFilter) names, [`Kqueue::trigger`]
-//!   and friends.
+//! - a typed layer: [`Change`] builders with [`Flags`] and `usize` tokens,
+//!   [`EventFilter`] names, [`Kqueue::apply`] and [`Kqueue::wait`] with an [`Events`]
+//!   buffer of [`Event`] views, [`Kqueue::trigger`] and the [`Waker`] handle.
 //!
-//! The engine mirrors the kernel's: filters implement [`filter::Filter`] (attach, detach,
+//! Every fallible function returns [`std::io::Result`]; [`Errno`] is the error type of
+//! filter hooks only.
+//!
+//! The engine mirrors the kernel's: filters implement a `Filter` trait (attach, detach,
 //! event, touch), knotes are keyed by (ident, filter), and `kevent()` scans an active queue.
-//! Programs can add filters with [`filter::register_filter`].
+//! With the `custom-filters` feature, programs can add filters at run time (the `filter`
+//! module, `Knote` and `Kqueue::post`).
 //!
 //! # Examples
 //!
 //! Waking an event loop from another thread:
 //!
 //! ```
-//! use kq::{Change, Kqueue};
-//! use std::{sync::Arc, thread, time::Duration};
+//! use kq::{Events, Kqueue};
+//! use std::{thread, time::Duration};
 //!
-//! let kq = Arc::new(Kqueue::new()?);
-//! kq.apply(&[Change::user(1).add().clear()])?;
+//! const WAKE: usize = 1;
+//! let kq = Kqueue::new()?;
+//! let waker = kq.waker(WAKE)?;
+//! let worker = thread::spawn(move || waker.wake());
 //!
-//! let waker = Arc::clone(&kq);
-//! let worker = thread::spawn(move || waker.trigger(1, 0x5));
-//!
-//! let mut events = kq::Events::with_capacity(8);
+//! let mut events = Events::with_capacity(8);
 //! let n = kq.wait(&mut events, Some(Duration::from_secs(5)))?;
 //! assert_eq!(n, 1);
-//! let ev = events.iter().next().unwrap();
-//! assert_eq!((ev.ident(), ev.fflags()), (1, 0x5));
+//! for ev in &events {
+//!     assert_eq!(ev.token(), WAKE);
+//! }
 //! worker.join().unwrap()?;
 //! # Ok::<(), std::io::Error>(())
 //! ```
@@ -49,7 +54,11 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod consts;
+#[cfg(feature = "custom-filters")]
 pub mod filter;
+#[cfg(not(feature = "custom-filters"))]
+#[allow(dead_code)]
+mod filter;
 mod kevent;
 mod knote;
 mod kqueue;
@@ -67,10 +76,13 @@ mod wait;
 
 pub use consts::*;
 pub use kevent::{ChangeList, Errno, EventList, Kevent, Timespec};
+#[cfg(feature = "custom-filters")]
 pub use knote::Knote;
-pub use kqueue::{Kqueue, KqueueRef};
+pub use kqueue::{Kqueue, KqueueBuilder, KqueueRef};
 pub use personality::Personality;
-pub use typed::{Change, Event, EventFilter, Events, FflagsOp};
+pub use typed::{
+    Change, Event, EventFilter, Events, EventsIter, FflagsOp, Flags, OtherFilter, Waker,
+};
 
 /// The kernel's `knote_fdclose`: descriptor number `fd` is being closed (or replaced by
 /// dup2/dup3). Drops, silently, every knote of a descriptor filter on that number in every
@@ -110,3 +122,8 @@ pub fn set_close_hooked(on: bool) {
 pub fn force_fallbacks() {
     process::force_fallbacks()
 }
+
+/// The README's Rust examples, run as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExamples;

@@ -11,7 +11,18 @@ use crate::consts::*;
 ///
 /// NetBSD (the kernel of PR kern/55663) is the reference and the default of the Rust API;
 /// the C library's `kqueue()` uses FreeBSD's, as libkqueue does.
+///
+/// # Examples
+///
+/// ```
+/// use kq::{Kqueue, Personality};
+/// let kq = Kqueue::with_personality(Personality::FreeBsd)?;
+/// assert_eq!(kq.personality(), Personality::FreeBsd);
+/// assert_eq!(Personality::default(), Personality::NetBsd);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Personality {
     /// NetBSD `kern_event.c` rev 1.140.
     #[default]

@@ -406,22 +406,33 @@ fn still_at(inner: &Inner, number: RawFd) -> bool {
         .unwrap_or_else(|| fdinfo::epoll_data(number).contains(&inner.pending_token()))
 }
 
-/// A descriptor of the program, other than `except`, that refers to kqueue `inner`'s epoll.
-fn find_copy(inner: &Inner, except: RawFd) -> Option<RawFd> {
-    let own = inner.epoll_fd().as_raw_fd();
-    let unknown = |n: RawFd| n != except && n != own && KQUEUES.get(n) == 0 && LIBRARY.get(n) == 0;
-    match std::fs::read_dir("/proc/self/fd") {
-        Ok(dir) => dir
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<RawFd>().ok())
-            .filter(|&n| unknown(n))
+/// The program's epoll descriptors that the library knows nothing of (neither its own nor
+/// known kqueue numbers), other than `except`: the only numbers that can be unseen copies
+/// of a kqueue descriptor. `None` when /proc cannot be read (no descriptor to spare, no
+/// /proc).
+fn unknown_epolls(except: RawFd) -> Option<Vec<RawFd>> {
+    let dir = std::fs::read_dir("/proc/self/fd").ok()?;
+    Some(
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<RawFd>().ok())
+            .filter(|&n| n != except && KQUEUES.get(n) == 0 && LIBRARY.get(n) == 0)
             .filter(|&n| {
                 std::fs::read_link(format!("/proc/self/fd/{n}"))
                     .is_ok_and(|t| t.as_os_str() == "anon_inode:[eventpoll]")
             })
-            .find(|&n| still_at(inner, n)),
-        // No descriptor to read /proc with (or no /proc): try every number the limit
-        // allows, which needs none.
-        Err(_) if kcmp_works() => {
+            .collect(),
+    )
+}
+
+/// A descriptor of the program, other than `except`, that refers to kqueue `inner`'s epoll,
+/// among `unknown` (from [`unknown_epolls`]; `None`: try every number the limit allows,
+/// which needs no descriptor).
+fn find_copy(inner: &Inner, except: RawFd, unknown: Option<&[RawFd]>) -> Option<RawFd> {
+    match unknown {
+        Some(list) => list
+            .iter()
+            .copied()
+            .find(|&n| n != except && still_at(inner, n)),
+        None if kcmp_works() => {
             let mut rl = libc::rlimit {
                 rlim_cur: 0,
                 rlim_max: 0,
@@ -429,11 +440,21 @@ fn find_copy(inner: &Inner, except: RawFd) -> Option<RawFd> {
             // SAFETY: getrlimit writes the struct it is given.
             unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
             let max = rl.rlim_cur.min(1 << 20) as RawFd;
+            let own = inner.epoll_fd().as_raw_fd();
             (0..max)
-                .filter(|&n| unknown(n))
+                .filter(|&n| n != except && n != own && KQUEUES.get(n) == 0)
                 .find(|&n| same_epoll(inner, n) == Some(true))
         }
-        Err(_) => None,
+        None => None,
+    }
+}
+
+/// A descriptor the library just made took number `fd`: if that was a kqueue number, the
+/// program closed it without our hearing of it.
+pub(crate) fn number_taken(fd: RawFd) {
+    let id = KQUEUES.get(fd);
+    if id != 0 {
+        forget(fd, id);
     }
 }
 
@@ -524,6 +545,12 @@ pub(crate) fn lookup_id(id: u64) -> Option<Arc<Inner>> {
 /// Forgets that `number` refers to kqueue `id`; a released kqueue with no number left is
 /// closed and freed (with no lock held when it drops).
 fn forget(number: RawFd, id: u64) {
+    forget_among(number, id, None)
+}
+
+/// As [`forget`], with the program's unknown epoll descriptors already listed (`Some`), or
+/// to be listed now (`None`).
+fn forget_among(number: RawFd, id: u64, unknown: Option<Option<&[RawFd]>>) {
     forget_number(number, id);
     let last = {
         let mut reg = registry();
@@ -538,7 +565,15 @@ fn forget(number: RawFd, id: u64) {
     };
     // A dup() of the descriptor keeps the kqueue alive; we only hear of copies made by
     // dup2/dup3 or used in a call, so look for others before letting go.
-    if let Some(other) = find_copy(&last, number) {
+    let scanned;
+    let unknown = match unknown {
+        Some(u) => u,
+        None => {
+            scanned = unknown_epolls(number);
+            scanned.as_deref()
+        }
+    };
+    if let Some(other) = find_copy(&last, number, unknown) {
         adopt(id, other);
         return;
     }
@@ -612,10 +647,13 @@ pub(crate) fn sweep() -> usize {
         })
         .collect();
     let mut n = 0;
+    let mut unknown: Option<Option<Vec<RawFd>>> = None;
     for (id, numbers, inner) in candidates {
         for number in numbers {
             if !still_at(&inner, number) {
-                forget(number, id);
+                // One listing of /proc for the whole sweep.
+                let list = unknown.get_or_insert_with(|| unknown_epolls(-1));
+                forget_among(number, id, Some(list.as_deref()));
             }
         }
         if lookup_id(id).is_none() {

@@ -48,7 +48,7 @@ fn kqueue_knote_reports_for_reused_number() {
     assert!(m >= 0);
     // SAFETY: m was just returned by dup and is owned here.
     let m = unsafe { OwnedFd::from_raw_fd(m) };
-    let inner = Kqueue::from_fd(m.as_fd()).unwrap();
+    let inner = Kqueue::find(m.as_fd()).unwrap();
     inner
         .kevent_raw(&[user(1, EV_ADD | EV_CLEAR, 0, 0)][..], &mut [][..], None)
         .unwrap();
@@ -238,7 +238,7 @@ fn dup_of_kqueue_ebadf_at_emfile() {
         assert!(m >= 0);
         let _held = exhaust_descriptors(64);
         // SAFETY: m is open for the rest of the process.
-        let r = Kqueue::from_fd(unsafe { std::os::fd::BorrowedFd::borrow_raw(m) });
+        let r = Kqueue::find(unsafe { std::os::fd::BorrowedFd::borrow_raw(m) });
         assert!(
             r.is_ok(),
             "kevent() on a dup of a kqueue at EMFILE: {:?}",
@@ -267,7 +267,7 @@ fn close_at_emfile_destroys_kqueue_with_live_dup() {
             unsafe { libc::close(n) };
             drop(held);
             // SAFETY: m is open for the rest of the process.
-            let r = Kqueue::from_fd(unsafe { std::os::fd::BorrowedFd::borrow_raw(m) });
+            let r = Kqueue::find(unsafe { std::os::fd::BorrowedFd::borrow_raw(m) });
             assert!(
                 r.is_ok(),
                 "the kqueue is still open as {m}, but kevent() on it gives {:?}",

@@ -652,6 +652,7 @@ fn w1_pipe_reader_closed(p: Personality) {
     let errno = match p {
         Personality::NetBsd => libc::EBADF,
         Personality::FreeBsd => libc::EPIPE,
+        _ => unimplemented!("another personality"),
     };
     ch_err(&kq, &[wr(wi, EV_ADD, 1)], errno);
     // The same as an EV_ERROR report when there is a slot.

@@ -20,6 +20,7 @@ fn number(p: Personality, k: RawFd) -> RawFd {
     let i = match p {
         Personality::NetBsd => 0,
         Personality::FreeBsd => 1,
+        p => unimplemented!("personality {p:?}"),
     };
     reserved_number(2 * k + i)
 }

@@ -86,7 +86,7 @@ proptest! {
                         }
                     }
                 }
-                Err(e) => prop_assert!(ERRNOS.contains(&e.raw()), "{e:?}"),
+                Err(e) => prop_assert!(ERRNOS.contains(&e.raw_os_error().unwrap_or(0)), "{e:?}"),
             }
         }
         // The kqueue still works after whatever happened.

@@ -18,6 +18,16 @@ use std::time::{Duration, Instant};
 use kq::*;
 use util::*;
 
+/// `kevent_raw` with the errno comparable.
+fn raw(
+    kq: &Kqueue,
+    changes: impl ChangeList,
+    events: impl EventList,
+    timeout: Option<Timespec>,
+) -> Result<usize, Errno> {
+    kq.kevent_raw(changes, events, timeout).map_err(Errno::from)
+}
+
 /// G1 kqueue() (FB main.c test_kqueue): a new kqueue has a descriptor and polls empty.
 fn g1_kqueue(p: Personality) {
     use std::os::fd::AsRawFd;
@@ -66,7 +76,8 @@ fn g4_invalid_timeout(p: Personality) {
         let kq = kq(p);
         let mut evs = [sentinel(); 1];
         // The changes are applied, then the timeout is rejected.
-        let r = kq.kevent_raw(
+        let r = raw(
+            &kq,
             &[user(i, EV_ADD, 0, 0), user(i, 0, NOTE_TRIGGER, 0)],
             &mut evs,
             Some(ts),
@@ -75,10 +86,10 @@ fn g4_invalid_timeout(p: Personality) {
         assert_eq!(evs[0], sentinel());
         assert_eq!(expect_one(&kq).ident, i, "the changes were applied");
         // nevents 0: the timeout is not validated.
-        let r = kq.kevent_raw(&[user(i, EV_CLEAR, 0, 0)], &mut [], Some(ts));
+        let r = raw(&kq, &[user(i, EV_CLEAR, 0, 0)], &mut [], Some(ts));
         assert_eq!(r, Ok(0), "timeout {ts:?} with nevents 0");
         expect_no_events(&kq);
-        let r = kq.kevent_raw(&[], &mut [], Some(ts));
+        let r = raw(&kq, &[], &mut [], Some(ts));
         assert_eq!(r, Ok(0));
     }
 }
@@ -94,7 +105,8 @@ fn g5_poll_timeout_zero(p: Personality) {
                 .unwrap(),
             0
         );
-        let r = kq.kevent_raw(
+        let r = raw(
+            &kq,
             &[],
             &mut [Kevent::default(); 4],
             Some(Timespec {
@@ -105,7 +117,7 @@ fn g5_poll_timeout_zero(p: Personality) {
         assert_eq!(r, Ok(0));
     }
     assert_eq!(kq.kevent(&[], &mut [], None).unwrap(), 0);
-    assert_eq!(kq.kevent_raw(&[], &mut [], None), Ok(0));
+    assert_eq!(raw(&kq, &[], &mut [], None), Ok(0));
     assert!(
         start.elapsed() < Duration::from_secs(1),
         "{:?}",
@@ -134,7 +146,8 @@ fn g6_relative_timeout(p: Personality) {
 
     // The same through kevent_raw, 50 ms.
     let start = Instant::now();
-    let r = kq.kevent_raw(
+    let r = raw(
+        &kq,
         &[],
         &mut [Kevent::default(); 1],
         Some(Timespec {
@@ -428,7 +441,8 @@ fn g13_errors_no_room_abort(p: Personality) {
     ch_err(&kq, &[user(7, EV_DELETE, 0, 0)], libc::ENOENT);
 
     // The same through kevent_raw.
-    let r = kq.kevent_raw(
+    let r = raw(
+        &kq,
         &[
             user(5, 0, NOTE_TRIGGER, 0),
             user(6, 0, NOTE_TRIGGER, 0),
@@ -615,6 +629,7 @@ fn g30_flags_echo(p: Personality) {
     let want = match p {
         Personality::NetBsd => EV_ADD | EV_ENABLE | EV_CLEAR,
         Personality::FreeBsd => EV_CLEAR,
+        _ => unimplemented!("another personality"),
     };
     assert_eq!(ev.flags, want, "{ev:?}");
     // [NB] EV_RECEIPT is stored too (§1.3); [FB] keeps it as well (it strips only the action
@@ -625,6 +640,7 @@ fn g30_flags_echo(p: Personality) {
     let want = match p {
         Personality::NetBsd => EV_ADD | EV_CLEAR | EV_RECEIPT,
         Personality::FreeBsd => EV_CLEAR | EV_RECEIPT,
+        _ => unimplemented!("another personality"),
     };
     assert_eq!(ev.flags, want, "{ev:?}");
     // [NB] even EV_DISABLE stays in the stored flags of a knote created disabled.
@@ -701,7 +717,8 @@ fn g17_same_array_in_out(p: Personality) {
             read: vec![false; n],
             violations: vec![],
         }));
-        let r = kq.kevent_raw(
+        let r = raw(
+            kq,
             In(a.clone()),
             Out(a.clone()),
             Some(Timespec {

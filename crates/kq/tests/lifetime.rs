@@ -12,7 +12,7 @@ mod util;
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -195,7 +195,7 @@ fn low_fd_limit_new_add_timer_drop_2000_times() {
 }
 
 /// With a low descriptor limit (64 numbers free), making a kqueue, adding a 1 ms timer to
-/// it, taking its descriptor with `into_raw_fd` and closing that with close(2), 2,000 times
+/// it, taking its descriptor with `try_into_fd` and closing that with close(2), 2,000 times
 /// in a row, never fails with EMFILE (nor otherwise): a kqueue whose descriptor was closed
 /// does not keep descriptors of the process.
 #[test]
@@ -207,7 +207,10 @@ fn low_fd_limit_new_add_timer_into_raw_fd_close_2000_times() {
                 .map_err(|e| format!("iteration {i} (limit {limit}): Kqueue::new: {e}"))?;
             kq.kevent(&[timer(1, EV_ADD, 0, 1)], &mut [], None)
                 .map_err(|e| format!("iteration {i} (limit {limit}): EV_ADD of a timer: {e}"))?;
-            let fd = kq.into_raw_fd();
+            let fd = kq
+                .try_into_fd()
+                .map_err(|e| format!("iteration {i} (limit {limit}): try_into_fd: {e}"))?
+                .into_raw_fd();
             // SAFETY: `fd` was just handed to us and is closed once.
             if unsafe { libc::close(fd) } != 0 {
                 return Err(format!(
@@ -226,9 +229,9 @@ struct Posted;
 impl Filter for Posted {
     fn event(&self, kn: &mut Knote, hint: i64, _cx: &mut Context<'_>) -> bool {
         if hint > 0 {
-            kn.kev.data += hint as isize;
+            kn.set_data(kn.data() + hint as isize);
         }
-        kn.kev.data > 0
+        kn.data() > 0
     }
 }
 
@@ -290,8 +293,7 @@ fn inherited_kqueue_child(kq: &Kqueue, filter: i16) -> Result<(), String> {
     let mut evs = [Kevent::default(); 4];
     let mut failures = Vec::new();
     let f = &mut failures;
-    let errno = |e: Errno| io::Error::from_raw_os_error(e.raw());
-    expect_ebadf(f, "post", kq.post(1, filter, 1).map_err(errno));
+    expect_ebadf(f, "post", kq.post(1, filter, 1));
     let trigger = user(2, 0, NOTE_TRIGGER, 0);
     expect_ebadf(f, "a trigger", kq.kevent(&[trigger], &mut [], None));
     let add = user(3, EV_ADD, 0, 0);
@@ -300,8 +302,8 @@ fn inherited_kqueue_child(kq: &Kqueue, filter: i16) -> Result<(), String> {
     expect_ebadf(f, "a poll", poll);
     expect_ebadf(f, "a wait without timeout", kq.kevent(&[], &mut evs, None));
     expect_ebadf(f, "Kqueue::trigger", kq.trigger(2, 0));
-    let found = Kqueue::from_fd(kq.as_fd()).map(drop).map_err(errno);
-    expect_ebadf(f, "Kqueue::from_fd", found);
+    let found = Kqueue::find(kq.as_fd()).map(drop);
+    expect_ebadf(f, "Kqueue::find", found);
     match size_of(&file)? {
         0 => {}
         n => failures.push(format!(
@@ -381,7 +383,7 @@ fn fork_child_gets_ebadf_and_touches_no_descriptor() {
         .collect();
     assert!(failures.is_empty(), "{}", report.join("\n"));
     // The parent's kqueue is intact.
-    assert_eq!(kq.post(1, filter, 1), Ok(true));
+    assert!(kq.post(1, filter, 1).unwrap());
     let ev = expect_one(&kq);
     assert_eq!((ev.ident, ev.filter, ev.data), (1, filter, 1), "{ev:?}");
 }

@@ -392,14 +392,16 @@ fn run(p: Personality, mut calls: Vec<Call>, check_readable: bool) -> Result<(),
     });
     for (i, c) in calls.iter().enumerate() {
         let mut buf = vec![sentinel(); c.nevents];
-        let got = kq.kevent_raw(
-            &c.changes,
-            &mut buf,
-            Some(Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            }),
-        );
+        let got = kq
+            .kevent_raw(
+                &c.changes,
+                &mut buf,
+                Some(Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                }),
+            )
+            .map_err(Errno::from);
         let (want, records) = model.kevent(&c.changes, c.nevents);
         prop_assert_eq!(got, want, "call #{}: {:?}; model {:?}", i, c, model);
         prop_assert_eq!(

@@ -196,6 +196,7 @@ fn t4_abstime(p: Personality) {
                 assert_eq!((again.ident, again.data), (1, 1), "{again:?}");
             }
             Personality::FreeBsd => expect_no_events(&kq),
+            _ => unimplemented!("another personality"),
         }
         ch_ok(&kq, &[timer(1, EV_DELETE, 0, 0)]);
         expect_no_events(&kq);
@@ -408,6 +409,7 @@ fn t6_modify_stored_flags_receipt(p: Personality) {
     let flags = match p {
         Personality::NetBsd => EV_ADD | EV_CLEAR,
         Personality::FreeBsd => EV_RECEIPT | EV_CLEAR,
+        _ => unimplemented!("another personality"),
     };
     assert_timer(&ev, 1, flags);
     assert!(ev.data >= 1, "{ev:?}");
@@ -438,6 +440,7 @@ fn t6_modify_stored_flags_oneshot_kept(p: Personality) {
             expect_no_events(&kq);
             ch_err(&kq, &[timer(1, EV_DELETE, 0, 0)], libc::ENOENT);
         }
+        _ => unimplemented!("another personality"),
     }
 }
 
@@ -463,6 +466,7 @@ fn t6_modify_stored_flags_not_taken(p: Personality) {
             assert_timer(&again, 1, EV_CLEAR);
             ch_ok(&kq, &[timer(1, EV_DELETE, 0, 0)]);
         }
+        _ => unimplemented!("another personality"),
     }
 }
 
@@ -615,6 +619,7 @@ fn t10_invalid(p: Personality) {
         Personality::NetBsd => bad.push(timer(1, EV_ADD, 0, 0)),
         // §5.4 [FB]: negative data is EINVAL.
         Personality::FreeBsd => bad.push(timer(1, EV_ADD, 0, -1)),
+        _ => unimplemented!("another personality"),
     }
     for c in bad {
         ch_err(&kq, &[c], libc::EINVAL);
@@ -639,6 +644,7 @@ fn t10_zero_and_negative_data(p: Personality) {
             ch_ok(&kq, &[timer(1, EV_ADD | EV_ONESHOT, 0, 0)]);
             assert_eq!(wait_one(&kq).data, 1);
         }
+        _ => unimplemented!("another personality"),
     }
 }
 

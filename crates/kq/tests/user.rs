@@ -48,6 +48,7 @@ fn u3_event_wait_keepudata(p: Personality) {
     match p {
         Personality::FreeBsd => assert_eq!(ev.udata, ptr(0xabcd)),
         Personality::NetBsd => assert!(ev.udata.is_null(), "{ev:?}"),
+        _ => unimplemented!("another personality"),
     }
 }
 
@@ -82,6 +83,7 @@ fn u5_disable_and_enable_keepudata(p: Personality) {
     match p {
         Personality::FreeBsd => assert_eq!(ev.udata, ptr(0x5005)),
         Personality::NetBsd => assert!(ev.udata.is_null(), "{ev:?}"),
+        _ => unimplemented!("another personality"),
     }
 }
 
@@ -268,6 +270,7 @@ fn u20_dispatch_clear(p: Personality) {
             ch_ok(&kq, &[user(1, EV_ENABLE, 0, 0)]);
             expect_one(&kq);
         }
+        _ => unimplemented!("another personality"),
     }
     expect_no_events(&kq);
 }
@@ -286,6 +289,7 @@ fn u21_oneshot_output_values(p: Personality) {
     match p {
         Personality::NetBsd => assert_user(&ev, 1, fl, 7, 3),
         Personality::FreeBsd => assert_user(&ev, 1, fl, 0, 0),
+        _ => unimplemented!("another personality"),
     }
     assert_eq!(ev.udata, ptr(0x22));
     ch_err(&kq, &[user(1, EV_DELETE, 0, 0)], libc::ENOENT);
@@ -366,6 +370,7 @@ fn u26_enable_disable_together(p: Personality) {
             trigger(&kq, 1);
             expect_one(&kq);
         }
+        _ => unimplemented!("another personality"),
     }
 }
 
@@ -796,6 +801,7 @@ fn w12_trigger_wipes_udata(p: Personality) {
     match p {
         Personality::FreeBsd => assert_eq!(ev.udata, ptr(0x1200)),
         Personality::NetBsd => assert!(ev.udata.is_null()),
+        _ => unimplemented!("another personality"),
     }
 }
 
@@ -866,6 +872,7 @@ fn forceoneshot(p: Personality) {
             expect_no_events(&kq);
             ch_ok(&kq, &[user(1, EV_DELETE, 0, 0)]);
         }
+        _ => unimplemented!("another personality"),
     }
 }
 

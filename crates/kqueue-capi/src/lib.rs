@@ -259,7 +259,7 @@ pub unsafe extern "C" fn kevent(
 ) -> c_int {
     ffi_call(|| {
         // docs/semantics.md §1.2 step 1: the descriptor is checked before anything else.
-        let kqueue = Kqueue::from_fd(borrow_fd(kq)?)?;
+        let kqueue = Kqueue::find(borrow_fd(kq)?)?;
         let changes = CChanges {
             ptr: changelist,
             len: count(nchanges)?,

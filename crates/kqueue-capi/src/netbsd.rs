@@ -338,7 +338,7 @@ pub unsafe extern "C" fn netbsd_kevent(
 ) -> c_int {
     ffi_call(|| {
         // The descriptor is checked before anything else.
-        let kqueue = Kqueue::from_fd(borrow_fd(kq)?)?;
+        let kqueue = Kqueue::find(borrow_fd(kq)?)?;
         let last = Shared::new(NbKevent::ZERO);
         let changes = NbChanges {
             ptr: changelist,

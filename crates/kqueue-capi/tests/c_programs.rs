@@ -632,3 +632,49 @@ fn kernel_fallbacks() {
         );
     }
 }
+
+/// The README's C examples are complete programs: each is compiled against the header and
+/// the library and must exit with 0.
+#[test]
+fn readme_c_examples() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in readme.lines() {
+        match (&mut current, line.trim_end()) {
+            (None, "```c") => current = Some(String::new()),
+            (Some(_), "```") => blocks.push(current.take().unwrap_or_default()),
+            (Some(text), l) => {
+                text.push_str(l);
+                text.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    assert!(!blocks.is_empty(), "no C example in README.md");
+    let s = setup();
+    for (i, code) in blocks.iter().enumerate() {
+        let src = s.out_dir.join(format!("readme-{i}.c"));
+        std::fs::write(&src, code).expect("write the example");
+        let exe = s.out_dir.join(format!("readme-{i}"));
+        let out = Command::new(compiler(false))
+            .arg("-Wall")
+            .arg("-Werror")
+            .arg("-I")
+            .arg(root.join("include"))
+            .arg(&src)
+            .arg("-L")
+            .arg(&s.lib_dir)
+            .args(["-lkqueue", "-lpthread", "-o"])
+            .arg(&exe)
+            .output()
+            .expect("run the compiler");
+        assert!(
+            out.status.success(),
+            "README C example {i} does not compile:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        run(&exe);
+    }
+}

@@ -261,6 +261,7 @@ impl Descriptors {
     fn watch_file(&mut self, ep: BorrowedFd<'_>, fd: RawFd) -> Result<i32, Errno> {
         if self.inotify.is_none() {
             let ino = process::with_fds(sys::inotify::create)?;
+            process::number_taken(ino.as_raw_fd());
             process::mark_library_fd(ino.as_raw_fd(), true);
             epoll::add(ep, ino.as_fd(), TOKEN_INOTIFY, epoll::IN | epoll::ET)?;
             self.inotify = Some(ino);

@@ -2,8 +2,10 @@
 //!
 //! The table holds the system filters this library implements and the filters a program
 //! registers at run time with [`register_filter`] (the counterpart of kfilter_register(9)).
-//! Every hook runs with the kqueue's lock held: it must not block and must not call back
-//! into the same kqueue.
+//! Every hook runs with the kqueue's lock held: see [`Filter`] for what a hook must not do.
+//!
+//! This module, [`Knote`] and [`Kqueue::post`](crate::Kqueue::post) are
+//! there with the `custom-filters` feature.
 
 pub(crate) mod fd;
 mod timer;
@@ -16,6 +18,7 @@ use crate::kevent::{Errno, Kevent};
 use crate::knote::Knote;
 use crate::kqueue::Inner;
 use crate::personality::Personality;
+use std::io;
 use std::sync::{Arc, RwLock, Weak};
 
 /// Why [`Filter::touch`] is called: the kernel's `EVENT_REGISTER` / `EVENT_PROCESS`.
@@ -96,6 +99,20 @@ impl<'a> Context<'a> {
 /// [`Touch::Register`] save the change's `fflags`/`data` as `sfflags`/`sdata`; on
 /// [`Touch::Process`] report the stored image.
 ///
+/// # Rules for hooks
+///
+/// Every hook runs with the kqueue locked, in the thread that made the call (a
+/// `kevent()`, a post, a close of a descriptor, the kqueue's drop):
+/// - it must not call back into a kqueue, this one or another: such a call (`kevent`,
+///   `apply`, `wait`, `trigger`, `post`, [`Waker::wake`](crate::Waker::wake)) fails with
+///   EDEADLK rather than deadlock;
+/// - it must not block, nor take a lock that a thread inside a kqueue call may hold;
+/// - it sees only its knote ([`Knote`]: ident and filter read-only, the engine's links out
+///   of reach), so it cannot break the kqueue's indexes or queue;
+/// - if it panics, the panic goes on to the caller and the kqueue is poisoned: every later
+///   call on it fails with EBADF, as for a closed kqueue, and its knotes are detached when
+///   it is dropped (panics of hooks then are caught).
+///
 /// # Examples
 ///
 /// A filter whose events a program posts with [`Kqueue::post`](crate::Kqueue::post):
@@ -107,19 +124,20 @@ impl<'a> Context<'a> {
 /// struct Counter;
 /// impl Filter for Counter {
 ///     fn event(&self, kn: &mut Knote, hint: i64, _cx: &mut Context<'_>) -> bool {
-///         kn.kev.data += hint as isize; // hint 0 means "re-evaluate"
-///         kn.kev.data > 0
+///         kn.set_data(kn.data() + hint as isize); // hint 0 means "re-evaluate"
+///         kn.data() > 0
 ///     }
 /// }
 ///
-/// let filter = register_filter("EXAMPLE_COUNTER", Arc::new(Counter)).unwrap();
-/// let kq = Kqueue::new().unwrap();
+/// let filter = register_filter("EXAMPLE_COUNTER", Arc::new(Counter))?;
+/// let kq = Kqueue::new()?;
 /// let add = Kevent::new(1, filter, EV_ADD | EV_CLEAR, 0, 0, std::ptr::null_mut());
-/// kq.kevent(&[add], &mut [], None).unwrap();
-/// kq.post(1, filter, 3).unwrap();
+/// kq.kevent(&[add], &mut [], None)?;
+/// kq.post(1, filter, 3)?;
 /// let mut ev = [Kevent::default()];
-/// assert_eq!(kq.kevent(&[], &mut ev, Some(Duration::ZERO)).unwrap(), 1);
+/// assert_eq!(kq.kevent(&[], &mut ev, Some(Duration::ZERO))?, 1);
 /// assert_eq!(ev[0].data, 3);
+/// # Ok::<(), std::io::Error>(())
 /// ```
 pub trait Filter: Send + Sync + 'static {
     /// A knote is being created (EV_ADD of a new key). The knote's `sfflags`/`sdata` hold the
@@ -160,7 +178,28 @@ pub trait Filter: Send + Sync + 'static {
     }
 }
 
-/// The kernel's behaviour for a filter without `f_touch`.
+/// The kernel's behaviour for a filter without `f_touch`: what [`Filter::touch`] does
+/// unless a filter overrides it.
+///
+/// ```
+/// use kq::filter::{default_touch, Context, Filter, Touch};
+/// use kq::{Errno, Kevent, Knote};
+///
+/// struct Logged;
+/// impl Filter for Logged {
+///     fn event(&self, kn: &mut Knote, _hint: i64, _cx: &mut Context<'_>) -> bool {
+///         kn.data() > 0
+///     }
+///     fn touch(&self, kn: &mut Knote, kev: &mut Kevent, ty: Touch, _cx: &mut Context<'_>)
+///         -> Result<(), Errno> {
+///         if ty == Touch::Register && kev.data < 0 {
+///             return Err(Errno::INVAL);
+///         }
+///         default_touch(kn, kev, ty);
+///         Ok(())
+///     }
+/// }
+/// ```
 pub fn default_touch(kn: &mut Knote, kev: &mut Kevent, ty: Touch) {
     match ty {
         Touch::Register => {
@@ -231,10 +270,20 @@ pub(crate) fn lookup(filter: i16) -> Option<FilterRef> {
     }
 }
 
-/// Adds a filter to the table and returns its number (positive: the system filters are
-/// negative). EEXIST if the name is taken, EINVAL for an empty name, ENOMEM when the table
-/// is full.
-pub fn register_filter(name: &str, filter: Arc<dyn Filter>) -> Result<i16, Errno> {
+/// Adds a filter to the table, for every kqueue of the process, and returns its number
+/// (positive: the system filters are negative). Filters cannot be removed.
+///
+/// # Errors
+///
+/// EEXIST if the name is taken (by a system filter too); EINVAL for an empty name; ENOMEM
+/// when the table is full (`i16::MAX` filters).
+///
+/// See [`Filter`] for an example.
+pub fn register_filter(name: &str, filter: Arc<dyn Filter>) -> io::Result<i16> {
+    Ok(register(name, filter)?)
+}
+
+fn register(name: &str, filter: Arc<dyn Filter>) -> Result<i16, Errno> {
     if name.is_empty() {
         return Err(Errno::INVAL);
     }
@@ -247,8 +296,20 @@ pub fn register_filter(name: &str, filter: Arc<dyn Filter>) -> Result<i16, Errno
     Ok(number)
 }
 
-/// The number of the filter called `name` (NetBSD's `KFILTER_BYNAME`), or ENOENT.
-pub fn filter_by_name(name: &str) -> Result<i16, Errno> {
+/// The number of the filter called `name` (NetBSD's `KFILTER_BYNAME`): a system filter
+/// (`"EVFILT_USER"`, ...) or a registered one.
+///
+/// # Errors
+///
+/// ENOENT if no filter has that name.
+///
+/// ```
+/// use kq::filter::filter_by_name;
+/// assert_eq!(filter_by_name("EVFILT_USER")?, kq::EVFILT_USER);
+/// assert_eq!(filter_by_name("EVFILT_NOPE").unwrap_err().raw_os_error(), Some(libc::ENOENT));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn filter_by_name(name: &str) -> io::Result<i16> {
     if let Some((_, n)) = SYSTEM_NAMES.iter().find(|(n, _)| *n == name) {
         return Ok(*n);
     }
@@ -257,22 +318,33 @@ pub fn filter_by_name(name: &str) -> Result<i16, Errno> {
         .iter()
         .position(|(n, _)| n == name)
         .map(|i| i as i16 + 1)
-        .ok_or(Errno::NOENT)
+        .ok_or_else(|| Errno::NOENT.into())
 }
 
-/// The name of filter `filter` (NetBSD's `KFILTER_BYFILTER`), or ENOENT.
-pub fn filter_name(filter: i16) -> Result<String, Errno> {
+/// The name of filter `filter` (NetBSD's `KFILTER_BYFILTER`).
+///
+/// # Errors
+///
+/// ENOENT if no filter has that number.
+///
+/// ```
+/// use kq::filter::filter_name;
+/// assert_eq!(filter_name(kq::EVFILT_TIMER)?, "EVFILT_TIMER");
+/// assert!(filter_name(-99).is_err());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn filter_name(filter: i16) -> io::Result<String> {
     if let Some((n, _)) = SYSTEM_NAMES.iter().find(|(_, f)| *f == filter) {
         return Ok((*n).to_owned());
     }
     if filter <= 0 {
-        return Err(Errno::NOENT);
+        return Err(Errno::NOENT.into());
     }
     let table = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
     table
         .get(filter as usize - 1)
         .map(|(n, _)| n.clone())
-        .ok_or(Errno::NOENT)
+        .ok_or_else(|| Errno::NOENT.into())
 }
 
 /// In a child after fork(): the parent's timers are not ours to count.

@@ -176,6 +176,7 @@ pub fn delivered_flags(p: Personality, flags: u16) -> u16 {
         Personality::FreeBsd => {
             flags & !(EV_ADD | EV_DELETE | EV_ENABLE | EV_DISABLE | EV_FORCEONESHOT)
         }
+        p => unimplemented!("personality {p:?}"),
     }
 }
 
