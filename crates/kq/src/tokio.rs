@@ -138,16 +138,17 @@ impl AsyncKqueue {
     }
 
     /// Waits until at least one event is pending and stores the events in `events` (as
-    /// many as it has room for), returning their number. Never returns 0 (`events` needs
-    /// room for one event at least, or the wait never ends); bound the wait with
-    /// `tokio::time::timeout` where needed.
+    /// many as it has room for), returning their number: never 0, unless `events` has no
+    /// room (then it returns at once). Bound the wait with `tokio::time::timeout` where
+    /// needed.
     ///
     /// # Errors
     ///
     /// Those of [`Kqueue::kevent`] (`EBADF` once the kqueue is unusable) and of the
     /// reactor (it shut down).
     pub async fn wait(&self, events: &mut Events) -> io::Result<usize> {
-        if let n @ 1.. = self.get_ref().wait(events, Some(Duration::ZERO))? {
+        let n = self.get_ref().wait(events, Some(Duration::ZERO))?;
+        if n > 0 || events.capacity() == 0 {
             return Ok(n);
         }
         loop {
@@ -214,6 +215,9 @@ impl AsyncKqueue {
     ///
     /// Those of [`Kqueue::kevent`] and of the reactor.
     pub fn poll_wait(&self, cx: &mut Context<'_>, events: &mut Events) -> Poll<io::Result<usize>> {
+        if events.capacity() == 0 {
+            return Poll::Ready(self.get_ref().wait(events, Some(Duration::ZERO)));
+        }
         loop {
             let mut guard = match self.fd.poll_read_ready(cx) {
                 Poll::Ready(Ok(guard)) => guard,

@@ -187,6 +187,8 @@ fn async_kevent_applies_changes_and_returns_reports() {
         assert_eq!(reports, [Some(Ok(())), Some(Err(Some(libc::ENOENT)))]);
         // No events slots: nothing to wait for.
         assert_eq!(kq.kevent(&[], &mut []).await.unwrap(), 0);
+        let mut none = Events::with_capacity(0);
+        assert_eq!(timeout(LONG, kq.wait(&mut none)).await.unwrap().unwrap(), 0);
         // A trigger in the changes: its event comes back from the same call.
         let fire = [Change::user(1).trigger().data(3).kevent()];
         let n = timeout(LONG, kq.kevent(&fire, &mut out))
