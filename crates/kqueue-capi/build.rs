@@ -5,6 +5,12 @@ fn main() {
     // libkqueue 2.x ships as libkqueue.so.0: keep the same soname so binaries linked
     // against either library load the other.
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libkqueue.so.0");
+    let map = Path::new(env!("CARGO_MANIFEST_DIR")).join("libkqueue.map");
+    println!("cargo:rerun-if-changed={}", map.display());
+    println!(
+        "cargo:rustc-cdylib-link-arg=-Wl,--version-script={}",
+        map.display()
+    );
 
     // A program linked with `-Ltarget/<profile> -lkqueue` records the soname
     // (libkqueue.so.0) as its dependency, so the dynamic loader looks for that name at run

@@ -445,6 +445,89 @@ fn netbsd_header_strict_modes() {
     }
 }
 
+/// Everything libkqueue.so exports: the entry points of the NetBSD-flavour header, the
+/// functions of <sys/event.h> (libkqueue 2.x exports kqueue and kevent; kqueue1 is
+/// NetBSD's) and the interposed functions, sorted.
+const EXPORTED: [&str; 10] = [
+    "__kqueue_netbsd_kevent",
+    "__kqueue_netbsd_kqueue",
+    "__kqueue_netbsd_kqueue1",
+    "close",
+    "close_range",
+    "dup2",
+    "dup3",
+    "kevent",
+    "kqueue",
+    "kqueue1",
+];
+
+/// The dynamic symbol table holds exactly [`EXPORTED`] (nothing of Rust's leaks), the
+/// version script says the same, and the soname is libkqueue 2.x's.
+#[test]
+fn exported_symbols_exact() {
+    let s = setup();
+    let so = s.lib_dir.join("libkqueue.so");
+    let listing = checked_output(Command::new("nm").args(["-D", "--defined-only"]).arg(&so));
+    let mut defined: Vec<&str> = listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    defined.sort_unstable();
+    assert_eq!(defined, EXPORTED, "libkqueue.so exports other symbols");
+
+    let map = std::fs::read_to_string(s.root.join("crates/kqueue-capi/libkqueue.map"))
+        .expect("read libkqueue.map");
+    let mut global: Vec<&str> = map
+        .split("global:")
+        .nth(1)
+        .and_then(|rest| rest.split("local:").next())
+        .expect("a global: section before local:")
+        .split(';')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .collect();
+    global.sort_unstable();
+    assert_eq!(global, EXPORTED, "libkqueue.map lists other symbols");
+
+    let dynamic = checked_output(Command::new("readelf").arg("-d").arg(&so));
+    assert!(
+        dynamic.contains("Library soname: [libkqueue.so.0]"),
+        "soname is not libkqueue.so.0:\n{dynamic}"
+    );
+    println!("ok: exports {defined:?}, soname libkqueue.so.0");
+}
+
+/// A program compiled against a header shaped like libkqueue 2.x's own (not this
+/// project's) runs against this library: same layout, constants and exported functions.
+#[test]
+fn libkqueue2_header() {
+    let s = setup();
+    let dir = s.root.join("tests/c/libkqueue2");
+    let exe = s.out_dir.join("libkqueue2-compat");
+    checked_output(
+        Command::new(compiler(false))
+            .args(["-Wall", "-Wextra", "-Werror", "-g", "-O1", "-I"])
+            .arg(&dir)
+            .arg(dir.join("compat.c"))
+            .arg("-L")
+            .arg(&s.lib_dir)
+            .args(["-lkqueue", "-lpthread", "-o"])
+            .arg(&exe),
+    );
+    // It needs libkqueue.so.0 and nothing of it but kqueue and kevent (close resolves to
+    // the C library's where libkqueue is absent).
+    let dynamic = checked_output(Command::new("readelf").arg("-d").arg(&exe));
+    assert!(dynamic.contains("Shared library: [libkqueue.so.0]"));
+    let undefined = checked_output(Command::new("nm").arg("-u").arg(&exe));
+    let ours: Vec<&str> = undefined
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .filter(|name| !name.contains('@') && EXPORTED.contains(name))
+        .collect();
+    assert_eq!(ours, ["close", "kevent", "kqueue"]);
+    run(&exe);
+}
+
 /// A program that says where close() is bound: argv[1] "ours" (in the object that defines
 /// kqueue(), and the program's own calls go there) or "libc" (in the C library's object).
 /// With -DSHIM it reaches libkqueue only through libshim.so.
