@@ -5,6 +5,11 @@ fn main() {
     // libkqueue 2.x ships as libkqueue.so.0: keep the same soname so binaries linked
     // against either library load the other.
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libkqueue.so.0");
+    // The dynamic symbol table: the public API and the interposed functions, nothing else
+    // (libkqueue.map; the test exported_symbols_exact checks the result). rustc passes a
+    // version script of its own, listing the crate's exported functions; the linker
+    // exports what either script makes global, so this one states the ABI and hides
+    // anything else a future dependency might bring.
     let map = Path::new(env!("CARGO_MANIFEST_DIR")).join("libkqueue.map");
     println!("cargo:rerun-if-changed={}", map.display());
     println!(
