@@ -49,9 +49,12 @@ INSTALLED := \
 	$(LIBDIR)/libkqueue.so \
 	$(LIBDIR)/libkqueue.a \
 	$(INCLUDEDIR)/kqueue/sys/event.h \
+	$(INCLUDEDIR)/kqueue/netbsd/sys/event.h \
 	$(PKGCONFIGDIR)/libkqueue.pc \
+	$(PKGCONFIGDIR)/libkqueue-netbsd.pc \
 	$(MANDIR)/man3/kqueue.3 \
-	$(MANDIR)/man3/kevent.3
+	$(MANDIR)/man3/kevent.3 \
+	$(MANDIR)/man3/kqueue_netbsd.3
 
 .PHONY: all build install uninstall bench installed-files
 
@@ -67,13 +70,17 @@ endif
 install: build
 	@test -n '$(MINOR)' || { echo 'no version in crates/kqueue-capi/Cargo.toml' >&2; exit 1; }
 	$(INSTALL) -d '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(PKGCONFIGDIR)' \
-		'$(DESTDIR)$(INCLUDEDIR)/kqueue/sys' '$(DESTDIR)$(MANDIR)/man3'
+		'$(DESTDIR)$(INCLUDEDIR)/kqueue/sys' '$(DESTDIR)$(INCLUDEDIR)/kqueue/netbsd/sys' \
+		'$(DESTDIR)$(MANDIR)/man3'
 	$(INSTALL) -m 755 '$(BUILDDIR)/libkqueue.so' '$(DESTDIR)$(LIBDIR)/$(REALNAME)'
 	ln -sf '$(REALNAME)' '$(DESTDIR)$(LIBDIR)/$(SONAME)'
 	ln -sf '$(SONAME)' '$(DESTDIR)$(LIBDIR)/libkqueue.so'
 	$(INSTALL) -m 644 '$(BUILDDIR)/libkqueue.a' '$(DESTDIR)$(LIBDIR)/libkqueue.a'
 	$(INSTALL) -m 644 include/sys/event.h '$(DESTDIR)$(INCLUDEDIR)/kqueue/sys/event.h'
+	$(INSTALL) -m 644 include/netbsd/sys/event.h \
+		'$(DESTDIR)$(INCLUDEDIR)/kqueue/netbsd/sys/event.h'
 	$(INSTALL) -m 644 docs/man/kqueue.3 '$(DESTDIR)$(MANDIR)/man3/kqueue.3'
+	$(INSTALL) -m 644 docs/man/kqueue_netbsd.3 '$(DESTDIR)$(MANDIR)/man3/kqueue_netbsd.3'
 	printf '.so man3/kqueue.3\n' > '$(DESTDIR)$(MANDIR)/man3/kevent.3'
 	chmod 644 '$(DESTDIR)$(MANDIR)/man3/kevent.3'
 	printf '%s\n' \
@@ -88,12 +95,25 @@ install: build
 		'Libs: -L$${libdir} -lkqueue -lpthread' \
 		> '$(DESTDIR)$(PKGCONFIGDIR)/libkqueue.pc'
 	chmod 644 '$(DESTDIR)$(PKGCONFIGDIR)/libkqueue.pc'
+	printf '%s\n' \
+		'prefix=$(PREFIX)' \
+		'libdir=$(PC_LIBDIR)' \
+		'includedir=$(PC_INCLUDEDIR)' \
+		'' \
+		'Name: libkqueue-netbsd' \
+		'Description: BSD kqueue(2) and kevent(2) on Linux, NetBSD 10 flavour (kq project)' \
+		'Version: $(VERSION)' \
+		'Cflags: -I$${includedir}/kqueue/netbsd' \
+		'Libs: -L$${libdir} -lkqueue -lpthread' \
+		> '$(DESTDIR)$(PKGCONFIGDIR)/libkqueue-netbsd.pc'
+	chmod 644 '$(DESTDIR)$(PKGCONFIGDIR)/libkqueue-netbsd.pc'
 
 # Only the library's own directories are removed with its files (when empty); lib/,
 # include/ and the man directories may hold other packages' files.
 uninstall:
 	rm -f $(foreach f,$(INSTALLED),'$(DESTDIR)$(f)')
-	rmdir '$(DESTDIR)$(INCLUDEDIR)/kqueue/sys' '$(DESTDIR)$(INCLUDEDIR)/kqueue' 2>/dev/null || true
+	rmdir '$(DESTDIR)$(INCLUDEDIR)/kqueue/netbsd/sys' '$(DESTDIR)$(INCLUDEDIR)/kqueue/netbsd' \
+		'$(DESTDIR)$(INCLUDEDIR)/kqueue/sys' '$(DESTDIR)$(INCLUDEDIR)/kqueue' 2>/dev/null || true
 
 # The list of installed paths, one a line (for tests and packagers).
 installed-files:

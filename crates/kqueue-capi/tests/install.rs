@@ -30,14 +30,17 @@ fn real_name() -> String {
 /// The files `make install` puts under a prefix, relative to it.
 fn installed() -> BTreeSet<String> {
     [
+        "include/kqueue/netbsd/sys/event.h",
         "include/kqueue/sys/event.h",
         "lib/libkqueue.a",
         "lib/libkqueue.so",
         "lib/libkqueue.so.0",
         &format!("lib/{}", real_name()),
+        "lib/pkgconfig/libkqueue-netbsd.pc",
         "lib/pkgconfig/libkqueue.pc",
         "share/man/man3/kevent.3",
         "share/man/man3/kqueue.3",
+        "share/man/man3/kqueue_netbsd.3",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -132,9 +135,14 @@ fn files_under(dir: &Path) -> BTreeSet<String> {
 
 /// `pkg-config <args> libkqueue` with the prefix's pkgconfig directory alone.
 fn pkg_config(prefix: &Path, args: &[&str]) -> String {
+    pkg_config_module(prefix, "libkqueue", args)
+}
+
+/// `pkg-config <args> <module>` with the prefix's pkgconfig directory alone.
+fn pkg_config_module(prefix: &Path, module: &str, args: &[&str]) -> String {
     let out = run(Command::new("pkg-config")
         .args(args)
-        .arg("libkqueue")
+        .arg(module)
         .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
         .env("PKG_CONFIG_LIBDIR", prefix.join("lib/pkgconfig")));
     stdout(&out).trim().to_string()
@@ -142,7 +150,12 @@ fn pkg_config(prefix: &Path, args: &[&str]) -> String {
 
 /// Compiles `sources` with `extra` arguments and the flags pkg-config gives, into `exe`.
 fn build_with_pkg_config(prefix: &Path, sources: &[PathBuf], extra: &[&str], exe: &Path) {
-    let flags = pkg_config(prefix, &["--cflags", "--libs"]);
+    build_with_module(prefix, "libkqueue", sources, extra, exe)
+}
+
+/// As [`build_with_pkg_config`], with the flags of pkg-config module `module`.
+fn build_with_module(prefix: &Path, module: &str, sources: &[PathBuf], extra: &[&str], exe: &Path) {
+    let flags = pkg_config_module(prefix, module, &["--cflags", "--libs"]);
     let mut cmd = Command::new(compiler());
     cmd.args(["-Wall", "-Werror", "-O1"])
         .args(extra)
@@ -287,17 +300,19 @@ fn make_install_pkg_config_uninstall() {
         so.display()
     );
 
-    // The release build's cancellation and libkqueue 2.x compatibility.
+    // The release build's libkqueue 2.x compatibility, and the NetBSD-flavour header
+    // through its own pkg-config module.
     let tests_c = root().join("tests/c");
     let tests_c_arg = format!("-I{}", tests_c.display());
-    let cancel = work.join("cancel");
-    build_with_pkg_config(
+    let netbsd = work.join("netbsd");
+    build_with_module(
         &prefix,
-        &[tests_c.join("cancel.c")],
+        "libkqueue-netbsd",
+        &[tests_c.join("netbsd.c")],
         &["-g", &tests_c_arg],
-        &cancel,
+        &netbsd,
     );
-    run_installed(&prefix, &cancel);
+    run_installed(&prefix, &netbsd);
     let compat = work.join("compat");
     let compat_dir = tests_c.join("libkqueue2");
     let compat_arg = format!("-I{}", compat_dir.display());
