@@ -9,8 +9,7 @@
 //! long as a release build of the engine.
 //!
 //! The programs run against the installed library are the release build's checks too:
-//! `tests/c/cancel.c` (thread cancellation unwinds through the library's exported frames,
-//! which the release profile builds with `panic = "abort"`) and
+//! `tests/c/netbsd.c` (through the `libkqueue-netbsd` module) and
 //! `tests/c/libkqueue2/compat.c` (a program built for libkqueue 2.x).
 //!
 //! Needs make, pkg-config and a C compiler (`.ci/run` installs them); skipped, saying so,
