@@ -43,6 +43,19 @@ struct Book {
 struct Shared {
     book: Mutex<Book>,
     clock: AtomicU64,
+    /// Records the scanners have checked so far.
+    seen: std::sync::atomic::AtomicUsize,
+}
+
+impl Shared {
+    /// Waits (up to 2 s) until the scanners have checked a record: on a loaded machine
+    /// they may not have run during the churn itself.
+    fn wait_for_a_record(&self) {
+        let until = Instant::now() + Duration::from_secs(2);
+        while self.seen.load(Ordering::SeqCst) == 0 && Instant::now() < until {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 impl Shared {
@@ -113,6 +126,7 @@ fn scanners(
                     for ev in &evs[..n] {
                         sh.check(start, ev);
                     }
+                    sh.seen.fetch_add(n, Ordering::SeqCst);
                     seen += n;
                 }
                 seen
@@ -172,6 +186,7 @@ fn close_while_scanning(p: Personality, tell: bool) {
             closes += 1;
         }
     }
+    sh.wait_for_a_record();
     drop(guard);
     let seen: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
     assert!(closes > 100, "only {closes} closes");
@@ -220,6 +235,7 @@ fn race_delete_while_delivering(p: Personality) {
             deletes += 1;
         }
     }
+    sh.wait_for_a_record();
     drop(guard);
     let seen: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
     assert!(deletes > 100, "only {deletes} deletes");
