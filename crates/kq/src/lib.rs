@@ -59,6 +59,7 @@ pub mod filter;
 #[cfg(not(feature = "custom-filters"))]
 #[allow(dead_code)]
 mod filter;
+pub mod guide;
 mod kevent;
 mod knote;
 mod kqueue;
