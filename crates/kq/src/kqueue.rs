@@ -641,9 +641,22 @@ impl Inner {
     /// `kevent()`.
     pub(crate) fn kevent(
         &self,
+        changes: impl ChangeList,
+        events: impl EventList,
+        timeout: Option<Timespec>,
+    ) -> Result<usize, Errno> {
+        self.kevent_with(changes, events, timeout, &mut Park::new(), true)
+    }
+
+    /// `kevent()`, sleeping itself (`sleep`) or returning where it would sleep, parked in
+    /// `park` (see [`Park`]).
+    fn kevent_with(
+        &self,
         mut changes: impl ChangeList,
         mut events: impl EventList,
         timeout: Option<Timespec>,
+        park: &mut Park,
+        sleep: bool,
     ) -> Result<usize, Errno> {
         if self.gen != process::fork_gen() {
             return Err(Errno::BADF);
@@ -711,32 +724,56 @@ impl Inner {
             // Both checked non-negative just above, and tv_nsec below 10^9.
             Some(t) => Some(Duration::new(t.tv_sec as u64, t.tv_nsec as u32)),
         };
-        self.scan(&mut events, nevents, timeout)
-    }
-
-    /// The waiting part of `kqueue_scan`.
-    fn scan(
-        &self,
-        events: &mut impl EventList,
-        max: usize,
-        timeout: Option<Duration>,
-    ) -> Result<usize, Errno> {
-        let deadline = match timeout {
+        park.deadline = match timeout {
             Some(Duration::ZERO) => None,
             Some(t) => Some(Instant::now().checked_add(t)),
             None => Some(None),
         };
-        let mut spun = false;
-        let mut signals: Option<SignalsBlocked> = None;
-        let mut edges = [epoll::EMPTY; HARVEST];
-        let mut woken = 0;
+        self.scan(&mut events, nevents, park, None, sleep)
+    }
+
+    /// Goes on with a call parked in `park` after its caller's wait gave `woken`.
+    fn resume(
+        &self,
+        mut events: impl EventList,
+        park: &mut Park,
+        woken: Result<usize, Errno>,
+    ) -> Result<usize, Errno> {
+        if !park.waiting {
+            return Err(Errno::INVAL);
+        }
+        park.waiting = false;
+        // Signals stay blocked from the parking until the call returns, as when it sleeps
+        // itself: this restores the program's mask on every way out.
+        let signals = SignalsBlocked::adopt(park.mask);
+        park.woken = woken?.min(HARVEST);
+        if self.gen != process::fork_gen() {
+            return Err(Errno::BADF);
+        }
+        let max = events.len();
+        self.scan(&mut events, max, park, Some(signals), false)
+    }
+
+    /// The waiting part of `kqueue_scan`. `park` holds the state kept across sleeps (the
+    /// deadline, the edges the last wait returned); with `sleep` false the scan returns
+    /// where it would sleep, leaving the wait to the caller (see [`Park`]). `signals`: the
+    /// signals a parked call left blocked.
+    fn scan(
+        &self,
+        events: &mut impl EventList,
+        max: usize,
+        park: &mut Park,
+        mut signals: Option<SignalsBlocked>,
+        sleep: bool,
+    ) -> Result<usize, Errno> {
         let mut st = self.lock();
         loop {
             if st.closed {
                 return Err(Errno::BADF);
             }
             st.objs.epoch += 1;
-            let mut news = self.harvest(&mut st, &edges[..woken]);
+            let woken = std::mem::take(&mut park.woken);
+            let mut news = self.harvest(&mut st, &park.edges[..woken]);
             news |= self.harvest_now(&mut st);
             news |= self.expire_timers(&mut st);
             let notify = news && self.signal(&mut st, false);
@@ -751,7 +788,7 @@ impl Inner {
             if n > 0 {
                 return Ok(n);
             }
-            let remaining = match deadline {
+            let remaining = match park.deadline {
                 // Wait forever.
                 Some(None) => None,
                 Some(Some(d)) => match d.checked_duration_since(Instant::now()) {
@@ -762,31 +799,46 @@ impl Inner {
             };
             // From here until the call returns, signals stay blocked: one that arrives before
             // the sleep is then delivered by it, as EINTR, instead of being lost.
-            let blocked = signals.get_or_insert_with(SignalsBlocked::new);
-            if !spun && st.objs.fds.polled() == 0 {
+            let blocked = match signals.take() {
+                Some(blocked) => blocked,
+                None => SignalsBlocked::new(),
+            };
+            if !park.spun && st.objs.fds.polled() == 0 {
                 // Before sleeping, spin for a few microseconds (the policy is in
                 // `wait.rs`): once per call, and only for kqueues without descriptors, whose
                 // events arrive through epoll, which the spin does not watch.
-                spun = true;
+                park.spun = true;
+                signals = Some(blocked);
                 drop(st);
                 self.spin.spin(remaining, || self.pending() > 0);
                 // Look again whether or not it spun: the lock was released meanwhile, and a
                 // trigger then saw no sleeper to wake.
                 st = self.lock();
-                woken = 0;
                 continue;
+            }
+            if !sleep {
+                // Parked: the caller sleeps on the epoll, with the program's mask, then
+                // resumes. It is no sleeper of ours: a parking kqueue is exposed (see
+                // `KqueueRef::kevent_park`), so `pending` wakes it like any poller.
+                drop(st);
+                park.mask = blocked.keep();
+                park.epfd = self.epoll.as_raw_fd();
+                park.precise = epoll::use_pwait2();
+                park.waiting = true;
+                return Ok(0);
             }
             st.sleepers += 1;
             drop(st);
             let r = epoll::wait(
                 self.epoll.as_fd(),
-                &mut edges,
+                &mut park.edges,
                 remaining,
                 Some(&blocked.old),
             );
+            signals = Some(blocked);
             st = self.lock();
             st.sleepers -= 1;
-            woken = r?;
+            park.woken = r?;
         }
     }
 
@@ -1335,6 +1387,156 @@ impl AsFd for KqueueRef<'_> {
     /// The descriptor it was found by.
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd
+    }
+}
+
+impl KqueueRef<'_> {
+    /// As [`Kqueue::kevent_raw`], except that where the call would sleep it returns
+    /// `Ok(0)` with `park` [waiting](Park::is_waiting) instead: the caller then waits
+    /// itself, as [`Park`] describes, and goes on with [`KqueueRef::kevent_resume`] (or
+    /// [`Park::abandon`]). This lets a C library make the wait a thread cancellation point
+    /// of its own, with no frame of the engine on the stack while it waits. The kqueue is
+    /// [exposed](Kqueue::as_fd): its descriptor becomes readable whenever an event is
+    /// pending, which is what wakes the caller's wait.
+    pub fn kevent_park(
+        &self,
+        changes: impl ChangeList,
+        events: impl EventList,
+        timeout: Option<Timespec>,
+        park: &mut Park,
+    ) -> Result<usize, Errno> {
+        self.kq.inner.expose();
+        self.kq
+            .inner
+            .kevent_with(changes, events, timeout, park, false)
+    }
+
+    /// Goes on with a call parked by [`KqueueRef::kevent_park`] once the caller's wait
+    /// returned: `woken` is the wait's result (the number of entries it wrote to
+    /// [`Park::wait_buffer`], or its error: EINTR ends the call with EINTR). `events` must
+    /// be the eventlist of the parked call. Returns as `kevent_park` does, parking again
+    /// where the call would sleep again. EINVAL if `park` is not waiting.
+    pub fn kevent_resume(
+        &self,
+        events: impl EventList,
+        park: &mut Park,
+        woken: Result<usize, Errno>,
+    ) -> Result<usize, Errno> {
+        self.kq.inner.resume(events, park, woken)
+    }
+}
+
+/// A `kevent()` call parked by [`KqueueRef::kevent_park`] where it would sleep.
+///
+/// While it [is waiting](Park::is_waiting), every signal is blocked in the calling thread
+/// (so that one arriving before the wait interrupts it instead of being lost), and the
+/// caller is expected to make the wait the call would have made, then to resume the call:
+///
+/// ```text
+/// epoll_pwait2(park.wait_fd(), buffer, len, park.wait_timeout(), park.wait_mask())
+/// kqueue.kevent_resume(events, &mut park, result)
+/// ```
+///
+/// (`epoll_pwait` with the timeout rounded up to whole milliseconds where
+/// [`Park::wait_precise`] says so), the buffer and its length being [`Park::wait_buffer`]. The descriptor stays open while the
+/// [`KqueueRef`] that parked the call lives. A caller that gives the call up instead calls
+/// [`Park::abandon`], which puts the thread's signal mask back.
+///
+/// Plain data: no destructor, so that the frame holding it while the caller waits needs no
+/// cleanup (a thread cancelled in that wait unwinds through it).
+pub struct Park {
+    /// Parked: the caller must wait, then resume or abandon.
+    waiting: bool,
+    /// When the call gives up: `None` with a zero timeout (it never sleeps), `Some(None)`
+    /// with none.
+    deadline: Option<Option<Instant>>,
+    /// The call already yielded before sleeping once (see `SPIN`).
+    spun: bool,
+    /// While waiting: the thread's signal mask from before every signal was blocked.
+    mask: libc::sigset_t,
+    /// While waiting: the kqueue's epoll.
+    epfd: RawFd,
+    /// While waiting: epoll_pwait2 is to be used (else epoll_pwait).
+    precise: bool,
+    /// The edges the last wait returned, `woken` of them.
+    edges: [epoll::Event; HARVEST],
+    woken: usize,
+}
+
+impl Park {
+    /// A call not started yet.
+    pub fn new() -> Park {
+        Park {
+            waiting: false,
+            deadline: None,
+            spun: false,
+            mask: sys::signals::empty_set(),
+            epfd: -1,
+            precise: false,
+            edges: [epoll::EMPTY; HARVEST],
+            woken: 0,
+        }
+    }
+
+    /// Whether the call is parked, waiting for its caller to wait.
+    pub fn is_waiting(&self) -> bool {
+        self.waiting
+    }
+
+    /// The epoll descriptor to wait on.
+    pub fn wait_fd(&self) -> RawFd {
+        self.epfd
+    }
+
+    /// Where the wait writes its events, and how many it may write.
+    pub fn wait_buffer(&mut self) -> (*mut libc::epoll_event, usize) {
+        (self.edges.as_mut_ptr(), self.edges.len())
+    }
+
+    /// Whether to wait with epoll_pwait2 (nanosecond timeout). False where the kernel is
+    /// known to lack it, or `KQ_NO_EPOLL_PWAIT2` is set: then epoll_pwait, with the timeout
+    /// rounded up to whole milliseconds. A caller whose epoll_pwait2 fails with ENOSYS
+    /// calls [`crate::force_fallbacks`] and resumes the call as after a spurious wakeup.
+    pub fn wait_precise(&self) -> bool {
+        self.precise
+    }
+
+    /// How long to wait: the time left before the call's timeout (zero once it passed),
+    /// `None` to wait with no timeout.
+    pub fn wait_timeout(&self) -> Option<Duration> {
+        match self.deadline {
+            Some(Some(d)) => Some(d.saturating_duration_since(Instant::now())),
+            _ => None,
+        }
+    }
+
+    /// The signal mask to wait with: the program's, from before the call blocked every
+    /// signal.
+    pub fn wait_mask(&self) -> &libc::sigset_t {
+        &self.mask
+    }
+
+    /// Gives up a waiting call: puts the thread's signal mask back. Does nothing if the
+    /// call is not waiting.
+    pub fn abandon(&mut self) {
+        if std::mem::take(&mut self.waiting) {
+            drop(SignalsBlocked::adopt(self.mask));
+        }
+    }
+}
+
+impl Default for Park {
+    fn default() -> Park {
+        Park::new()
+    }
+}
+
+impl std::fmt::Debug for Park {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Park")
+            .field("waiting", &self.waiting)
+            .field("wait_timeout", &self.wait_timeout())
+            .finish_non_exhaustive()
     }
 }
 

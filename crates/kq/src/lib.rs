@@ -79,7 +79,7 @@ pub use consts::*;
 pub use kevent::{ChangeList, Errno, EventList, Kevent, Timespec};
 #[cfg(feature = "custom-filters")]
 pub use knote::Knote;
-pub use kqueue::{Kqueue, KqueueBuilder, KqueueRef};
+pub use kqueue::{Kqueue, KqueueBuilder, KqueueRef, Park};
 pub use personality::Personality;
 pub use typed::{
     Change, Event, EventFilter, Events, EventsIter, FflagsOp, Flags, OtherFilter, Waker,

@@ -19,18 +19,59 @@
 //!   drops the knotes attached to it, as the BSD kernels do, before the C library closes it.
 //! * Nothing unwinds into C: a panic inside the library makes the call fail with
 //!   `ENOMEM` (in builds with `panic = "abort"` it aborts instead).
+//!
+//! # Thread cancellation
+//!
+//! `kevent()` is a cancellation point when it may wait: `nevents > 0` and a timeout that
+//! is NULL or not zero. `kqueue()`, `kqueue1()` and the `kevent()` calls that cannot wait
+//! are not cancellation points. A cancellation pending when a waiting call starts acts
+//! before any change is applied; one requested while the call waits ends the wait at once
+//! (the changes of the call stay applied; events already taken are never dropped, as the
+//! call acts on cancellation only while it waits).
+//!
+//! How: glibc cancels a thread by unwinding its stack (`_Unwind_ForcedUnwind`), from a
+//! cancellation point such as `epoll_pwait()`. No Rust frame of the library may be on the
+//! stack then: with `panic = "abort"` it has no cleanup code, so its locks and references
+//! would stay held, and with `panic = "unwind"` the unwinder would abort the process at
+//! its first `extern "C"` frame. So the engine does not sleep itself here:
+//!
+//! 1. `kevent()` (the exported frame) calls `pthread_testcancel()` if the call may wait,
+//!    then disables cancellation for as long as the engine runs (the engine makes C
+//!    library calls that are cancellation points, such as a zero-timeout `epoll_pwait()`,
+//!    some with its lock held: none of them may act).
+//! 2. [`kevent_begin`] applies the changes and scans; where the engine would sleep it
+//!    parks the call instead ([`kq::Park`]: every signal blocked, the state of the scan
+//!    kept), keeps the kqueue referenced in a [`Call`] that lives in `kevent()`'s frame,
+//!    and returns [`WAIT`].
+//! 3. `kevent()` registers a cleanup handler for the `Call` with glibc
+//!    (`_pthread_cleanup_push`, run by the unwinder when the frame is left), puts the
+//!    caller's cancellation state back and waits in the C library's `epoll_pwait2()` (or
+//!    `epoll_pwait()`), with the program's signal mask, exactly as the engine would have:
+//!    that wait is the cancellation point.
+//! 4. If the thread is cancelled there, the unwinder passes `kevent()`'s frame (which owns
+//!    nothing: the `Call` is a `MaybeUninit`, the calls it makes are all to `extern "C"`
+//!    functions, so it has no landing pad), running the cleanup handler
+//!    [`kevent_cancelled`]: the kqueue reference is released and the signal mask put back.
+//!    No lock of the library is held during the wait. Otherwise `kevent()` disables
+//!    cancellation again and [`kevent_resume`] goes on with the scan, which may park again.
+//!
+//! The exported functions must therefore keep this shape: no value with a destructor and
+//! no call to a Rust function (only to `extern "C"` ones) in their own frames. The C
+//! test `tests/c/cancel.c` runs against debug and release builds.
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
-use std::ffi::c_int;
-use std::os::fd::BorrowedFd;
+use std::ffi::{c_int, c_void};
+use std::mem::MaybeUninit;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod interpose;
 mod netbsd;
 
-use kq::{ChangeList, Errno, EventList, Kevent, Kqueue, Personality, Timespec};
+use kq::{ChangeList, Errno, EventList, Kevent, Kqueue, KqueueRef, Park, Personality, Timespec};
 
 /// Sets the calling thread's `errno`.
 fn set_errno(e: c_int) {
@@ -71,16 +112,28 @@ fn new_kqueue(personality: Personality) -> Result<c_int, Errno> {
     Ok(Kqueue::new_raw_fd(personality)?)
 }
 
-/// `int kqueue(void)`: a new kqueue descriptor, or -1 with errno set.
+/// The body of `kqueue()`.
+extern "C" fn kqueue_body() -> c_int {
+    ffi_call(|| new_kqueue(personality_from_env()))
+}
+
+/// `int kqueue(void)`: a new kqueue descriptor, or -1 with errno set. Not a cancellation
+/// point.
 #[no_mangle]
 pub extern "C" fn kqueue() -> c_int {
-    ffi_call(|| new_kqueue(personality_from_env()))
+    let state = disable_cancellation();
+    let r = kqueue_body();
+    restore_cancellation(state);
+    r
 }
 
 /// `int kqueue1(int flags)` (NetBSD): as `kqueue()`; `flags` are accepted and ignored.
 #[no_mangle]
 pub extern "C" fn kqueue1(_flags: c_int) -> c_int {
-    ffi_call(|| new_kqueue(personality_from_env()))
+    let state = disable_cancellation();
+    let r = kqueue_body();
+    restore_cancellation(state);
+    r
 }
 
 /// The C changelist: `len` records at `ptr`, read one at a time by value.
@@ -108,6 +161,7 @@ impl ChangeList for CChanges {
 }
 
 /// The C eventlist: `len` writable slots at `ptr`, written one at a time by value.
+#[derive(Clone, Copy)]
 struct CEvents {
     ptr: *mut Kevent,
     len: usize,
@@ -236,20 +290,232 @@ unsafe fn read_timeout(timeout: *const libc::timespec) -> Result<Option<Timespec
     }))
 }
 
-/// `int kevent(int kq, const struct kevent *changelist, int nchanges,
-/// struct kevent *eventlist, int nevents, const struct timespec *timeout)`.
-///
-/// Returns the number of entries written to `eventlist`, or -1 with errno set.
+// The C library's cancellation interface (not in the libc crate; glibc and musl both
+// have these). Declared "C", so that calls to them need no landing pad in the exported
+// functions, although the thread may be cancelled in pthread_testcancel() (see "Thread
+// cancellation" above).
+extern "C" {
+    fn pthread_testcancel();
+    fn pthread_setcancelstate(state: c_int, oldstate: *mut c_int) -> c_int;
+    /// Registers a cleanup handler the old way: the unwinder runs it when the frame that
+    /// holds `buffer` is unwound by cancellation.
+    fn _pthread_cleanup_push(
+        buffer: *mut CleanupBuffer,
+        routine: unsafe extern "C" fn(*mut c_void),
+        arg: *mut c_void,
+    );
+    /// Unregisters the handler of `buffer`, running it if `execute` is not 0.
+    fn _pthread_cleanup_pop(buffer: *mut CleanupBuffer, execute: c_int);
+}
+
+/// PTHREAD_CANCEL_DISABLE (the same in glibc and musl).
+const PTHREAD_CANCEL_DISABLE: c_int = 1;
+
+/// glibc's `struct _pthread_cleanup_buffer` (routine, argument, cancellation type, link),
+/// which also has room for musl's `struct __ptcb` (routine, argument, link).
+#[repr(C)]
+struct CleanupBuffer {
+    routine: usize,
+    arg: *mut c_void,
+    canceltype: c_int,
+    prev: *mut c_void,
+}
+
+impl CleanupBuffer {
+    const EMPTY: CleanupBuffer = CleanupBuffer {
+        routine: 0,
+        arg: ptr::null_mut(),
+        canceltype: 0,
+        prev: ptr::null_mut(),
+    };
+}
+
+/// Storage for a parked call, empty (a constant, so that `kevent()` makes no call).
+const NO_CALL: MaybeUninit<Call> = MaybeUninit::uninit();
+
+/// A null timeout pointer (a constant, as [`NO_CALL`]).
+const NO_TIMESPEC: *const libc::timespec = ptr::null();
+
+/// Disables cancellation in the calling thread; returns the state to restore.
+extern "C" fn disable_cancellation() -> c_int {
+    let mut state: c_int = 0;
+    // SAFETY: pthread_setcancelstate only writes the previous state to the pointer. It
+    // never acts on a pending cancellation when disabling it.
+    unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut state) };
+    state
+}
+
+/// Puts back the cancellation state `state` saved by [`disable_cancellation`], errno
+/// untouched.
+extern "C" fn restore_cancellation(state: c_int) {
+    let saved = errno();
+    let mut ignored: c_int = 0;
+    // SAFETY: as above (the old state goes to a local: NULL is not portable).
+    unsafe { pthread_setcancelstate(state, &mut ignored) };
+    set_errno(saved);
+}
+
+fn errno() -> c_int {
+    // SAFETY: __errno_location returns a valid pointer to the calling thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+/// What a `kevent()` step returns when the call is parked and `kevent()` must wait.
+const WAIT: c_int = c_int::MIN;
+
+/// A `kevent()` call parked by the engine, kept in `kevent()`'s frame while it waits.
+struct Call {
+    kq: KqueueRef<'static>,
+    events: CEvents,
+    park: Park,
+}
+
+/// The arguments of the wait `kevent()` makes for a parked call (plain data, in its frame).
+#[derive(Clone, Copy)]
+struct Wait {
+    epfd: RawFd,
+    events: *mut libc::epoll_event,
+    max: c_int,
+    /// The C library's epoll_pwait2, or 0 to use epoll_pwait.
+    pwait2: usize,
+    /// No timeout (else `ts` for epoll_pwait2, `ms` for epoll_pwait).
+    forever: bool,
+    ts: libc::timespec,
+    ms: c_int,
+    /// The program's signal mask, in the parked call's `Park`.
+    mask: *const libc::sigset_t,
+}
+
+impl Wait {
+    const NONE: Wait = Wait {
+        epfd: -1,
+        events: ptr::null_mut(),
+        max: 0,
+        pwait2: 0,
+        forever: true,
+        ts: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        ms: -1,
+        mask: ptr::null(),
+    };
+}
+
+/// `int epoll_pwait2(int, struct epoll_event *, int, const struct timespec *, const
+/// sigset_t *)`, glibc 2.35 and later.
+type Pwait2Fn = unsafe extern "C" fn(
+    c_int,
+    *mut libc::epoll_event,
+    c_int,
+    *const libc::timespec,
+    *const libc::sigset_t,
+) -> c_int;
+
+/// The address of the C library's epoll_pwait2, or 0 if it has none (looked up once, by
+/// name, so that the library still loads with a C library older than 2.35).
+fn pwait2_fn() -> usize {
+    const UNRESOLVED: usize = 0;
+    const MISSING: usize = 1;
+    static ADDR: AtomicUsize = AtomicUsize::new(UNRESOLVED);
+    let mut addr = ADDR.load(Ordering::Relaxed);
+    if addr == UNRESOLVED {
+        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only reads.
+        let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"epoll_pwait2".as_ptr()) } as usize;
+        addr = if p == UNRESOLVED || p == MISSING {
+            MISSING
+        } else {
+            p
+        };
+        ADDR.store(addr, Ordering::Relaxed);
+    }
+    if addr == MISSING {
+        0
+    } else {
+        addr
+    }
+}
+
+/// The arguments of the wait for the parked call in `call`.
 ///
 /// # Safety
 ///
-/// As for the C function: `changelist` must point to `nchanges` readable records and
-/// `eventlist` to `nevents` writable records (they may be the same array), and `timeout`
-/// must be NULL or point to a readable `struct timespec`. NULL lists with non-zero counts
-/// and pointers that cannot be user memory (small integers, -1, kernel addresses) are
-/// detected and give `EFAULT`.
-#[no_mangle]
-pub unsafe extern "C" fn kevent(
+/// `call` holds a parked `Call`, which stays where it is until the wait is over.
+unsafe fn wait_for(call: *mut Call) -> Wait {
+    // SAFETY: the caller's promise; the pointers taken point into the Call in place.
+    let park = unsafe { &mut (*call).park };
+    let (events, max) = park.wait_buffer();
+    let timeout = park.wait_timeout();
+    let pwait2 = if park.wait_precise() { pwait2_fn() } else { 0 };
+    let mut w = Wait {
+        epfd: park.wait_fd(),
+        events,
+        max: c_int::try_from(max).unwrap_or(c_int::MAX),
+        pwait2,
+        forever: timeout.is_none(),
+        mask: park.wait_mask(),
+        ..Wait::NONE
+    };
+    if let Some(t) = timeout {
+        w.ts = libc::timespec {
+            tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+            // Below 10^9: fits any c_long.
+            tv_nsec: t.subsec_nanos() as libc::c_long,
+        };
+        // Whole milliseconds, rounded up so that the wait is never shorter than asked.
+        w.ms = c_int::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(c_int::MAX);
+    }
+    w
+}
+
+/// Keeps a parked call in `call` and fills `wait` with its wait: returns [`WAIT`].
+///
+/// # Safety
+///
+/// `call` is writable storage for a `Call` holding none (a previous one was moved out),
+/// and `wait` is writable.
+unsafe fn park_call(call: *mut Call, wait: *mut Wait, c: Call) -> c_int {
+    // SAFETY: the caller's promise.
+    unsafe {
+        call.write(c);
+        wait.write(wait_for(call));
+    }
+    WAIT
+}
+
+/// The result of a step that did not park: `n` events (at most nevents, a c_int).
+fn events_written(n: usize) -> c_int {
+    c_int::try_from(n).unwrap_or(c_int::MAX)
+}
+
+/// Whether a kevent() call with these arguments may wait (so is a cancellation point):
+/// event slots and a timeout that is NULL or not zero. Pointers that `kevent()` rejects
+/// with EFAULT give false.
+extern "C" fn may_wait(nevents: c_int, timeout: *const libc::timespec) -> bool {
+    if nevents <= 0 {
+        return false;
+    }
+    if timeout.is_null() {
+        return true;
+    }
+    if !user_range(timeout, 1) {
+        return false;
+    }
+    // SAFETY: a non-NULL timeout pointer from the caller of kevent(), which promised a
+    // readable timespec; every bit pattern of it is valid.
+    let ts = unsafe { ptr::read_unaligned(timeout) };
+    ts.tv_sec != 0 || ts.tv_nsec != 0
+}
+
+/// The first step of `kevent()`: applies the changes and scans. Returns the result of the
+/// call, or [`WAIT`] after parking it in `call` (see "Thread cancellation").
+///
+/// # Safety
+///
+/// As for `kevent()`; `call` and `wait` are writable, `call` holding no `Call`.
+unsafe extern "C" fn kevent_begin(
+    call: *mut Call,
+    wait: *mut Wait,
     kq: c_int,
     changelist: *const Kevent,
     nchanges: c_int,
@@ -285,10 +551,149 @@ pub unsafe extern "C" fn kevent(
                 tv_nsec: ts.tv_nsec,
             })
         };
-        let n = kqueue.kevent_raw(changes, events, timeout)?;
-        // n <= nevents, which is a c_int.
-        Ok(c_int::try_from(n).unwrap_or(c_int::MAX))
+        let mut park = Park::new();
+        let n = kqueue.kevent_park(changes, events, timeout, &mut park)?;
+        if !park.is_waiting() {
+            return Ok(events_written(n));
+        }
+        let c = Call {
+            kq: kqueue,
+            events,
+            park,
+        };
+        // SAFETY: the caller's promise: call holds no Call, both are writable.
+        Ok(unsafe { park_call(call, wait, c) })
     })
+}
+
+/// The step of `kevent()` after a wait that returned `n` (-1: failed with `err`): goes on
+/// with the call parked in `call`. Returns the result of the call, or [`WAIT`] after
+/// parking it again.
+///
+/// # Safety
+///
+/// `call` holds the `Call` parked by the previous step, `wait` is writable.
+unsafe extern "C" fn kevent_resume(
+    call: *mut Call,
+    wait: *mut Wait,
+    n: c_int,
+    err: c_int,
+) -> c_int {
+    ffi_call(|| {
+        // SAFETY: the caller's promise; the Call is moved out (and written back if the
+        // call parks again).
+        let mut c = unsafe { call.read() };
+        // SAFETY: as above.
+        let used_pwait2 = unsafe { (*wait).pwait2 } != 0;
+        let woken = match usize::try_from(n) {
+            Ok(n) => Ok(n),
+            // A kernel before 5.11: from now on the engine says to use epoll_pwait, and
+            // this wait counts as a spurious wakeup.
+            Err(_) if err == libc::ENOSYS && used_pwait2 => {
+                kq::force_fallbacks();
+                Ok(0)
+            }
+            Err(_) => Err(Errno(err)),
+        };
+        let n = c.kq.kevent_resume(c.events, &mut c.park, woken)?;
+        if !c.park.is_waiting() {
+            return Ok(events_written(n));
+        }
+        // SAFETY: the Call was moved out above; both pointers are writable.
+        Ok(unsafe { park_call(call, wait, c) })
+    })
+}
+
+/// The cleanup handler of a parked call, run by the unwinder when the thread is cancelled
+/// in `kevent()`'s wait: releases the kqueue and puts the signal mask back.
+///
+/// # Safety
+///
+/// `call` holds a parked `Call`, which nothing else uses afterwards.
+unsafe extern "C" fn kevent_cancelled(call: *mut c_void) {
+    let call = call.cast::<Call>();
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the caller's promise; the Call is moved out and dropped here.
+        let mut c = unsafe { call.read() };
+        c.park.abandon();
+    }));
+}
+
+/// `int kevent(int kq, const struct kevent *changelist, int nchanges,
+/// struct kevent *eventlist, int nevents, const struct timespec *timeout)`.
+///
+/// Returns the number of entries written to `eventlist`, or -1 with errno set.
+///
+/// # Safety
+///
+/// As for the C function: `changelist` must point to `nchanges` readable records and
+/// `eventlist` to `nevents` writable records (they may be the same array), and `timeout`
+/// must be NULL or point to a readable `struct timespec`. NULL lists with non-zero counts
+/// and pointers that cannot be user memory (small integers, -1, kernel addresses) are
+/// detected and give `EFAULT`.
+#[no_mangle]
+pub unsafe extern "C" fn kevent(
+    kq: c_int,
+    changelist: *const Kevent,
+    nchanges: c_int,
+    eventlist: *mut Kevent,
+    nevents: c_int,
+    timeout: *const libc::timespec,
+) -> c_int {
+    // This frame must own nothing and call only extern "C" functions: the thread may be
+    // cancelled, and so unwound through it, in pthread_testcancel() and in the wait (see
+    // "Thread cancellation" at the top of this file).
+    if may_wait(nevents, timeout) {
+        // SAFETY: no precondition.
+        unsafe { pthread_testcancel() };
+    }
+    let state = disable_cancellation();
+    // Constants, not calls: a call to a Rust function would need a landing pad here.
+    let mut call = NO_CALL;
+    let call_ptr = ptr::addr_of_mut!(call) as *mut Call;
+    let mut wait = Wait::NONE;
+    // SAFETY: the caller's promises for the arguments; `call` holds no Call yet.
+    let mut r = unsafe {
+        kevent_begin(
+            call_ptr, &mut wait, kq, changelist, nchanges, eventlist, nevents, timeout,
+        )
+    };
+    while r == WAIT {
+        let w = wait;
+        let mut cleanup = CleanupBuffer::EMPTY;
+        let mut ignored: c_int = 0;
+        // SAFETY: the buffer lives in this frame until the matching pop below (or until
+        // the unwinder leaves the frame and runs the handler); the handler gets the parked
+        // Call, which this frame holds until then.
+        unsafe { _pthread_cleanup_push(&mut cleanup, kevent_cancelled, call_ptr as *mut c_void) };
+        // SAFETY: puts the caller's cancellation state back; never acts on a pending
+        // cancellation in deferred mode.
+        unsafe { pthread_setcancelstate(state, &mut ignored) };
+        let n = if w.pwait2 != 0 {
+            let ts: *const libc::timespec = if w.forever { NO_TIMESPEC } else { &w.ts };
+            // SAFETY: pwait2 is the address of the C library's epoll_pwait2, whose ABI
+            // Pwait2Fn matches; the buffer, its length and the mask come from the parked
+            // call, which stays in `call` during the wait; ts is null or a local.
+            unsafe {
+                std::mem::transmute::<usize, Pwait2Fn>(w.pwait2)(
+                    w.epfd, w.events, w.max, ts, w.mask,
+                )
+            }
+        } else {
+            // SAFETY: as above, with the C library's epoll_pwait.
+            unsafe { libc::epoll_pwait(w.epfd, w.events, w.max, w.ms, w.mask) }
+        };
+        // SAFETY: __errno_location returns a valid pointer to the calling thread's errno.
+        let err = unsafe { *libc::__errno_location() };
+        // SAFETY: as for disable_cancellation().
+        unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut ignored) };
+        // SAFETY: the buffer pushed above, the innermost one of this thread.
+        unsafe { _pthread_cleanup_pop(&mut cleanup, 0) };
+        // SAFETY: `call` holds the parked Call, `wait` is writable.
+        r = unsafe { kevent_resume(call_ptr, &mut wait, n, err) };
+    }
+    restore_cancellation(state);
+    r
 }
 
 #[cfg(test)]

@@ -280,6 +280,7 @@ c_programs!(
     attack,
     attack2,
     bypass,
+    cancel,
     close,
     dup,
     eintr,
@@ -706,7 +707,7 @@ fn every_program_is_run() {
 /// matter most (timeouts, EINTR, wakeups, descriptor filters) must pass unchanged.
 #[test]
 fn kernel_fallbacks() {
-    for name in ["eintr", "timer", "user", "fdfilter", "close", "netbsd"] {
+    for name in ["eintr", "timer", "user", "fdfilter", "close", "netbsd", "cancel"] {
         let exe = compile(name, Build::C);
         run_with(
             &exe,

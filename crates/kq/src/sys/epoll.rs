@@ -84,7 +84,8 @@ const _: () = assert!(KERNEL_SIGSET_SIZE <= std::mem::size_of::<libc::sigset_t>(
 /// 0: not probed yet, 1: epoll_pwait2 works, 2: use epoll_pwait.
 static PWAIT2: AtomicU8 = AtomicU8::new(0);
 
-fn use_pwait2() -> bool {
+/// Whether waits use epoll_pwait2 (not yet known to be missing, not disabled).
+pub(crate) fn use_pwait2() -> bool {
     match PWAIT2.load(Ordering::Relaxed) {
         0 => {
             let ok = std::env::var_os("KQ_NO_EPOLL_PWAIT2").is_none();

@@ -2,6 +2,16 @@
 //! wait itself restores the program's mask atomically, so that a signal arriving in between
 //! interrupts the wait (EINTR) instead of being lost.
 
+/// An empty signal set.
+pub(crate) fn empty_set() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data, and sigemptyset initialises it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        set
+    }
+}
+
 /// Every signal blocked in this thread until dropped, which restores the mask from before.
 pub(crate) struct SignalsBlocked {
     pub(crate) old: libc::sigset_t,
@@ -18,6 +28,22 @@ impl SignalsBlocked {
             libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
             SignalsBlocked { old }
         }
+    }
+}
+
+impl SignalsBlocked {
+    /// Takes over signals that a [`SignalsBlocked::keep`] left blocked, `old` being the mask
+    /// from before: dropping the result restores it.
+    pub(crate) fn adopt(old: libc::sigset_t) -> SignalsBlocked {
+        SignalsBlocked { old }
+    }
+
+    /// Leaves every signal blocked and returns the mask to restore later, by
+    /// [`SignalsBlocked::adopt`] (or by the caller itself).
+    pub(crate) fn keep(self) -> libc::sigset_t {
+        let old = self.old;
+        std::mem::forget(self);
+        old
     }
 }
 
