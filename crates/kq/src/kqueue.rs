@@ -773,7 +773,7 @@ impl Inner {
             }
             st.objs.epoch += 1;
             let woken = std::mem::take(&mut park.woken);
-            let mut news = self.harvest(&mut st, &park.edges[..woken]);
+            let mut news = self.harvest(&mut st, park.edges.first(woken));
             news |= self.harvest_now(&mut st);
             news |= self.expire_timers(&mut st);
             let notify = news && self.signal(&mut st, false);
@@ -831,7 +831,7 @@ impl Inner {
             drop(st);
             let r = epoll::wait(
                 self.epoll.as_fd(),
-                &mut park.edges,
+                park.edges.buffer(),
                 remaining,
                 Some(&blocked.old),
             );
@@ -1405,7 +1405,11 @@ impl KqueueRef<'_> {
         timeout: Option<Timespec>,
         park: &mut Park,
     ) -> Result<usize, Errno> {
-        self.kq.inner.expose();
+        // A load first: C kqueues are exposed from the start, and an atomic swap on every
+        // call would cost more than the check.
+        if !self.kq.inner.exposed.load(Ordering::Relaxed) {
+            self.kq.inner.expose();
+        }
         self.kq
             .inner
             .kevent_with(changes, events, timeout, park, false)
@@ -1459,7 +1463,7 @@ pub struct Park {
     /// While waiting: epoll_pwait2 is to be used (else epoll_pwait).
     precise: bool,
     /// The edges the last wait returned, `woken` of them.
-    edges: [epoll::Event; HARVEST],
+    edges: epoll::Edges<HARVEST>,
     woken: usize,
 }
 
@@ -1473,7 +1477,7 @@ impl Park {
             mask: sys::signals::empty_set(),
             epfd: -1,
             precise: false,
-            edges: [epoll::EMPTY; HARVEST],
+            edges: epoll::Edges::new(),
             woken: 0,
         }
     }
@@ -1490,7 +1494,8 @@ impl Park {
 
     /// Where the wait writes its events, and how many it may write.
     pub fn wait_buffer(&mut self) -> (*mut libc::epoll_event, usize) {
-        (self.edges.as_mut_ptr(), self.edges.len())
+        let buf = self.edges.buffer();
+        (buf.as_mut_ptr(), buf.len())
     }
 
     /// Whether to wait with epoll_pwait2 (nanosecond timeout). False where the kernel is

@@ -167,3 +167,42 @@ pub(crate) fn wait(
 
 /// An empty event buffer entry.
 pub(crate) const EMPTY: Event = Event { events: 0, u64: 0 };
+
+/// A buffer of `N` events for the waits of one `kevent()` call, left uninitialised until
+/// its first wait: most calls never wait, and should not pay for clearing it.
+pub(crate) struct Edges<const N: usize> {
+    buf: [std::mem::MaybeUninit<Event>; N],
+    /// Every entry has been written (cleared, then by the kernel).
+    init: bool,
+}
+
+impl<const N: usize> Edges<N> {
+    pub(crate) const fn new() -> Edges<N> {
+        Edges {
+            buf: [const { std::mem::MaybeUninit::uninit() }; N],
+            init: false,
+        }
+    }
+
+    /// The whole buffer, for a wait to write to (cleared the first time).
+    pub(crate) fn buffer(&mut self) -> &mut [Event; N] {
+        if !self.init {
+            for e in &mut self.buf {
+                e.write(EMPTY);
+            }
+            self.init = true;
+        }
+        // SAFETY: every entry is initialised (just above, or before), and
+        // [MaybeUninit<Event>; N] has the layout of [Event; N].
+        unsafe { &mut *self.buf.as_mut_ptr().cast::<[Event; N]>() }
+    }
+
+    /// The first `n` entries (at most `N`; none before the first wait).
+    pub(crate) fn first(&self, n: usize) -> &[Event] {
+        if !self.init {
+            return &[];
+        }
+        // SAFETY: every entry is initialised, and n is clamped to the buffer's length.
+        unsafe { std::slice::from_raw_parts(self.buf.as_ptr().cast::<Event>(), n.min(N)) }
+    }
+}
