@@ -81,7 +81,18 @@ static void cancel_waiter(int fd, int timeout_ms)
 	CHECK_EQ(pthread_create(&t, NULL, waiter_main, &w), 0);
 	while (!w.started)
 		kqt_sleep_ms(1);
-	kqt_sleep_ms(100); /* well inside the wait */
+	/* Until the call has applied its change (an EV_ENABLE receipt finds the event; it
+	 * does not wake the waiter), then a little longer: the thread is then in the wait. */
+	for (;;) {
+		struct kevent probe, receipt;
+		EV_SET(&probe, 7, EVFILT_USER, EV_ENABLE | EV_RECEIPT, 0, 0, NULL);
+		CHECK_EQ(kevent(w.kq, &probe, 1, &receipt, 1, NULL), 1);
+		if (receipt.data == 0)
+			break;
+		CHECK_EQ(receipt.data, ENOENT);
+		kqt_sleep_ms(1);
+	}
+	kqt_sleep_ms(100);
 	double t0 = kqt_now_ms();
 	CHECK_EQ(pthread_cancel(t), 0);
 	CHECK_EQ(join_within(t, 1000, &res), 0);
