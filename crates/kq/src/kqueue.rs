@@ -20,7 +20,10 @@
 //!   an edge-triggered watcher gets a new edge for each;
 //! - one timerfd per clock, armed for the kqueue's earliest timer deadline.
 //!
-//! Threads blocked in kevent() sleep in epoll_wait on the same epoll. A kqueue whose
+//! Threads blocked in kevent() sleep in epoll_wait on the same epoll. A caller may take that
+//! wait over ([`Park`]): the call then returns where it would sleep and is resumed after the
+//! caller's own epoll_pwait, which is how the C library makes the wait a thread
+//! cancellation point with no frame of the engine on the stack. A kqueue whose
 //! descriptor nobody can watch (a Rust `Kqueue` whose descriptor was never handed out) skips
 //! the eventfd unless a thread sleeps: a trigger then a collect costs no system call.
 
