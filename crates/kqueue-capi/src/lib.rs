@@ -39,10 +39,10 @@
 //!    then disables cancellation for as long as the engine runs (the engine makes C
 //!    library calls that are cancellation points, such as a zero-timeout `epoll_pwait()`,
 //!    some with its lock held: none of them may act).
-//! 2. [`kevent_begin`] applies the changes and scans; where the engine would sleep it
+//! 2. `kevent_begin` applies the changes and scans; where the engine would sleep it
 //!    parks the call instead ([`kq::Park`]: every signal blocked, the state of the scan
-//!    kept), keeps the kqueue referenced in a [`Call`] that lives in `kevent()`'s frame,
-//!    and returns [`WAIT`].
+//!    kept), keeps the kqueue referenced in a `Call` that lives in `kevent()`'s frame,
+//!    and returns `WAIT`.
 //! 3. `kevent()` registers a cleanup handler for the `Call` with glibc
 //!    (`_pthread_cleanup_push`, run by the unwinder when the frame is left), puts the
 //!    caller's cancellation state back and waits in the C library's `epoll_pwait2()` (or
@@ -51,9 +51,9 @@
 //! 4. If the thread is cancelled there, the unwinder passes `kevent()`'s frame (which owns
 //!    nothing: the `Call` is a `MaybeUninit`, the calls it makes are all to `extern "C"`
 //!    functions, so it has no landing pad), running the cleanup handler
-//!    [`kevent_cancelled`]: the kqueue reference is released and the signal mask put back.
+//!    `kevent_cancelled`: the kqueue reference is released and the signal mask put back.
 //!    No lock of the library is held during the wait. Otherwise `kevent()` disables
-//!    cancellation again and [`kevent_resume`] goes on with the scan, which may park again.
+//!    cancellation again and `kevent_resume` goes on with the scan, which may park again.
 //!
 //! The exported functions must therefore keep this shape: no value with a destructor and
 //! no call to a Rust function (only to `extern "C"` ones) in their own frames. The C
