@@ -346,18 +346,19 @@ extern "C" fn disable_cancellation() -> c_int {
 }
 
 /// Puts back the cancellation state `state` saved by [`disable_cancellation`], errno
-/// untouched.
+/// untouched. With asynchronous cancellation enabled, a pending cancellation acts in
+/// here: like the exported functions, this frame calls only extern "C" functions.
 extern "C" fn restore_cancellation(state: c_int) {
-    let saved = errno();
-    let mut ignored: c_int = 0;
-    // SAFETY: as above (the old state goes to a local: NULL is not portable).
-    unsafe { pthread_setcancelstate(state, &mut ignored) };
-    set_errno(saved);
-}
-
-fn errno() -> c_int {
     // SAFETY: __errno_location returns a valid pointer to the calling thread's errno.
-    unsafe { *libc::__errno_location() }
+    let errno = unsafe { libc::__errno_location() };
+    // SAFETY: as above.
+    let saved = unsafe { *errno };
+    let mut ignored: c_int = 0;
+    // SAFETY: as in disable_cancellation (the old state goes to a local: NULL is not
+    // portable).
+    unsafe { pthread_setcancelstate(state, &mut ignored) };
+    // SAFETY: as above.
+    unsafe { *errno = saved };
 }
 
 /// What a `kevent()` step returns when the call is parked and `kevent()` must wait.
