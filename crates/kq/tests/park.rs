@@ -59,7 +59,7 @@ fn parked_call_is_woken_by_a_trigger_from_another_thread() {
     let kq = Kqueue::with_personality(Personality::FreeBsd).unwrap();
     let before = mask();
     assert!(!blocked(&before, libc::SIGUSR1));
-    let kqr = Kqueue::from_fd(kq.as_fd()).unwrap();
+    let kqr = Kqueue::find(kq.as_fd()).unwrap();
     let mut events = [Kevent::default(); 2];
     let mut park = Park::new();
     // The change is applied, then the call parks (nothing pending): every signal blocked.
@@ -96,7 +96,7 @@ fn parked_call_is_woken_by_a_trigger_from_another_thread() {
 #[test]
 fn parked_call_times_out() {
     let kq = Kqueue::new().unwrap();
-    let kqr = Kqueue::from_fd(kq.as_fd()).unwrap();
+    let kqr = Kqueue::find(kq.as_fd()).unwrap();
     let mut events = [Kevent::default(); 1];
     let mut park = Park::new();
     let start = Instant::now();
@@ -115,7 +115,7 @@ fn parked_call_times_out() {
 #[test]
 fn calls_that_need_no_wait_do_not_park() {
     let kq = Kqueue::new().unwrap();
-    let kqr = Kqueue::from_fd(kq.as_fd()).unwrap();
+    let kqr = Kqueue::find(kq.as_fd()).unwrap();
     let mut events = [Kevent::default(); 1];
     let mut park = Park::new();
     // Pending event, zero timeout, no eventlist: each returns at once.
@@ -143,7 +143,7 @@ fn calls_that_need_no_wait_do_not_park() {
 #[test]
 fn abandoned_and_interrupted_calls_restore_the_mask() {
     let kq = Kqueue::new().unwrap();
-    let kqr = Kqueue::from_fd(kq.as_fd()).unwrap();
+    let kqr = Kqueue::find(kq.as_fd()).unwrap();
     let mut events = [Kevent::default(); 1];
     let mut park = Park::new();
     kqr.kevent_park(&[], &mut events, None, &mut park).unwrap();

@@ -707,7 +707,9 @@ fn every_program_is_run() {
 /// matter most (timeouts, EINTR, wakeups, descriptor filters) must pass unchanged.
 #[test]
 fn kernel_fallbacks() {
-    for name in ["eintr", "timer", "user", "fdfilter", "close", "netbsd", "cancel"] {
+    for name in [
+        "eintr", "timer", "user", "fdfilter", "close", "netbsd", "cancel",
+    ] {
         let exe = compile(name, Build::C);
         run_with(
             &exe,
