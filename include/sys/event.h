@@ -128,6 +128,10 @@ struct kevent {
 #define NOTE_LINK		0x0010	/* link count changed */
 #define NOTE_RENAME		0x0020	/* renamed */
 #define NOTE_REVOKE		0x0040	/* access revoked */
+#define NOTE_OPEN		0x0080	/* opened */
+#define NOTE_CLOSE		0x0100	/* closed, had not been open for writing */
+#define NOTE_CLOSE_WRITE	0x0200	/* closed, had been open for writing */
+#define NOTE_READ		0x0400	/* read */
 
 /* EVFILT_PROC fflags. */
 #define NOTE_EXIT		0x80000000U	/* exited */
@@ -138,6 +142,16 @@ struct kevent {
 #define NOTE_TRACK		0x00000001U	/* follow forks */
 #define NOTE_TRACKERR		0x00000002U	/* could not follow */
 #define NOTE_CHILD		0x00000004U	/* a followed child */
+
+/* EVFILT_FS fflags. */
+#define VQ_NOTRESP		0x0001	/* server not responding */
+#define VQ_NEEDAUTH		0x0002	/* server needs authentication */
+#define VQ_LOWDISK		0x0004	/* disk space low */
+#define VQ_MOUNT		0x0008	/* file system mounted */
+#define VQ_UNMOUNT		0x0010	/* file system unmounted */
+#define VQ_DEAD			0x0020	/* file system dead */
+#define VQ_ASSIST		0x0040	/* needs a user-space helper */
+#define VQ_NOTRESPLOCK		0x0080	/* lock manager not responding */
 
 /*
  * Create a kqueue: a descriptor that poll(2), select(2) and epoll(7) report

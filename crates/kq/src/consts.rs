@@ -111,6 +111,14 @@ pub const NOTE_LINK: u32 = 0x0010;
 pub const NOTE_RENAME: u32 = 0x0020;
 /// Access was revoked.
 pub const NOTE_REVOKE: u32 = 0x0040;
+/// The file was opened (FreeBSD and NetBSD).
+pub const NOTE_OPEN: u32 = 0x0080;
+/// A descriptor not open for writing was closed (FreeBSD and NetBSD).
+pub const NOTE_CLOSE: u32 = 0x0100;
+/// A descriptor open for writing was closed (FreeBSD and NetBSD).
+pub const NOTE_CLOSE_WRITE: u32 = 0x0200;
+/// The file was read (FreeBSD and NetBSD).
+pub const NOTE_READ: u32 = 0x0400;
 
 // EVFILT_PROC.
 /// The process exited.
@@ -129,3 +137,21 @@ pub const NOTE_TRACK: u32 = 0x0000_0001;
 pub const NOTE_TRACKERR: u32 = 0x0000_0002;
 /// A tracked child.
 pub const NOTE_CHILD: u32 = 0x0000_0004;
+
+// EVFILT_FS fflags.
+/// A file server stopped responding.
+pub const VQ_NOTRESP: u32 = 0x0001;
+/// A file server needs authentication.
+pub const VQ_NEEDAUTH: u32 = 0x0002;
+/// Disk space is low.
+pub const VQ_LOWDISK: u32 = 0x0004;
+/// A file system was mounted.
+pub const VQ_MOUNT: u32 = 0x0008;
+/// A file system was unmounted.
+pub const VQ_UNMOUNT: u32 = 0x0010;
+/// A file system is dead.
+pub const VQ_DEAD: u32 = 0x0020;
+/// A file system needs help from a user-space helper.
+pub const VQ_ASSIST: u32 = 0x0040;
+/// A file server stopped responding (lock manager).
+pub const VQ_NOTRESPLOCK: u32 = 0x0080;

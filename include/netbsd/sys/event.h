@@ -148,6 +148,16 @@ _EV_SET(struct kevent *_kevp, uintptr_t _ident, uint32_t _filter,
 #define NOTE_TRACKERR		0x00000002U	/* could not follow */
 #define NOTE_CHILD		0x00000004U	/* a followed child */
 
+/* EVFILT_FS fflags. */
+#define VQ_NOTRESP		0x0001U	/* server not responding */
+#define VQ_NEEDAUTH		0x0002U	/* server needs authentication */
+#define VQ_LOWDISK		0x0004U	/* disk space low */
+#define VQ_MOUNT		0x0008U	/* file system mounted */
+#define VQ_UNMOUNT		0x0010U	/* file system unmounted */
+#define VQ_DEAD			0x0020U	/* file system dead */
+#define VQ_ASSIST		0x0040U	/* needs a user-space helper */
+#define VQ_NOTRESPLOCK		0x0080U	/* lock manager not responding */
+
 /*
  * EVFILT_TIMER fflags: the unit of data is a value in the two low bits (not a
  * bit each), NOTE_ABSTIME makes data a CLOCK_REALTIME time since the epoch.

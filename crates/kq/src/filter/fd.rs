@@ -100,6 +100,18 @@ pub(crate) const TAG_BASE: u64 = 0xffff_fff0;
 /// Epoll user data of the inotify instance.
 pub(crate) const TOKEN_INOTIFY: u64 = TAG_BASE + 8;
 
+/// Low half of the epoll user data of a process descriptor (EVFILT_PROC); the high half
+/// carries the process id.
+#[allow(dead_code)] // until its filter lands
+pub(crate) const TAG_PROC: u64 = TAG_BASE + 9;
+/// Low half of the epoll user data of a signal's notification descriptor (EVFILT_SIGNAL);
+/// the high half carries the signal number.
+#[allow(dead_code)] // until its filter lands
+pub(crate) const TAG_SIGNAL: u64 = TAG_BASE + 10;
+/// Epoll user data of the mount table descriptor (EVFILT_FS).
+#[allow(dead_code)] // until its filter lands
+pub(crate) const TOKEN_FS: u64 = TAG_BASE + 11;
+
 /// Whether epoll user data `data` is one of the kqueue's own registrations.
 pub(crate) fn is_internal(data: u64) -> bool {
     data as u32 as u64 >= TAG_BASE

@@ -232,7 +232,8 @@ static READ: fd::ReadFilter = fd::ReadFilter;
 static WRITE: fd::WriteFilter = fd::WriteFilter;
 
 /// The system filters whose idents are descriptor numbers, whose knotes close() drops.
-pub(crate) const DESCRIPTOR_FILTERS: [i16; 2] = [EVFILT_READ, EVFILT_WRITE];
+pub(crate) const DESCRIPTOR_FILTERS: [i16; 4] =
+    [EVFILT_READ, EVFILT_WRITE, EVFILT_VNODE, EVFILT_EMPTY];
 
 /// Filters registered at run time; filter number `n >= 1` is entry `n - 1`.
 static REGISTERED: RwLock<Vec<(String, Arc<dyn Filter>)>> = RwLock::new(Vec::new());
