@@ -344,6 +344,11 @@ impl Inner {
             let Some(filter) = filter::lookup(kn.kev.filter) else {
                 continue;
             };
+            if kn.kev.flags & EV_DROP != 0 {
+                // FreeBSD: a knote its filter gave up on goes unreported.
+                self.drop_knote(knotes, objs, id, &filter);
+                continue;
+            }
             let flags = kn.kev.flags;
             let mut cx = self.context(objs, id);
             // A oneshot that became active is delivered even if its condition went away.
@@ -394,6 +399,10 @@ impl Inner {
                 for (id, f) in objs.fds.file_edges() {
                     queued |= self.evaluate(knotes, objs, id, f, 0);
                 }
+            } else if let Some(pid) = filter::proc::pid_of_token(data) {
+                if let Some(id) = objs.procs.edge(pid) {
+                    queued |= self.evaluate(knotes, objs, id, EVFILT_PROC, filter::proc::EDGE);
+                }
             } else if !filter::fd::is_internal(data) {
                 for (id, f) in objs.fds.edge(data, e.events) {
                     queued |= self.evaluate(knotes, objs, id, f, filter::fd::edge_hint(e.events));
@@ -417,14 +426,95 @@ impl Inner {
         let Some(filter) = filter::lookup(f) else {
             return false;
         };
+        self.fire(knotes, objs, id, &filter, hint).1
+    }
+
+    /// Runs the event check of knote `id` with `hint`, makes the knotes the check asked for
+    /// (`Context::spawn`) and activates what fired. Returns whether the check said the
+    /// knote fired, and whether a knote was queued.
+    fn fire(
+        &self,
+        knotes: &mut Knotes,
+        objs: &mut Objects,
+        id: u32,
+        filter: &FilterRef,
+        hint: i64,
+    ) -> (bool, bool) {
         let mut cx = self.context(objs, id);
-        filter.event(knotes.get(id), hint, &mut cx) && knotes.activate(id)
+        let mut fired = filter.event(knotes.get(id), hint, &mut cx);
+        let said = fired;
+        let mut queued = false;
+        if !cx.spawns.is_empty() {
+            let (spawns, on_error) = (std::mem::take(&mut cx.spawns), cx.spawn_error);
+            let (q, failed) = self.spawn(knotes, objs, spawns);
+            queued |= q;
+            if failed && on_error != 0 {
+                knotes.get(id).kev.fflags |= on_error;
+                fired = true;
+            }
+        }
+        queued |= fired && knotes.activate(id);
+        (said, queued)
+    }
+
+    /// Makes the knotes a filter asked for (see [`filter::Spawn`]), in order. Returns
+    /// whether one was queued, and whether one could not be made.
+    fn spawn(
+        &self,
+        knotes: &mut Knotes,
+        objs: &mut Objects,
+        spawns: Vec<filter::Spawn>,
+    ) -> (bool, bool) {
+        let (mut queued, mut failed) = (false, false);
+        for s in spawns {
+            let image = Kevent {
+                flags: self.personality.stored_flags(s.kev.flags),
+                ..s.kev
+            };
+            if s.record {
+                match knotes.insert_unindexed(image) {
+                    Ok(id) => {
+                        let kn = knotes.get(id);
+                        kn.sfflags = s.sfflags;
+                        kn.sdata = s.sdata;
+                        queued |= knotes.activate(id);
+                    }
+                    Err(_) => failed = true,
+                }
+                continue;
+            }
+            // The key is watched already (the program registered it first): keep that.
+            if knotes.find(image.ident, image.filter).is_some() {
+                continue;
+            }
+            let Some(filter) = filter::lookup(image.filter) else {
+                failed = true;
+                continue;
+            };
+            let Ok(id) = knotes.insert(image) else {
+                failed = true;
+                continue;
+            };
+            let kn = knotes.get(id);
+            kn.sfflags = s.sfflags;
+            kn.sdata = s.sdata;
+            let mut cx = self.context(objs, id);
+            if filter.attach(kn, &mut cx).is_err() {
+                knotes.remove(id);
+                failed = true;
+                continue;
+            }
+            if filter.event(knotes.get(id), 0, &mut cx) {
+                queued |= knotes.activate(id);
+            }
+        }
+        (queued, failed)
     }
 
     /// Collects the descriptor edges that are waiting, without blocking.
     fn harvest_now(&self, st: &mut State) -> bool {
         let mut queued = false;
-        if st.objs.fds.polled() == 0 {
+        if st.objs.fds.polled() == 0 && st.objs.procs.polled() == 0 {
             return false;
         }
         let mut buf = [epoll::EMPTY; HARVEST];
@@ -806,7 +896,7 @@ impl Inner {
                 Some(blocked) => blocked,
                 None => SignalsBlocked::new(),
             };
-            if !park.spun && st.objs.fds.polled() == 0 {
+            if !park.spun && st.objs.fds.polled() == 0 && st.objs.procs.polled() == 0 {
                 // Before sleeping, spin for a few microseconds (the policy is in
                 // `wait.rs`): once per call, and only for kqueues without descriptors, whose
                 // events arrive through epoll, which the spin does not watch.
@@ -819,6 +909,9 @@ impl Inner {
                 st = self.lock();
                 continue;
             }
+            // An ignored signal (a child's SIGCHLD) that came while signals were blocked
+            // must not end the wait.
+            blocked.discard_ignored();
             if !sleep {
                 // Parked: the caller sleeps on the epoll, with the program's mask, then
                 // resumes. It is no sleeper of ours: a parking kqueue is exposed (see
@@ -859,15 +952,15 @@ impl Inner {
         }
         let id = st.knotes.find(ident, filter_id).ok_or(Errno::NOENT)?;
         let State { knotes, objs, .. } = &mut *st;
-        let mut cx = self.context(objs, id);
-        let fired = filter.event(knotes.get(id), hint, &mut cx);
-        let notify = fired && knotes.activate(id) && self.signal(&mut st, true);
+        let (fired, queued) = self.fire(knotes, objs, id, &filter, hint);
+        let notify = queued && self.signal(&mut st, true);
         self.publish(&st);
         Ok((fired, notify))
     }
 
-    #[cfg_attr(not(feature = "custom-filters"), allow(dead_code))]
-    fn post(&self, ident: usize, filter_id: i16, hint: i64) -> Result<bool, Errno> {
+    /// Posts `hint` to knote (ident, filter) and tells watching kqueues (the kernel's
+    /// `knote()` for one knote, from outside any kqueue lock). Returns whether it fired.
+    pub(crate) fn post(&self, ident: usize, filter_id: i16, hint: i64) -> Result<bool, Errno> {
         if reentered() {
             return Err(Errno(libc::EDEADLK));
         }
@@ -954,6 +1047,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
             objs: Objects {
                 timers: Timers::default(),
                 fds: Descriptors::default(),
+                procs: Default::default(),
                 epoll: epoll.as_raw_fd(),
                 epoch: 0,
                 kq: id,

@@ -115,4 +115,26 @@ impl Personality {
             Personality::FreeBsd => crate::kevent::Errno(libc::EPIPE),
         }
     }
+
+    /// EVFILT_PROC on a process that has exited but was not reaped (a zombie): NetBSD says
+    /// ESRCH; FreeBSD registers the knote when NOTE_EXIT is asked for (`sfflags`), and it
+    /// fires at once with the exit status (§5.7).
+    pub(crate) fn proc_attaches_zombie(self, sfflags: u32) -> bool {
+        self == Personality::FreeBsd && sfflags & NOTE_EXIT != 0
+    }
+
+    /// EVFILT_PROC on a process of another user, or one that changed its ids: NetBSD says
+    /// EACCES unless the caller is root; FreeBSD's visibility check (p_cansee) lets any
+    /// process through that the caller can see (§5.7).
+    pub(crate) fn proc_requires_same_user(self) -> bool {
+        self == Personality::NetBsd
+    }
+
+    /// The exit of a process watched without NOTE_EXIT: NetBSD always reports it (EV_EOF,
+    /// the status in `data`, `fflags` without NOTE_EXIT). FreeBSD fills `data` only when
+    /// NOTE_EXIT was asked for, and drops the knote unreported when no event asked for
+    /// fired (§5.7).
+    pub(crate) fn proc_exit_needs_interest(self) -> bool {
+        self == Personality::FreeBsd
+    }
 }

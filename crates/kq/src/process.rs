@@ -739,9 +739,11 @@ extern "C" fn before_fork() {
     let r = registry();
     let b = by_fd();
     HELD.with(|h| *h.borrow_mut() = Some((c, r, b)));
+    crate::filter::before_fork();
 }
 
 extern "C" fn after_fork_parent() {
+    crate::filter::after_fork_parent();
     HELD.with(|h| h.borrow_mut().take());
 }
 
@@ -755,6 +757,7 @@ extern "C" fn after_fork_child() {
         drop(by);
         FORK_GEN.fetch_add(1, Ordering::Relaxed);
         crate::filter::forget_timers();
+        crate::filter::after_fork_child();
         let mut fds: Vec<RawFd> = Vec::new();
         for e in reg.map.values() {
             if let Owner::Released(i) = &e.owner {

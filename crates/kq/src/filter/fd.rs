@@ -102,7 +102,6 @@ pub(crate) const TOKEN_INOTIFY: u64 = TAG_BASE + 8;
 
 /// Low half of the epoll user data of a process descriptor (EVFILT_PROC); the high half
 /// carries the process id.
-#[allow(dead_code)] // until its filter lands
 pub(crate) const TAG_PROC: u64 = TAG_BASE + 9;
 /// Low half of the epoll user data of a signal's notification descriptor (EVFILT_SIGNAL);
 /// the high half carries the signal number.

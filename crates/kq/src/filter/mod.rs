@@ -8,6 +8,8 @@
 //! there with the `custom-filters` feature.
 
 pub(crate) mod fd;
+pub(crate) mod proc;
+pub(crate) mod procmon;
 mod timer;
 mod user;
 
@@ -36,6 +38,8 @@ pub enum Touch {
 pub(crate) struct Objects {
     pub(crate) timers: Timers,
     pub(crate) fds: fd::Descriptors,
+    /// Processes watched by EVFILT_PROC.
+    pub(crate) procs: proc::Procs,
     /// The kqueue's epoll (valid while the kqueue lives, which it does while its lock is
     /// held).
     pub(crate) epoll: std::os::fd::RawFd,
@@ -54,6 +58,27 @@ pub struct Context<'a> {
     pub(crate) deactivate: bool,
     /// The kqueue the hook runs in.
     pub(crate) kq: &'a Weak<Inner>,
+    /// Knotes an event check asked for (see [`Spawn`]).
+    pub(crate) spawns: Vec<Spawn>,
+    /// `fflags` the knote gets if one of `spawns` cannot be made.
+    pub(crate) spawn_error: u32,
+}
+
+/// A knote a filter's event check asks the engine to make in the same kqueue once the
+/// check returns (NOTE_TRACK, in the kernel's `knote_proc_fork_track`): the engine inserts
+/// it, attaches it (unless it is a record) and activates what fires, before it activates
+/// the knote that asked.
+pub(crate) struct Spawn {
+    /// The stored image: ident, filter, flags (before the personality's stripping),
+    /// fflags, data, udata.
+    pub(crate) kev: Kevent,
+    pub(crate) sfflags: u32,
+    pub(crate) sdata: i64,
+    /// A record to deliver once (its flags carry EV_ONESHOT): queued at once, never
+    /// attached, and not in the (ident, filter) index, so that a knote with its key may
+    /// exist beside it. Otherwise a knote like one made by EV_ADD, which is not made if its
+    /// key exists already.
+    pub(crate) record: bool,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -78,7 +103,20 @@ impl<'a> Context<'a> {
             objs,
             deactivate: false,
             kq,
+            spawns: Vec::new(),
+            spawn_error: 0,
         }
+    }
+
+    /// Asks for a knote to be made in this kqueue once the event check returns.
+    pub(crate) fn spawn(&mut self, s: Spawn) {
+        self.spawns.push(s);
+    }
+
+    /// If a knote asked for with [`Context::spawn`] cannot be made, `fflags` are OR-ed into
+    /// this knote's, which is then activated (NOTE_TRACKERR).
+    pub(crate) fn on_spawn_error(&mut self, fflags: u32) {
+        self.spawn_error |= fflags;
     }
 
     /// The personality of the kqueue.
@@ -230,6 +268,7 @@ static USER: user::UserFilter = user::UserFilter;
 static TIMER: timer::TimerFilter = timer::TimerFilter;
 static READ: fd::ReadFilter = fd::ReadFilter;
 static WRITE: fd::WriteFilter = fd::WriteFilter;
+static PROC: proc::ProcFilter = proc::ProcFilter;
 
 /// The system filters whose idents are descriptor numbers, whose knotes close() drops.
 pub(crate) const DESCRIPTOR_FILTERS: [i16; 4] =
@@ -261,6 +300,7 @@ pub(crate) fn lookup(filter: i16) -> Option<FilterRef> {
         EVFILT_TIMER => Some(FilterRef::System(&TIMER)),
         EVFILT_READ => Some(FilterRef::System(&READ)),
         EVFILT_WRITE => Some(FilterRef::System(&WRITE)),
+        EVFILT_PROC => Some(FilterRef::System(&PROC)),
         n if n > 0 => {
             let table = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
             table
@@ -351,4 +391,18 @@ pub fn filter_name(filter: i16) -> io::Result<String> {
 /// In a child after fork(): the parent's timers are not ours to count.
 pub(crate) fn forget_timers() {
     timer::forget();
+}
+
+/// fork(): the process monitor's lock is taken after the process-wide ones.
+pub(crate) fn before_fork() {
+    procmon::before_fork();
+}
+
+pub(crate) fn after_fork_parent() {
+    procmon::after_fork_parent();
+}
+
+/// In a child after fork(): the parent's process monitor is not ours.
+pub(crate) fn after_fork_child() {
+    procmon::after_fork_child();
 }
