@@ -917,6 +917,7 @@ impl Inner {
                 // resumes. It is no sleeper of ours: a parking kqueue is exposed (see
                 // `KqueueRef::kevent_park`), so `pending` wakes it like any poller.
                 drop(st);
+                park.wait_mask = blocked.sleep_mask(filter::proc::watching());
                 park.mask = blocked.keep();
                 park.epfd = self.epoll.as_raw_fd();
                 park.precise = epoll::use_pwait2();
@@ -925,12 +926,8 @@ impl Inner {
             }
             st.sleepers += 1;
             drop(st);
-            let r = epoll::wait(
-                self.epoll.as_fd(),
-                park.edges.buffer(),
-                remaining,
-                Some(&blocked.old),
-            );
+            let mask = blocked.sleep_mask(filter::proc::watching());
+            let r = epoll::wait(self.epoll.as_fd(), park.edges.buffer(), remaining, Some(&mask));
             signals = Some(blocked);
             st = self.lock();
             st.sleepers -= 1;
@@ -1555,6 +1552,8 @@ pub struct Park {
     spun: bool,
     /// While waiting: the thread's signal mask from before every signal was blocked.
     mask: libc::sigset_t,
+    /// While waiting: the mask to wait with (see [`Park::wait_mask`]).
+    wait_mask: libc::sigset_t,
     /// While waiting: the kqueue's epoll.
     epfd: RawFd,
     /// While waiting: epoll_pwait2 is to be used (else epoll_pwait).
@@ -1572,6 +1571,7 @@ impl Park {
             deadline: None,
             spun: false,
             mask: sys::signals::empty_set(),
+            wait_mask: sys::signals::empty_set(),
             epfd: -1,
             precise: false,
             edges: epoll::Edges::new(),
@@ -1613,9 +1613,10 @@ impl Park {
     }
 
     /// The signal mask to wait with: the program's, from before the call blocked every
-    /// signal.
+    /// signal (plus SIGCHLD while the process watches processes and ignores SIGCHLD, so
+    /// that a child's exit cannot end the wait with EINTR).
     pub fn wait_mask(&self) -> &libc::sigset_t {
-        &self.mask
+        &self.wait_mask
     }
 
     /// Gives up a waiting call: puts the thread's signal mask back. Does nothing if the

@@ -11,6 +11,7 @@
 //!   from `/proc/<pid>/stat` while it is a zombie; failing both (reaped on an older kernel,
 //!   or not ours to read), from the connector's exit event where the knote listens to the
 //!   connector, else 0.
+//!
 //! Without process descriptors (Linux before 5.3, or `KQ_NO_PIDFD`), a child is polled
 //! (`procmon::POLL`); another process cannot be watched (EOPNOTSUPP), except by the
 //! tracking knotes of NOTE_TRACK, which learn its exit from the connector.
@@ -39,6 +40,16 @@ use crate::process;
 use crate::sys::{self, epoll, io, pidfd, Fd};
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Processes watched in the whole process (registrations of every kqueue).
+static WATCHED: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether a kqueue of this process watches a process (kevent() then keeps an ignored
+/// SIGCHLD from ending its sleeps).
+pub(crate) fn watching() -> bool {
+    WATCHED.load(Ordering::Relaxed) > 0
+}
 
 /// What a process's descriptor or `waitid` said of its exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -484,8 +495,8 @@ impl Filter for ProcFilter {
             here.procs.polled += 1;
             reg.pidfd = Some(fd);
         }
-        here.release(pid); // (none: the engine found no knote on `pid`)
         here.procs.regs.insert(pid, reg);
+        WATCHED.fetch_add(1, Ordering::Relaxed);
         if watch.exited && !tracking {
             // FreeBSD's zombie: the exit is reported at once.
             on_exit(kn, &mut here, p);
@@ -501,6 +512,7 @@ impl Filter for ProcFilter {
         if here.procs.regs.get(&pid).is_some_and(|r| r.knote == id) {
             here.release(pid);
             here.procs.regs.remove(&pid);
+            WATCHED.fetch_sub(1, Ordering::Relaxed);
         }
     }
 

@@ -80,6 +80,25 @@ impl SignalsBlocked {
     }
 }
 
+impl SignalsBlocked {
+    /// The mask to sleep with: the program's, plus SIGCHLD where `keep_sigchld` says so
+    /// (the process watches processes) and SIGCHLD is ignored (SIG_IGN or SIG_DFL): a child
+    /// that exits while kevent() is going to sleep then cannot end the sleep with EINTR,
+    /// whatever the instant. The signal stays pending until the program's mask is back,
+    /// and is discarded then, as Linux would have discarded it.
+    pub(crate) fn sleep_mask(&self, keep_sigchld: bool) -> libc::sigset_t {
+        let mut mask = self.old;
+        // SAFETY: membership test and insertion in a live set.
+        unsafe {
+            if keep_sigchld && libc::sigismember(&mask, libc::SIGCHLD) == 0 && ignored(libc::SIGCHLD)
+            {
+                libc::sigaddset(&mut mask, libc::SIGCHLD);
+            }
+        }
+        mask
+    }
+}
+
 /// Whether no signal is in `set`.
 fn is_empty(set: &libc::sigset_t) -> bool {
     // SAFETY: a sigset_t is plain data; its bytes are read for the length of the value.
