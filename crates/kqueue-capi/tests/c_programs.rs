@@ -135,13 +135,20 @@ fn include_dir(name: &str) -> Option<&'static str> {
 
 /// Compiles tests/c/<name>.c and returns the executable.
 fn compile(name: &str, how: Build) -> PathBuf {
+    compile_as(name, how, "")
+}
+
+/// Compiles tests/c/<name>.c into an executable whose name ends with `suffix` (so that a
+/// test running a program with other settings does not replace the one another test is
+/// running) and returns it.
+fn compile_as(name: &str, how: Build, suffix: &str) -> PathBuf {
     let s = setup();
     let cxx = how == Build::Cxx;
     let src = s.root.join("tests/c").join(format!("{name}.c"));
     let exe = s.out_dir.join(match how {
-        Build::C => name.to_string(),
-        Build::Cxx => format!("{name}-cxx"),
-        Build::Static => format!("{name}-static"),
+        Build::C => format!("{name}{suffix}"),
+        Build::Cxx => format!("{name}-cxx{suffix}"),
+        Build::Static => format!("{name}-static{suffix}"),
     });
     let mut cmd = Command::new(compiler(cxx));
     cmd.args(["-Wall", "-Werror", "-g", "-O1"]);
@@ -292,6 +299,8 @@ c_programs!(
     lifetime,
     netbsd => "include/netbsd",
     poll,
+    proc,
+    proc_netbsd => "include/netbsd",
     timer,
     user,
 );
@@ -716,6 +725,21 @@ fn kernel_fallbacks() {
             &[],
             &[("KQ_NO_EPOLL_PWAIT2", std::ffi::OsStr::new("1"))],
         );
+    }
+}
+
+/// EVFILT_PROC on older kernels, forced on this one: without process descriptors
+/// (`KQ_NO_PIDFD`, Linux before 5.3: children are polled, other processes refused), without
+/// the exit status of PIDFD_GET_INFO (`KQ_NO_PIDFD_INFO`, before 6.15), and without the
+/// process events connector (`KQ_NO_PROC_CONNECTOR`: NOTE_FORK, NOTE_EXEC and NOTE_TRACK
+/// refused). The programs expect what the library does then.
+#[test]
+fn proc_kernel_fallbacks() {
+    for name in ["proc", "proc_netbsd"] {
+        let exe = compile_as(name, Build::C, "-fallbacks");
+        for var in ["KQ_NO_PIDFD", "KQ_NO_PIDFD_INFO", "KQ_NO_PROC_CONNECTOR"] {
+            run_with(&exe, &[], &[(var, std::ffi::OsStr::new("1"))]);
+        }
     }
 }
 

@@ -288,7 +288,19 @@ fn run(wake: Arc<Fd>) {
         }
         if let Some(s) = &sock {
             if fds[1].revents != 0 {
-                cnproc::drain(s.fd.as_fd(), &mut buf, dispatch);
+                // Read under the lock, and only from the current socket: a socket that
+                // was given up (its last listener went) is never read again, and its
+                // successor is subscribed only after that, so no event is seen twice.
+                let mut events = Vec::new();
+                {
+                    let m = monitor();
+                    if m.sock.as_ref().is_some_and(|cur| Arc::ptr_eq(cur, s)) {
+                        cnproc::drain(s.fd.as_fd(), &mut buf, |e| events.push(e));
+                    }
+                }
+                for e in events {
+                    dispatch(e);
+                }
             }
         }
         // Let go of the socket before waiting again, so that the last `listen(.., 0)`
