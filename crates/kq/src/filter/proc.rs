@@ -39,7 +39,7 @@ use crate::personality::Personality;
 use crate::process;
 use crate::sys::{self, epoll, io, pidfd, Fd};
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Processes watched in the whole process (registrations of every kqueue).
@@ -85,6 +85,8 @@ pub(crate) struct Procs {
     regs: HashMap<i32, Reg>,
     /// Process descriptors in the epoll.
     polled: usize,
+    /// (lock hold, whether the caller is root then), see `attach`.
+    root: (u64, bool),
 }
 
 impl Procs {
@@ -143,8 +145,8 @@ fn wanted(sfflags: u32) -> u32 {
 /// id as its real, effective and saved ids, and has not changed group ids either (Linux
 /// keeps no record of a past set-id exec: changed ids stand for it). When the ids cannot be
 /// read, the process is let through.
-fn permitted(pid: i32, fd: Option<BorrowedFd<'_>>) -> bool {
-    if pidfd::is_root() {
+fn permitted(pid: i32, fd: Option<BorrowedFd<'_>>, root: bool) -> bool {
+    if root {
         return true;
     }
     let ids = fd.and_then(pidfd::ids).or_else(|| pidfd::proc_ids(pid));
@@ -155,12 +157,11 @@ fn permitted(pid: i32, fd: Option<BorrowedFd<'_>>) -> bool {
     ids.uid.iter().all(|&u| u == me) && ids.gid[1] == ids.gid[0] && ids.gid[2] == ids.gid[0]
 }
 
-/// Closes a process descriptor, taking it out of the epoll first unless the kqueue is
-/// being torn down.
-fn close_pidfd(epoll_fd: RawFd, fd: Fd, closing: bool) {
-    if !closing {
-        let _ = epoll::delete(sys::borrow(epoll_fd), fd.as_fd());
-    }
+/// Closes a process descriptor. Closing it takes it out of the kqueue's epoll too (the
+/// library never duplicates it); where a forked child still holds a copy, the registration
+/// stays until that copy goes, and its edges find no registration, or one with a
+/// descriptor of its own that the filter reads instead.
+fn close_pidfd(fd: Fd) {
     process::mark_library_fd(fd.as_raw_fd(), false);
     drop(fd);
 }
@@ -188,7 +189,6 @@ fn other_status(pid: i32, fd: Option<BorrowedFd<'_>>) -> Status {
 struct Here<'a> {
     procs: &'a mut Procs,
     epoll: RawFd,
-    closing: bool,
     kq: u64,
 }
 
@@ -198,7 +198,6 @@ impl<'a> Here<'a> {
         Here {
             procs: &mut objs.procs,
             epoll: objs.epoll,
-            closing: objs.fds.closing,
             kq: objs.kq,
         }
     }
@@ -211,7 +210,7 @@ impl<'a> Here<'a> {
         };
         if let Some(fd) = reg.pidfd.take() {
             self.procs.polled -= 1;
-            close_pidfd(self.epoll, fd, self.closing);
+            close_pidfd(fd);
         }
         if std::mem::take(&mut reg.polled) {
             procmon::unpoll(pid, self.kq);
@@ -288,10 +287,16 @@ impl Watch {
 /// Finds process `pid` for a new knote. `tracking`: a knote made by NOTE_TRACK for a
 /// child just born, which is never refused for having exited (nor for being gone: the
 /// connector then tells of its exit).
-fn find(pid: i32, sfflags: u32, tracking: bool, p: Personality) -> Result<Watch, Errno> {
+fn find(
+    pid: i32,
+    sfflags: u32,
+    tracking: bool,
+    p: Personality,
+    root: &mut dyn FnMut() -> bool,
+) -> Result<Watch, Errno> {
     let zombie_ok = tracking || p.proc_attaches_zombie(sfflags);
-    let check = |fd: Option<BorrowedFd<'_>>| {
-        if p.proc_requires_same_user() && !permitted(pid, fd) {
+    let mut check = |fd: Option<BorrowedFd<'_>>| {
+        if p.proc_requires_same_user() && !permitted(pid, fd, root()) {
             Err(Errno(libc::EACCES))
         } else {
             Ok(())
@@ -438,8 +443,16 @@ impl Filter for ProcFilter {
         kn.kev.flags = (kn.kev.flags & !EV_FLAG1) | EV_CLEAR;
         // NOTE_CHILD is the library's to report, never asked for.
         kn.sfflags &= !NOTE_CHILD;
-        let (id, p) = (cx.id, cx.personality);
-        let watch = find(pid, kn.sfflags, tracking, p)?;
+        let (id, p, epoch) = (cx.id, cx.personality, cx.objs.epoch);
+        let procs = &mut cx.objs.procs;
+        // Whether the caller is root, asked once per kevent() call.
+        let mut root = || {
+            if procs.root.0 != epoch {
+                procs.root = (epoch, pidfd::is_root());
+            }
+            procs.root.1
+        };
+        let watch = find(pid, kn.sfflags, tracking, p, &mut root)?;
         let mut here = Here::new(cx);
         let mut listen = wanted(kn.sfflags);
         if watch.by_connector {
@@ -447,7 +460,7 @@ impl Filter for ProcFilter {
         }
         let undo = |here: &Here<'_>, fd: Option<Fd>, listen: u32, polled: bool| {
             if let Some(fd) = fd {
-                close_pidfd(here.epoll, fd, true);
+                close_pidfd(fd);
             }
             if listen != 0 {
                 let _ = procmon::listen(pid, here.kq, 0);
