@@ -77,7 +77,12 @@ impl Children {
             let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
             // SAFETY: as above.
             let r = unsafe {
-                libc::waitid(libc::P_PID, pid as libc::id_t, &mut si, libc::WEXITED | libc::WNOWAIT)
+                libc::waitid(
+                    libc::P_PID,
+                    pid as libc::id_t,
+                    &mut si,
+                    libc::WEXITED | libc::WNOWAIT,
+                )
             };
             assert_eq!(r, 0);
         }
@@ -136,7 +141,10 @@ fn raw_round() -> Duration {
             u64: fd as u64,
         };
         // SAFETY: registers a descriptor of ours with a live event.
-        assert_eq!(unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut e) }, 0);
+        assert_eq!(
+            unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut e) },
+            0
+        );
     }
     let add = t0.elapsed();
     kids.release();
@@ -179,7 +187,9 @@ fn child_exits(c: &mut Criterion) {
         .sample_size(10)
         .measurement_time(Duration::from_secs(20))
         .throughput(Throughput::Elements(CHILDREN as u64));
-    g.bench_function("kq", |b| b.iter_custom(|iters| (0..iters).map(|_| kq_round()).sum()));
+    g.bench_function("kq", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| kq_round()).sum())
+    });
     g.bench_function("raw_pidfd_epoll", |b| {
         b.iter_custom(|iters| (0..iters).map(|_| raw_round()).sum())
     });

@@ -927,7 +927,12 @@ impl Inner {
             st.sleepers += 1;
             drop(st);
             let mask = blocked.sleep_mask(filter::proc::watching());
-            let r = epoll::wait(self.epoll.as_fd(), park.edges.buffer(), remaining, Some(&mask));
+            let r = epoll::wait(
+                self.epoll.as_fd(),
+                park.edges.buffer(),
+                remaining,
+                Some(&mask),
+            );
             signals = Some(blocked);
             st = self.lock();
             st.sleepers -= 1;

@@ -50,7 +50,7 @@ pub enum EventFilter {
     Aio,
     /// `EVFILT_VNODE` (not implemented).
     Vnode,
-    /// `EVFILT_PROC` (not implemented).
+    /// `EVFILT_PROC`: a process's exit, forks and execs.
     Proc,
     /// `EVFILT_SIGNAL` (not implemented).
     Signal,
@@ -279,6 +279,25 @@ impl Change {
         Change::new(ident, EventFilter::User)
     }
 
+    /// A change of EVFILT_PROC on process `pid`, with no interest yet: add `NOTE_EXIT`,
+    /// `NOTE_FORK`, `NOTE_EXEC` or `NOTE_TRACK` with [`Change::fflags`]. The exit's event
+    /// carries the wait(2) status in [`Event::data`].
+    ///
+    /// ```
+    /// use kq::{Change, Kqueue, NOTE_FORK};
+    ///
+    /// let kq = Kqueue::new()?;
+    /// // This process's own forks (where Linux's process events connector can be had).
+    /// match kq.apply(&[Change::process(std::process::id()).add().fflags(NOTE_FORK)]) {
+    ///     Ok(_) => {}
+    ///     Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EOPNOTSUPP)),
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn process(pid: u32) -> Change {
+        Change::new(pid as usize, EventFilter::Proc)
+    }
+
     /// A change of timer `ident` firing every `period` (add [`Change::oneshot`] for once).
     /// The period is given in the coarsest unit that holds it exactly.
     ///
@@ -494,7 +513,8 @@ impl Event {
         self.0.fflags
     }
     /// The data: for a user event, the last change's data; for a timer, the expirations;
-    /// for a descriptor, the bytes (or connections) ready or the room to write.
+    /// for a descriptor, the bytes (or connections) ready or the room to write; for a
+    /// process's exit, its wait(2) status (for a NOTE_CHILD record, the parent's pid).
     pub fn data(&self) -> isize {
         self.0.data
     }

@@ -61,13 +61,19 @@ fn child_send(fd: RawFd, v: i32) {
 
 fn send_byte(fd: &OwnedFd) {
     // SAFETY: one byte from a live buffer.
-    assert_eq!(unsafe { libc::write(fd.as_raw_fd(), b"x".as_ptr().cast(), 1) }, 1);
+    assert_eq!(
+        unsafe { libc::write(fd.as_raw_fd(), b"x".as_ptr().cast(), 1) },
+        1
+    );
 }
 
 fn recv_i32(fd: &OwnedFd) -> i32 {
     let mut b = [0u8; 4];
     // SAFETY: four bytes into a live buffer.
-    assert_eq!(unsafe { libc::read(fd.as_raw_fd(), b.as_mut_ptr().cast(), 4) }, 4);
+    assert_eq!(
+        unsafe { libc::read(fd.as_raw_fd(), b.as_mut_ptr().cast(), 4) },
+        4
+    );
     i32::from_ne_bytes(b)
 }
 
@@ -109,7 +115,14 @@ fn wait_zombie(pid: i32) {
     // SAFETY: siginfo_t is plain data; waitid fills it.
     let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
-    let r = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut si, libc::WEXITED | libc::WNOWAIT) };
+    let r = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut si,
+            libc::WEXITED | libc::WNOWAIT,
+        )
+    };
     assert_eq!(r, 0);
 }
 
@@ -122,7 +135,9 @@ fn add(kq: &Kqueue, pid: i32, fflags: u32) -> io::Result<usize> {
 }
 
 fn errno(r: io::Result<usize>) -> i32 {
-    r.expect_err("the change should fail").raw_os_error().unwrap_or(0)
+    r.expect_err("the change should fail")
+        .raw_os_error()
+        .unwrap_or(0)
 }
 
 fn poll(kq: &Kqueue) -> Vec<Kevent> {
@@ -175,11 +190,18 @@ fn p5_exit_status(p: Personality) {
     let ev = wait(&kq, Duration::from_secs(5));
     assert_eq!(ev.len(), 1, "{ev:?}");
     let e = ev[0];
-    assert_eq!((e.ident, e.filter, e.fflags), (pid as usize, EVFILT_PROC, NOTE_EXIT));
+    assert_eq!(
+        (e.ident, e.filter, e.fflags),
+        (pid as usize, EVFILT_PROC, NOTE_EXIT)
+    );
     assert_eq!(e.data as i32, exited(7));
     assert_eq!(e.flags, exit_flags(p));
     assert_eq!(e.udata, ptr(0x5eed));
-    assert_eq!(try_reap(pid), Some(exited(7)), "reapable once NOTE_EXIT was read");
+    assert_eq!(
+        try_reap(pid),
+        Some(exited(7)),
+        "reapable once NOTE_EXIT was read"
+    );
     // The oneshot record took the knote with it.
     let del = kq.kevent(&[proc_kev(pid, EV_DELETE, 0)], &mut [], None);
     assert_eq!(errno(del), libc::ENOENT);
@@ -202,7 +224,10 @@ fn p5_exit_killed(p: Personality) {
     let ev = wait(&kq, Duration::from_secs(5));
     assert_eq!(ev.len(), 1);
     let st = ev[0].data as i32;
-    assert!(libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL, "{st:#x}");
+    assert!(
+        libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL,
+        "{st:#x}"
+    );
     assert_eq!(reap(pid), st, "the program's own wait gets the same status");
 }
 
@@ -235,13 +260,23 @@ fn p5_no_such_process(p: Personality) {
     let pid = fork_child(|| 0);
     reap(pid);
     for ident in [pid as usize, 0, i32::MAX as usize, usize::MAX] {
-        let c = [Kevent::new(ident, EVFILT_PROC, EV_ADD, NOTE_EXIT, 0, ptr(0))];
+        let c = [Kevent::new(
+            ident,
+            EVFILT_PROC,
+            EV_ADD,
+            NOTE_EXIT,
+            0,
+            ptr(0),
+        )];
         let e = kq.kevent(&c, &mut [], None).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ESRCH), "ident {ident}");
         // And as an EV_ERROR entry.
         let mut out = [Kevent::default()];
         assert_eq!(kq.kevent(&c, &mut out, None).unwrap(), 1);
-        assert_eq!((out[0].flags, out[0].data), (EV_ERROR, libc::ESRCH as isize));
+        assert_eq!(
+            (out[0].flags, out[0].data),
+            (EV_ERROR, libc::ESRCH as isize)
+        );
     }
 }
 
@@ -366,7 +401,12 @@ fn p1_fork_exec_exit(p: Personality) {
         // SAFETY: `st` is a live int.
         unsafe { libc::waitpid(g, &mut st, 0) };
         child_wait(fd2);
-        let argv = [c"/bin/sh".as_ptr(), c"-c".as_ptr(), c"exit 5".as_ptr(), std::ptr::null()];
+        let argv = [
+            c"/bin/sh".as_ptr(),
+            c"-c".as_ptr(),
+            c"exit 5".as_ptr(),
+            std::ptr::null(),
+        ];
         // SAFETY: a null-terminated argv of C strings.
         unsafe { libc::execv(argv[0], argv.as_ptr()) };
         99
@@ -429,22 +469,34 @@ fn p2_track_child(p: Personality) {
         r.unwrap();
         send_byte(&w);
         let g = recv_i32(&gpr);
-        let ev = collect_until(&kq, |e| e.iter().filter(|e| e.fflags & NOTE_EXIT != 0).count() == 2);
+        let ev = collect_until(&kq, |e| {
+            e.iter().filter(|e| e.fflags & NOTE_EXIT != 0).count() == 2
+        });
         let child: Vec<_> = ev.iter().filter(|e| e.fflags & NOTE_CHILD != 0).collect();
         assert_eq!(child.len(), 1, "{ev:#?}");
         let c = child[0];
-        assert_eq!((c.ident, c.filter, c.fflags, c.data), (g as usize, EVFILT_PROC, NOTE_CHILD, pid as isize));
+        assert_eq!(
+            (c.ident, c.filter, c.fflags, c.data),
+            (g as usize, EVFILT_PROC, NOTE_CHILD, pid as isize)
+        );
         assert_eq!(c.udata, ptr(0x5eed));
         assert!(c.flags & EV_ONESHOT != 0);
         let forks = ev.iter().filter(|e| e.fflags & NOTE_FORK != 0).count();
         assert_eq!(forks, usize::from(fork_too), "{ev:#?}");
         assert!(ev.iter().all(|e| e.fflags & NOTE_TRACKERR == 0));
-        let exit_of = |who: i32| ev.iter().find(|e| e.ident == who as usize && e.fflags & NOTE_EXIT != 0).map(|e| e.data as i32);
+        let exit_of = |who: i32| {
+            ev.iter()
+                .find(|e| e.ident == who as usize && e.fflags & NOTE_EXIT != 0)
+                .map(|e| e.data as i32)
+        };
         assert_eq!(exit_of(g), Some(exited(12)));
         assert_eq!(exit_of(pid), Some(exited(11)));
         // The record came before the grandchild's exit.
         let pos = |f: &dyn Fn(&Kevent) -> bool| ev.iter().position(f).unwrap();
-        assert!(pos(&|e| e.fflags & NOTE_CHILD != 0) < pos(&|e| e.ident == g as usize && e.fflags & NOTE_EXIT != 0));
+        assert!(
+            pos(&|e| e.fflags & NOTE_CHILD != 0)
+                < pos(&|e| e.ident == g as usize && e.fflags & NOTE_EXIT != 0)
+        );
         assert_eq!(reap(pid), exited(11));
         assert!(poll(&kq).is_empty());
     }
@@ -463,13 +515,17 @@ fn p3_track_self(p: Personality) {
     add(&kq, me, NOTE_TRACK | NOTE_EXIT).unwrap();
     let pid = fork_child(|| 4);
     let ev = collect_until(&kq, |e| e.iter().any(|e| e.fflags & NOTE_EXIT != 0));
-    let c = ev.iter().find(|e| e.fflags & NOTE_CHILD != 0).expect("NOTE_CHILD");
+    let c = ev
+        .iter()
+        .find(|e| e.fflags & NOTE_CHILD != 0)
+        .expect("NOTE_CHILD");
     assert_eq!((c.ident, c.data), (pid as usize, me as isize));
     assert!(ev.iter().all(|e| e.fflags & NOTE_TRACKERR == 0));
     let x = ev.iter().find(|e| e.fflags & NOTE_EXIT != 0).unwrap();
     assert_eq!((x.ident, x.data as i32), (pid as usize, exited(4)));
     assert_eq!(reap(pid), exited(4));
-    kq.kevent(&[proc_kev(me, EV_DELETE, 0)], &mut [], None).unwrap();
+    kq.kevent(&[proc_kev(me, EV_DELETE, 0)], &mut [], None)
+        .unwrap();
 }
 
 /// P4 track_descendants (NetBSD t_proc4): tracking ourselves, 10 children each make 10
@@ -504,7 +560,10 @@ fn p4_track_descendants(p: Personality) {
     let (mut tracks, mut child_exits, mut grandchild_exits) = (0, 0, 0);
     let end = Instant::now() + Duration::from_secs(20);
     while tracks < N + N * N || child_exits < N || grandchild_exits < N * N {
-        assert!(Instant::now() < end, "tracks {tracks} child exits {child_exits} grandchild exits {grandchild_exits}");
+        assert!(
+            Instant::now() < end,
+            "tracks {tracks} child exits {child_exits} grandchild exits {grandchild_exits}"
+        );
         for e in wait(&kq, Duration::from_millis(200)) {
             assert_eq!(e.filter, EVFILT_PROC);
             if e.fflags & NOTE_CHILD != 0 {
@@ -527,9 +586,13 @@ fn p4_track_descendants(p: Personality) {
             }
         }
     }
-    assert_eq!((tracks, child_exits, grandchild_exits), (N + N * N, N, N * N));
+    assert_eq!(
+        (tracks, child_exits, grandchild_exits),
+        (N + N * N, N, N * N)
+    );
     assert!(poll(&kq).is_empty());
-    kq.kevent(&[proc_kev(me, EV_DELETE, 0)], &mut [], None).unwrap();
+    kq.kevent(&[proc_kev(me, EV_DELETE, 0)], &mut [], None)
+        .unwrap();
 }
 
 /// The connector cannot be had (`KQ_NO_PROC_CONNECTOR`): NOTE_FORK, NOTE_EXEC and
@@ -550,7 +613,8 @@ fn p5_no_connector_errno(p: Personality) {
     add(&kq, me, NOTE_EXIT).unwrap();
     // Asking for forks later fails the same way, and leaves the knote as it was.
     assert_eq!(errno(add(&kq, me, NOTE_EXIT | NOTE_FORK)), libc::EOPNOTSUPP);
-    kq.kevent(&[proc_kev(me, EV_DELETE, 0)], &mut [], None).unwrap();
+    kq.kevent(&[proc_kev(me, EV_DELETE, 0)], &mut [], None)
+        .unwrap();
 }
 
 both!(
@@ -596,7 +660,11 @@ fn p5_close_releases_pidfds() {
     let per = if no_pidfd() { 0 } else { pids.len() };
     assert!(with >= before + per, "{before} -> {with}");
     drop(kq);
-    assert_eq!(open_fds(), before, "the kqueue and its descriptors are gone");
+    assert_eq!(
+        open_fds(),
+        before,
+        "the kqueue and its descriptors are gone"
+    );
     for _ in &pids {
         send_byte(&w);
     }
@@ -623,7 +691,11 @@ fn p5_other_user() {
         .gid(65534)
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{text}");
     assert!(text.contains("1 passed"), "{text}");
 }
@@ -632,7 +704,10 @@ fn p5_other_user() {
 #[test]
 #[ignore = "run by p5_other_user under another uid"]
 fn as_other_user() {
-    let target: i32 = std::env::var("KQ_TEST_WATCH").expect("KQ_TEST_WATCH").parse().unwrap();
+    let target: i32 = std::env::var("KQ_TEST_WATCH")
+        .expect("KQ_TEST_WATCH")
+        .parse()
+        .unwrap();
     let nb = kq(Personality::NetBsd);
     assert_eq!(errno(add(&nb, target, NOTE_EXIT)), libc::EACCES);
     let fb = kq(Personality::FreeBsd);
@@ -658,7 +733,11 @@ fn rerun_with(var: &str) {
         .env(var, "1")
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     println!("{text}");
     assert!(out.status.success(), "with {var}=1:\n{text}");
 }

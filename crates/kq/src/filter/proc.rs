@@ -38,8 +38,8 @@ use crate::knote::Knote;
 use crate::personality::Personality;
 use crate::process;
 use crate::sys::{self, epoll, io, pidfd, Fd};
-use rustix::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use hashbrown::HashMap;
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Processes watched in the whole process (registrations of every kqueue).
@@ -608,7 +608,12 @@ impl Filter for ProcFilter {
         let id = cx.id;
         let here = Here::new(cx);
         let kq = here.kq;
-        let Some(reg) = here.procs.regs.get_mut(&pid).filter(|r| r.knote == id && !r.done) else {
+        let Some(reg) = here
+            .procs
+            .regs
+            .get_mut(&pid)
+            .filter(|r| r.knote == id && !r.done)
+        else {
             return Ok(());
         };
         let mut want = wanted(kn.sfflags);

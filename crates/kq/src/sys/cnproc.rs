@@ -106,7 +106,10 @@ pub(crate) fn open() -> Result<Fd, Errno> {
         return Err(Errno(libc::EOPNOTSUPP));
     }
     let unsupported = |e: Errno| {
-        if matches!(e.0, libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS) {
+        if matches!(
+            e.0,
+            libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS
+        ) {
             e
         } else {
             Errno(libc::EOPNOTSUPP)

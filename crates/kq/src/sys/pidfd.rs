@@ -177,7 +177,13 @@ fn info(pidfd: BorrowedFd<'_>, mask: u64) -> Option<PidfdInfo> {
     };
     // SAFETY: PIDFD_GET_INFO reads and writes one struct pidfd_info of the size encoded in
     // the request, which `info` is.
-    let r = unsafe { libc::ioctl(pidfd.as_raw_fd(), PIDFD_GET_INFO, &mut info as *mut PidfdInfo) };
+    let r = unsafe {
+        libc::ioctl(
+            pidfd.as_raw_fd(),
+            PIDFD_GET_INFO,
+            &mut info as *mut PidfdInfo,
+        )
+    };
     if r < 0 {
         let e = last_errno();
         if matches!(e.0, libc::ENOTTY | libc::EINVAL | libc::ENOSYS) {
@@ -229,7 +235,9 @@ pub(crate) fn proc_ids(pid: i32) -> Option<Ids> {
     let status = read_proc(&format!("/proc/{pid}/status"))?;
     let field = |name: &str| -> Option<[u32; 3]> {
         let line = status.lines().find(|l| l.starts_with(name))?;
-        let mut v = line[name.len()..].split_whitespace().map(|n| n.parse().ok());
+        let mut v = line[name.len()..]
+            .split_whitespace()
+            .map(|n| n.parse().ok());
         Some([v.next()??, v.next()??, v.next()??])
     };
     Some(Ids {

@@ -90,7 +90,9 @@ impl SignalsBlocked {
         let mut mask = self.old;
         // SAFETY: membership test and insertion in a live set.
         unsafe {
-            if keep_sigchld && libc::sigismember(&mask, libc::SIGCHLD) == 0 && ignored(libc::SIGCHLD)
+            if keep_sigchld
+                && libc::sigismember(&mask, libc::SIGCHLD) == 0
+                && ignored(libc::SIGCHLD)
             {
                 libc::sigaddset(&mut mask, libc::SIGCHLD);
             }
