@@ -363,22 +363,23 @@ static void case_p2(void)
 	send_byte(a[1]);
 	pid_t g;
 	CHECK_EQ(read(r[0], &g, sizeof g), (ssize_t)sizeof g);
-	int n = 0, exits = 0, records = 0, gexit = -1, cexit = -1;
+	int records = 0, gexit = -1, cexit = -1;
+	unsigned cflags = 0;
+	intptr_t cdata = -1;
 	double end = kqt_now_ms() + 10000.0;
-	while (exits < 2 && kqt_now_ms() < end) {
+	while (cexit == -1 && kqt_now_ms() < end) {
 		int k = wait_events(kq, ev, 16, 100);
 		CHECK(k >= 0);
-		for (int i = 0; i < k; i++, n++) {
+		for (int i = 0; i < k; i++) {
 			CHECK_EQ(ev[i].fflags & (NOTE_FORK | NOTE_TRACKERR), 0);
 			if (ev[i].fflags & NOTE_CHILD) {
 				records++;
-				CHECK_EQ(exits, 0); /* the record comes before the grandchild's exit */
+				CHECK_EQ(gexit, -1); /* the record comes before the grandchild's exit */
 				CHECK_EQ(ev[i].ident, g);
-				CHECK_EQ(ev[i].data, pid);
 				CHECK(ev[i].udata == &marker);
-			}
-			if (ev[i].fflags & NOTE_EXIT) {
-				exits++;
+				cflags = ev[i].fflags;
+				cdata = (intptr_t)ev[i].data;
+			} else if (ev[i].fflags & NOTE_EXIT) {
 				if (ev[i].ident == (uintptr_t)g)
 					gexit = (int)ev[i].data;
 				if (ev[i].ident == (uintptr_t)pid)
@@ -387,8 +388,21 @@ static void case_p2(void)
 		}
 	}
 	CHECK_EQ(records, 1);
-	CHECK_EQ(gexit, 12 << 8);
 	CHECK_EQ(cexit, 11 << 8);
+	if (is_netbsd()) {
+		/* A record of its own (data: the parent), then the tracking event's exit. */
+		CHECK_EQ(cflags, NOTE_CHILD);
+		CHECK_EQ(cdata, pid);
+		CHECK_EQ(gexit, 12 << 8);
+	} else if (cflags & NOTE_EXIT) {
+		/* FreeBSD: the grandchild's exit merged into its NOTE_CHILD event. */
+		CHECK_EQ(cdata, 12 << 8);
+		CHECK_EQ(gexit, -1);
+	} else {
+		/* FreeBSD: the NOTE_CHILD event was read first, which ended the tracking. */
+		CHECK_EQ(cdata, pid);
+		CHECK_EQ(gexit, -1);
+	}
 	CHECK_EQ(waitpid(pid, NULL, 0), pid);
 	CHECK_EQ(kqt_poll(kq, ev, 1), 0);
 	close(a[0]);
@@ -414,19 +428,29 @@ static void case_p3(void)
 	pid_t pid = fork();
 	if (pid == 0)
 		_exit(4);
-	int n = collect_exit(kq, ev, 8, pid);
-	CHECK(n > 0);
-	int seen = 0;
-	for (int i = 0; i < n; i++) {
-		CHECK_EQ(ev[i].fflags & NOTE_TRACKERR, 0);
-		if (ev[i].fflags & NOTE_CHILD) {
-			seen = 1;
+	/* NetBSD: the record, then the tracking event's exit.  FreeBSD: one event, the exit
+	 * merged into it unless it was read first. */
+	int n = 0, seen = 0, exited = 0;
+	double end = kqt_now_ms() + 10000.0;
+	while (!exited && !(seen && !is_netbsd()) && n < 8 && kqt_now_ms() < end) {
+		int k = wait_events(kq, ev + n, 8 - n, 100);
+		CHECK(k >= 0);
+		for (int i = n; i < n + k; i++) {
+			CHECK_EQ(ev[i].fflags & NOTE_TRACKERR, 0);
 			CHECK_EQ(ev[i].ident, pid);
-			CHECK_EQ(ev[i].data, getpid());
+			if (ev[i].fflags & NOTE_CHILD) {
+				seen = 1;
+				if (!(ev[i].fflags & NOTE_EXIT))
+					CHECK_EQ(ev[i].data, getpid());
+			}
+			if (ev[i].fflags & NOTE_EXIT) {
+				exited = 1;
+				CHECK_EQ(ev[i].data, 4 << 8);
+			}
 		}
+		n += k;
 	}
 	CHECK(seen);
-	CHECK_EQ(ev[n - 1].data, 4 << 8);
 	CHECK_EQ(waitpid(pid, NULL, 0), pid);
 	close(kq);
 }
@@ -444,8 +468,9 @@ static void case_p4(void)
 		return;
 	}
 	CHECK_EQ(add(kq, getpid(), NOTE_TRACK | NOTE_EXIT), 0);
+	pid_t kids[N];
 	for (int i = 0; i < N; i++) {
-		pid_t pid = fork();
+		pid_t pid = kids[i] = fork();
 		CHECK(pid >= 0);
 		if (pid == 0) {
 			pid_t g[N];
@@ -461,15 +486,32 @@ static void case_p4(void)
 	}
 	int tracks = 0, child_exits = 0, grandchild_exits = 0;
 	double end = kqt_now_ms() + 20000.0;
-	while ((tracks < N + N * N || child_exits < N || grandchild_exits < N * N) &&
-	       kqt_now_ms() < end) {
-		int r = wait_events(kq, &ev, 1, 200);
+	if (!is_netbsd()) {
+		/* FreeBSD: an event read before its process forked ends the tracking of that
+		 * branch, so the counts depend on timing: collect until every child has
+		 * exited and nothing more comes. */
+		siginfo_t si;
+		for (int i = 0; i < N; i++)
+			CHECK_EQ(waitid(P_PID, (id_t)kids[i], &si, WEXITED | WNOWAIT), 0);
+	}
+	for (;;) {
+		if (is_netbsd() && tracks == N + N * N && child_exits == N &&
+		    grandchild_exits == N * N)
+			break;
+		CHECK(kqt_now_ms() < end);
+		int r = wait_events(kq, &ev, 1, is_netbsd() ? 200 : 300);
 		CHECK(r >= 0);
-		if (r == 0)
+		if (r == 0) {
+			if (!is_netbsd() && tracks >= N)
+				break;
 			continue;
-		if (ev.fflags & NOTE_CHILD) {
+		}
+		CHECK_EQ(ev.fflags & (NOTE_FORK | NOTE_TRACKERR), 0);
+		if (ev.fflags & NOTE_CHILD)
 			tracks++;
-		} else if (ev.fflags & NOTE_EXIT) {
+		if (ev.fflags & NOTE_EXIT) {
+			/* FreeBSD reports an exit only merged into the NOTE_CHILD event. */
+			CHECK(is_netbsd() || (ev.fflags & NOTE_CHILD));
 			CHECK(ev.flags & EV_EOF);
 			int st = (int)ev.data;
 			CHECK(WIFEXITED(st));
@@ -483,14 +525,42 @@ static void case_p4(void)
 				grandchild_exits++;
 			}
 		} else {
-			CHECK_EQ(ev.fflags & (NOTE_FORK | NOTE_TRACKERR), 0);
+			CHECK(ev.fflags & NOTE_CHILD);
 		}
 	}
-	CHECK_EQ(tracks, N + N * N);
-	CHECK_EQ(child_exits, N);
-	CHECK_EQ(grandchild_exits, N * N);
-	CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
+	if (is_netbsd()) {
+		CHECK_EQ(tracks, N + N * N);
+		CHECK_EQ(child_exits, N);
+		CHECK_EQ(grandchild_exits, N * N);
+		CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
+	} else {
+		CHECK(tracks <= N + N * N);
+	}
+	/* The children whose exit was not reported. */
+	while (waitpid(-1, NULL, 0) > 0)
+		;
 	close(kq);
+}
+
+/* The number of process descriptors this process has open. */
+static int count_pidfds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+	if (!d)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		char path[300], target[64];
+		snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+		ssize_t len = readlink(path, target, sizeof target - 1);
+		if (len > 0) {
+			target[len] = 0;
+			n += strcmp(target, "anon_inode:[pidfd]") == 0;
+		}
+	}
+	closedir(d);
+	return n;
 }
 
 /* P5 close_releases: close() of the kqueue closes its process descriptors at once. */
@@ -502,14 +572,14 @@ static void case_close_releases(void)
 	CHECK_EQ(pipe(p), 0);
 	for (int i = 0; i < N; i++)
 		pids[i] = gated_child(p[0], 0);
-	int before = kqt_count_fds();
+	int before = count_pidfds();
 	int kq = new_kq();
 	CHECK(kq >= 0);
 	for (int i = 0; i < N; i++)
 		CHECK_EQ(add(kq, pids[i], NOTE_EXIT), 0);
-	CHECK(kqt_count_fds() >= before + 1 + (forced("KQ_NO_PIDFD") ? 0 : N));
+	CHECK_EQ(count_pidfds(), before + (forced("KQ_NO_PIDFD") ? 0 : N));
 	CHECK_EQ(close(kq), 0);
-	CHECK_EQ(kqt_count_fds(), before);
+	CHECK_EQ(count_pidfds(), before);
 	for (int i = 0; i < N; i++)
 		send_byte(p[1]);
 	for (int i = 0; i < N; i++)

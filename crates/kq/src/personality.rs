@@ -137,4 +137,13 @@ impl Personality {
     pub(crate) fn proc_exit_needs_interest(self) -> bool {
         self == Personality::FreeBsd
     }
+
+    /// NOTE_TRACK on a fork: NetBSD makes two knotes, a NOTE_CHILD record delivered once and
+    /// a knote tracking the child; FreeBSD registers both under the child's key, so the
+    /// second lands on the first: one oneshot knote with NOTE_CHILD (`data` the parent's
+    /// pid) and the parent's interest, whose delivery ends the tracking of the child, and
+    /// in which the child's own events (its exit status in `data`) merge until then (§5.7).
+    pub(crate) fn proc_track_merges_child(self) -> bool {
+        self == Personality::FreeBsd
+    }
 }

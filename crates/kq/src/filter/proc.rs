@@ -26,9 +26,10 @@
 //! NOTE_TRACK: on each fork of a tracked process the filter asks the engine for two new
 //! knotes in the same kqueue (NetBSD's `knote_proc_fork_track`): a NOTE_CHILD record
 //! (one-shot, not indexed: the child's own knote has the same key) and a knote tracking
-//! the child with the parent's interest. EV_FLAG1 marks the tracking knote for `attach`,
-//! as in the old BSD kernels: no zombie check, and a child already reaped is followed
-//! through the connector.
+//! the child with the parent's interest. FreeBSD's personality asks for one, the two
+//! merged (see `Personality::proc_track_merges_child`). EV_FLAG1 marks the tracking knote
+//! for `attach`, as in the old BSD kernels: no zombie check, and a child already reaped is
+//! followed through the connector.
 
 use super::procmon::{self, hint};
 use super::{Context, Filter, Spawn, Touch};
@@ -365,6 +366,25 @@ fn forked(kn: &mut Knote, child: i32, cx: &mut Context<'_>) {
         return;
     }
     let parent = kn.kev.ident;
+    if cx.personality.proc_track_merges_child() {
+        // FreeBSD: one oneshot knote on the child, NOTE_CHILD already set, tracking it
+        // with the parent's interest until it is delivered.
+        cx.spawn(Spawn {
+            kev: Kevent {
+                ident: child as usize,
+                filter: EVFILT_PROC,
+                flags: kn.kev.flags | EV_ADD | EV_ENABLE | EV_CLEAR | EV_ONESHOT | EV_FLAG1,
+                fflags: NOTE_CHILD,
+                data: parent as isize,
+                udata: kn.kev.udata,
+            },
+            sfflags: kn.sfflags,
+            sdata: parent as i64,
+            record: false,
+        });
+        cx.on_spawn_error(NOTE_TRACKERR);
+        return;
+    }
     let base = Kevent {
         ident: child as usize,
         filter: EVFILT_PROC,
