@@ -37,7 +37,7 @@ use crate::sys::{self, epoll, signals::SignalsBlocked, timerfd, Clock, Fd};
 use crate::wait::Spin;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -149,6 +149,9 @@ pub(crate) struct Inner {
     pending: Fd,
     /// One timerfd per `Clock`, made with the first timer on it.
     timerfds: [OnceLock<Fd>; 2],
+    /// The number of the kqueue's inotify instance (-1: none), readable without the lock
+    /// (for the fork handler).
+    inotify: Arc<AtomicI32>,
     /// The waiting policy.
     spin: Spin,
 }
@@ -180,10 +183,12 @@ impl Inner {
 
     /// Descriptors the kqueue owns (for the fork handler).
     pub(crate) fn raw_fds(&self) -> Vec<RawFd> {
+        let inotify = self.inotify.load(Ordering::Relaxed);
         [&self.epoll, &self.pending]
             .into_iter()
             .chain(self.timerfds.iter().filter_map(|t| t.get()))
             .map(|fd| fd.as_raw_fd())
+            .chain((inotify >= 0).then_some(inotify))
             .collect()
     }
 
@@ -210,6 +215,10 @@ impl Inner {
                 Clock::Monotonic
             };
             self.timerfd(clock)?;
+        }
+        // So does EVFILT_EMPTY, whose knotes are re-checked on a timer.
+        if kev.filter == EVFILT_EMPTY && kev.flags & EV_ADD != 0 {
+            self.timerfd(Clock::Monotonic)?;
         }
         let State { knotes, objs, .. } = st;
         let mut queued = false;
@@ -590,13 +599,23 @@ impl Inner {
         Ok(slot.get_or_init(|| fd).as_fd())
     }
 
-    /// Counts due timer expirations and re-arms the timerfds. Returns whether a knote was
-    /// queued.
+    /// Counts due timer expirations, re-checks EVFILT_EMPTY knotes if that is due, and
+    /// re-arms the timerfds. Returns whether a knote was queued.
     fn expire_timers(&self, st: &mut State) -> bool {
-        if st.objs.timers.is_empty() {
+        let polling = st.objs.empty.deadline().is_some();
+        if st.objs.timers.is_empty() && !polling {
             return false;
         }
-        let queued = st.objs.timers.expire(&mut st.knotes);
+        let mut queued = false;
+        if !st.objs.timers.is_empty() {
+            queued = st.objs.timers.expire(&mut st.knotes);
+        }
+        if polling {
+            let State { knotes, objs, .. } = st;
+            for id in objs.empty.due(knotes) {
+                queued |= self.evaluate(knotes, objs, id, EVFILT_EMPTY, 0);
+            }
+        }
         self.sync_timerfd(st);
         queued
     }
@@ -605,7 +624,10 @@ impl Inner {
     /// resets a timerfd that fired, so that it no longer makes the descriptor readable).
     fn sync_timerfd(&self, st: &mut State) {
         for clock in [Clock::Monotonic, Clock::Realtime] {
-            let next = st.objs.timers.next_deadline(clock).unwrap_or(0);
+            let mut next = st.objs.timers.next_deadline(clock).unwrap_or(0);
+            if let (Clock::Monotonic, Some(look)) = (clock, st.objs.empty.deadline()) {
+                next = if next == 0 { look } else { next.min(look) };
+            }
             if next != st.armed[clock as usize] {
                 if let Some(fd) = self.timerfds[clock as usize].get() {
                     if timerfd::arm(fd.as_fd(), next).is_ok() {
@@ -781,6 +803,8 @@ impl Inner {
             news |= self.expire_timers(&mut st);
             let notify = news && self.signal(&mut st, false);
             let n = self.collect(&mut st, events, max);
+            // A delivery may have scheduled a re-check (EVFILT_EMPTY).
+            self.sync_timerfd(&mut st);
             self.sync_pending(&mut st);
             self.publish(&st);
             if notify {
@@ -941,6 +965,8 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         process::number_taken(fd);
         process::mark_library_fd(fd, true);
     }
+    let fds = Descriptors::default();
+    let inotify = fds.inotify.number_slot();
     Ok(Arc::new_cyclic(|me| Inner {
         me: me.clone(),
         id,
@@ -953,7 +979,8 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
             knotes: Knotes::new(),
             objs: Objects {
                 timers: Timers::default(),
-                fds: Descriptors::default(),
+                fds,
+                empty: Default::default(),
                 epoll: epoll.as_raw_fd(),
                 epoch: 0,
                 kq: id,
@@ -969,6 +996,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         epoll,
         pending,
         timerfds: [OnceLock::new(), OnceLock::new()],
+        inotify,
         spin: Spin::new(),
     }))
 }
