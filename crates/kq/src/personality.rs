@@ -143,4 +143,15 @@ impl Personality {
     pub(crate) fn vnode_on_fifo(self) -> bool {
         self == Personality::FreeBsd
     }
+
+    /// A filter on a descriptor of a kind with no kqueue support at all (NetBSD's
+    /// `fnullop_kqfilter` objects: here block devices and the Linux descriptors with no BSD
+    /// counterpart, such as signalfd, inotify or pidfd): NetBSD says EOPNOTSUPP (t_kevent
+    /// kqueue_unsupported_fd), FreeBSD's `invfo_kqfilter` EINVAL (§5.7).
+    pub(crate) fn unsupported_fd(self) -> crate::kevent::Errno {
+        match self {
+            Personality::NetBsd => crate::kevent::Errno(libc::EOPNOTSUPP),
+            Personality::FreeBsd => crate::kevent::Errno::INVAL,
+        }
+    }
 }

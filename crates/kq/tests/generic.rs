@@ -3,8 +3,8 @@
 //!
 //! Not here: G3 (a bad kq fd cannot be passed to the Rust API; the C tests cover it), G11
 //! (user.rs u37_kqueue_read_errors), G22/G23 (fd_semantics.rs: closing and dup2 over a
-//! watched number), G31 (EVFILT_VNODE, not implemented), G18 (bad pointers: C only),
-//! G26/G27 (fd passing, vnode), G28 (filters.rs), G29 (close while blocked needs ownership
+//! watched number), G27 and G31 (vnode.rs), G18 (bad pointers: C only),
+//! G26 (fd passing), G28 (filters.rs), G29 (close while blocked needs ownership
 //! of a shared Kqueue: Rust cannot express it; the C tests cover it), G32 (fstat of the
 //! descriptor: a documented divergence).
 
@@ -297,7 +297,6 @@ fn g9_evfilt_aio_unimplemented(p: Personality) {
     let kq = kq(p);
     for filter in [
         EVFILT_AIO,
-        EVFILT_VNODE,
         EVFILT_PROC,
         EVFILT_SIGNAL,
         EVFILT_FS,

@@ -756,7 +756,47 @@ fn v_reused_number(p: Personality) {
     assert_eq!(one_vnode(&kq, &b) & NOTE_WRITE, NOTE_WRITE);
 }
 
-both!(v_not_a_vnode, v_reused_number);
+/// G27 (NetBSD t_kevent kqueue_unsupported_fd): a descriptor of a kind with no kqueue
+/// support at all (NetBSD's test uses /dev/drvctl; here an inotify instance and a signalfd,
+/// which no BSD has): NetBSD EOPNOTSUPP, FreeBSD EINVAL.
+fn g27_unsupported_fd(p: Personality) {
+    let _g = serial();
+    let kq = kq(p);
+    // SAFETY: plain system calls; the results are checked and then owned.
+    let (ino, sfd) = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        let ino = libc::inotify_init1(libc::IN_CLOEXEC);
+        let sfd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC);
+        assert!(ino >= 0 && sfd >= 0);
+        (OwnedFd::from_raw_fd(ino), OwnedFd::from_raw_fd(sfd))
+    };
+    let want = if p == Personality::FreeBsd {
+        libc::EINVAL
+    } else {
+        libc::EOPNOTSUPP
+    };
+    for fd in [&ino, &sfd] {
+        let c = vn(fd, EV_ADD | EV_ENABLE | EV_CLEAR, CLASSIC);
+        ch_err(&kq, &[c], want);
+        let c = Kevent::new(id(fd), EVFILT_EMPTY, EV_ADD, 0, 0, ptr(0));
+        ch_err(&kq, &[c], want);
+    }
+}
+
+/// G31 modify_resets_sfflags: every change replaces the interest, an EV_DISABLE or
+/// EV_ENABLE with fflags 0 too: a write is then not reported.
+fn g31_modify_resets_sfflags(p: Personality) {
+    let _g = serial();
+    let (_t, path, fd, kq) = v7_setup(p);
+    ch_ok(&kq, &[vn(&fd, EV_ADD | EV_CLEAR, NOTE_WRITE)]);
+    ch_ok(&kq, &[vn(&fd, EV_DISABLE, 0)]);
+    ch_ok(&kq, &[vn(&fd, EV_ENABLE, 0)]);
+    std::fs::write(&path, b"abc").unwrap();
+    expect_no_events(&kq);
+}
+
+both!(v_not_a_vnode, v_reused_number, g27_unsupported_fd, g31_modify_resets_sfflags);
 
 /// The names of the inotify instances this process has open.
 fn inotify_fds() -> Vec<RawFd> {

@@ -284,6 +284,7 @@ c_programs!(
     close,
     dup,
     eintr,
+    empty,
     errors,
     fdfilter,
     fork,
@@ -294,6 +295,7 @@ c_programs!(
     poll,
     timer,
     user,
+    vnode,
 );
 
 /// The header also compiles as C++ (extern "C", no C-only constructs in the macros).
@@ -708,7 +710,7 @@ fn every_program_is_run() {
 #[test]
 fn kernel_fallbacks() {
     for name in [
-        "eintr", "timer", "user", "fdfilter", "close", "netbsd", "cancel",
+        "eintr", "timer", "user", "fdfilter", "close", "netbsd", "cancel", "vnode", "empty",
     ] {
         let exe = compile(name, Build::C);
         run_with(

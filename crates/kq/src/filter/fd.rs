@@ -449,6 +449,24 @@ fn classify(fd: RawFd, file: &Identity, filter: i16, cx: &Context<'_>) -> Result
     })
 }
 
+/// The errno for a filter (EVFILT_VNODE, EVFILT_EMPTY) that a descriptor's kind refuses:
+/// EINVAL where the BSDs have the kind and refuse the filter (sockets, pipes, FIFOs, ttys,
+/// kqueues, eventfds, timerfds, files for EVFILT_EMPTY), the personality's answer for kinds
+/// with no kqueue support at all (block devices, and Linux-only descriptors).
+pub(super) fn refused(fd: RawFd, kind: u32, cx: &Context<'_>) -> Errno {
+    let unsupported = match kind {
+        libc::S_IFBLK => true,
+        0 => io::anon_inode_kind(sys::borrow(fd))
+            .is_some_and(|k| !matches!(k.as_str(), "eventfd" | "timerfd" | "eventpoll")),
+        _ => false,
+    };
+    if unsupported {
+        cx.personality.unsupported_fd()
+    } else {
+        Errno::INVAL
+    }
+}
+
 /// Attaches knote `kn` of descriptor filter `filter` (READ, WRITE, EMPTY, VNODE): registers
 /// its descriptor. Returns the file's identity.
 pub(super) fn attach(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) -> Result<Identity, Errno> {
@@ -464,7 +482,7 @@ pub(super) fn attach(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) -> Resul
     };
     // EVFILT_EMPTY is the sockets' (the BSDs' pipes, FIFOs, files and kqueues refuse it).
     if filter == EVFILT_EMPTY && !matches!(kind, Kind::Socket(_)) {
-        return Err(Errno::INVAL);
+        return Err(refused(fd, file.kind, cx));
     }
     if filter == EVFILT_WRITE {
         if matches!(kind, Kind::Kqueue(_)) {

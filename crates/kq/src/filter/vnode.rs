@@ -224,7 +224,7 @@ impl Filter for VnodeFilter {
             }
             // Sockets, pipes, FIFOs, devices, kqueues, eventfds...: not vnodes to the BSDs
             // (their kqfilter routines refuse the filter).
-            _ => return Err(Errno::INVAL),
+            kind => return Err(fd::refused(fd, kind, cx)),
         };
         let file = fd::attach(kn, EVFILT_VNODE, cx)?;
         let state = VnodeState {

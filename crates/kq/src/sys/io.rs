@@ -206,6 +206,15 @@ pub(crate) fn is_anonymous_pipe(fd: BorrowedFd<'_>) -> bool {
     rustix::fs::fstatfs(fd).is_ok_and(|s| s.f_type as u64 == PIPEFS_MAGIC)
 }
 
+/// The kind of an anonymous-inode descriptor (eventfd, timerfd, signalfd, inotify, epoll,
+/// pidfd, ...), as its /proc/self/fd link names it (`anon_inode:[eventfd]` gives
+/// `eventfd`); `None` for other descriptors.
+pub(crate) fn anon_inode_kind(fd: BorrowedFd<'_>) -> Option<String> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+    let name = link.to_str()?.strip_prefix("anon_inode:")?;
+    Some(name.trim_start_matches('[').trim_end_matches(']').to_owned())
+}
+
 /// The capacity of a pipe or FIFO (`F_GETPIPE_SZ`).
 pub(crate) fn pipe_capacity(fd: BorrowedFd<'_>) -> Result<i64, Errno> {
     Ok(rustix::pipe::fcntl_getpipe_size(fd)? as i64)
