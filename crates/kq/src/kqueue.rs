@@ -436,6 +436,15 @@ impl Inner {
         if st.objs.fds.polled() == 0 {
             return false;
         }
+        if st.objs.fds.only_inotify() {
+            // The inotify instance is the only registration with edges: read it directly,
+            // one system call where epoll_wait and then the read would be two.
+            let State { knotes, objs, .. } = st;
+            for (id, f) in objs.fds.file_edges() {
+                queued |= self.evaluate(knotes, objs, id, f, 0);
+            }
+            return queued;
+        }
         let mut buf = [epoll::EMPTY; HARVEST];
         loop {
             let n =

@@ -705,7 +705,8 @@ fn every_program_is_run() {
 }
 
 /// The fallbacks for kernels before 5.11, forced on this one: `KQ_NO_EPOLL_PWAIT2` makes
-/// every wait use epoll_pwait (millisecond timeouts, rounded up). The programs whose waits
+/// every wait use epoll_pwait (millisecond timeouts, rounded up); `KQ_NO_STATX` makes
+/// EVFILT_VNODE look at files with fstat (where statx is refused, by a seccomp filter). The programs whose waits
 /// matter most (timeouts, EINTR, wakeups, descriptor filters) must pass unchanged.
 #[test]
 fn kernel_fallbacks() {
@@ -716,7 +717,10 @@ fn kernel_fallbacks() {
         run_with(
             &exe,
             &[],
-            &[("KQ_NO_EPOLL_PWAIT2", std::ffi::OsStr::new("1"))],
+            &[
+                ("KQ_NO_EPOLL_PWAIT2", std::ffi::OsStr::new("1")),
+                ("KQ_NO_STATX", std::ffi::OsStr::new("1")),
+            ],
         );
     }
 }

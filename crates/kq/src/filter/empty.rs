@@ -7,8 +7,9 @@
 //! AF_UNIX sockets, whenever the peer reads. So, while an EVFILT_EMPTY knote of the kqueue
 //! is enabled and not active, the kqueue also looks at those knotes' sockets on a timer
 //! ([`EmptyPoll`], which arms the kqueue's CLOCK_MONOTONIC timerfd, so a sleeping `kevent()`
-//! wakes and the kqueue descriptor becomes readable with no caller awake): 1 ms after a knote
-//! went inactive or its socket changed, backing off to 25 ms while nothing changes. A knote
+//! wakes and the kqueue descriptor becomes readable with no caller awake): every 1 ms for
+//! 60 ms after a knote went inactive or its socket changed (longer than Linux's 40 ms
+//! delayed acknowledgement), then backing off to every 25 ms while nothing changes. A knote
 //! is evaluated when its socket changed since the last look: its queue length, or, on TCP,
 //! the count of acknowledged bytes (so that data sent and acknowledged between two looks
 //! still counts as news, which an EV_CLEAR knote needs).
@@ -21,8 +22,12 @@ use crate::sys::{self, io, Clock};
 use std::collections::HashMap;
 use std::os::fd::RawFd;
 
-/// The first re-check after a knote went inactive or its socket changed.
+/// The re-check interval while something changed lately.
 const FIRST_LOOK_NS: u64 = 1_000_000;
+/// How long after the last change the re-checks stay that frequent: longer than the usual
+/// round trip and than Linux's delayed acknowledgement (40 ms), so that the buffer
+/// emptying soon after a send is seen within about a millisecond.
+const FAST_NS: u64 = 60_000_000;
 /// The longest wait between re-checks while nothing changes.
 const LAST_LOOK_NS: u64 = 25_000_000;
 
@@ -41,6 +46,8 @@ pub(crate) struct EmptyPoll {
     /// CLOCK_MONOTONIC time of the next re-check (0: none scheduled).
     next: u64,
     interval: u64,
+    /// When a knote last went inactive, or a socket was last seen to change.
+    changed_at: u64,
 }
 
 impl EmptyPoll {
@@ -51,8 +58,10 @@ impl EmptyPoll {
 
     /// A knote may have gone inactive: look again soon.
     fn wake(&mut self) {
+        let now = sys::now_ns(Clock::Monotonic);
         self.interval = FIRST_LOOK_NS;
-        let soon = sys::now_ns(Clock::Monotonic) + FIRST_LOOK_NS;
+        self.changed_at = now;
+        let soon = now + FIRST_LOOK_NS;
         if self.next == 0 || self.next > soon {
             self.next = soon;
         }
@@ -106,8 +115,11 @@ impl EmptyPoll {
                 }
             }
         }
+        if changed {
+            self.changed_at = now;
+        }
         if waiting {
-            self.interval = if changed {
+            self.interval = if now.saturating_sub(self.changed_at) < FAST_NS {
                 FIRST_LOOK_NS
             } else {
                 (self.interval * 2).clamp(FIRST_LOOK_NS, LAST_LOOK_NS)

@@ -142,6 +142,12 @@ impl Descriptors {
         self.inotify.raw_fd()
     }
 
+    /// Whether the inotify instance is the only registration in the epoll that delivers
+    /// edges: reading it then takes the place of an epoll_wait.
+    pub(crate) fn only_inotify(&self) -> bool {
+        self.polled == 0 && self.inotify.is_open()
+    }
+
     /// Registrations in the epoll that deliver edges (the inotify instance included).
     pub(crate) fn polled(&self) -> usize {
         self.polled + usize::from(self.inotify.is_open())
@@ -718,6 +724,15 @@ pub(super) fn still_names(cx: &mut Context<'_>, fd: RawFd) -> bool {
         reg.verified = epoch;
     }
     same
+}
+
+/// Records that number `fd` was just seen to name its registered file (by a filter that
+/// checked it itself), so that it is not checked again in this lock hold.
+pub(super) fn seen_naming(cx: &mut Context<'_>, fd: RawFd) {
+    let epoch = cx.objs.epoch;
+    if let Some(reg) = cx.objs.fds.regs.get_mut(&fd) {
+        reg.verified = epoch;
+    }
 }
 
 /// Evaluates knote `kn` of `filter`: reads the descriptor's state, then checks that the

@@ -48,6 +48,7 @@ pub(crate) struct Inotify {
     vnodes: HashMap<u32, VnodeState>,
     /// Scratch space for drains.
     events: Vec<ino::Event>,
+    buf: Vec<u8>,
 }
 
 impl Default for Inotify {
@@ -58,6 +59,7 @@ impl Default for Inotify {
             watches: HashMap::new(),
             vnodes: HashMap::new(),
             events: Vec::new(),
+            buf: Vec::new(),
         }
     }
 }
@@ -292,7 +294,7 @@ impl Inotify {
         };
         let mut events = std::mem::take(&mut self.events);
         events.clear();
-        ino::drain(inotify.as_fd(), &mut events);
+        ino::drain(inotify.as_fd(), &mut self.buf, &mut events);
         if events.iter().any(|e| e.mask & ino::Q_OVERFLOW != 0) {
             // Events were lost: every user looks again from scratch.
             for w in self.watches.values() {

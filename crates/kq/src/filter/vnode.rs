@@ -213,7 +213,7 @@ impl Filter for VnodeFilter {
 
     fn attach(&self, kn: &mut Knote, cx: &mut Context<'_>) -> Result<(), Errno> {
         let fd = sys::fd_number(kn.kev.ident)?;
-        let now = io::file_stat(sys::borrow(fd))?;
+        let now = io::file_stat(sys::borrow(fd), true)?;
         let dir = match now.mode & libc::S_IFMT {
             libc::S_IFREG => false,
             libc::S_IFDIR => true,
@@ -267,9 +267,26 @@ impl Filter for VnodeFilter {
             // registered for (the number may have been closed, and reused, unseen).
             return (kn.kev.fflags != 0 || stays) && fd::still_names(cx, fd);
         }
-        let (dev, inode) = (state.last.dev, state.last.ino);
-        let now = match io::file_stat(sys::borrow(fd)) {
-            Ok(now) if (now.dev, now.ino) == (dev, inode) => now,
+        let last = state.last;
+        // Attributes are looked at only when they may have changed (or events were lost);
+        // otherwise the identity, link count and size do.
+        let full = state.lost || state.pending & (ino::ATTRIB | ino::DELETE_SELF) != 0;
+        let now = match io::file_stat(sys::borrow(fd), full) {
+            Ok(now) if (now.dev, now.ino) == (last.dev, last.ino) => {
+                if full {
+                    now
+                } else {
+                    FileStat {
+                        mode: last.mode,
+                        uid: last.uid,
+                        gid: last.gid,
+                        atime: last.atime,
+                        mtime: last.mtime,
+                        ctime: last.ctime,
+                        ..now
+                    }
+                }
+            }
             // Closed, or another file under the number: what was seen is not its business.
             _ => {
                 state.pending = 0;
@@ -279,6 +296,7 @@ impl Filter for VnodeFilter {
         };
         let revoking = state.pending & ino::UNMOUNT != 0;
         kn.kev.fflags |= state.notes(&now, p, kn.sfflags);
+        fd::seen_naming(cx, fd);
         if revoking {
             // The file system went away: EV_EOF, and the knote fires whatever its interest.
             kn.kev.flags |= EV_EOF;

@@ -65,10 +65,15 @@ pub(crate) struct Event {
     pub(crate) child: bool,
 }
 
-/// Reads every queued event (without blocking) into `out`.
-pub(crate) fn drain(inotify: BorrowedFd<'_>, out: &mut Vec<Event>) {
-    // Room for many events of maximal size (16 bytes plus a NAME_MAX name, padded).
-    let mut buf = [0u8; 16 * 1024];
+/// Room for many events of maximal size (16 bytes plus a NAME_MAX name, padded).
+pub(crate) const BUFFER: usize = 16 * 1024;
+
+/// Reads every queued event (without blocking) into `out`, through `buf` (which the caller
+/// keeps from one drain to the next, so that it is not cleared every time).
+pub(crate) fn drain(inotify: BorrowedFd<'_>, buf: &mut Vec<u8>, out: &mut Vec<Event>) {
+    if buf.len() < BUFFER {
+        buf.resize(BUFFER, 0);
+    }
     loop {
         // SAFETY: reads into a live buffer of its length.
         let n = unsafe {
