@@ -205,7 +205,14 @@ fn empty_latency(c: &mut Criterion) {
         }
     });
     let kq = Kqueue::new().unwrap();
-    let add = Kevent::new(w.as_raw_fd() as usize, EVFILT_EMPTY, EV_ADD | EV_CLEAR, 0, 0, null_mut());
+    let add = Kevent::new(
+        w.as_raw_fd() as usize,
+        EVFILT_EMPTY,
+        EV_ADD | EV_CLEAR,
+        0,
+        0,
+        null_mut(),
+    );
     kq.kevent(&[add], &mut [], None).unwrap();
     let mut ev = [Kevent::default(); 1];
     assert_eq!(kq.kevent(&[], &mut ev, Some(Duration::ZERO)).unwrap(), 1);
@@ -215,7 +222,9 @@ fn empty_latency(c: &mut Criterion) {
             for _ in 0..iters {
                 let start = Instant::now();
                 std::io::Write::write_all(&mut &w, b"x").unwrap();
-                let n = kq.kevent(&[], &mut ev, Some(Duration::from_secs(5))).unwrap();
+                let n = kq
+                    .kevent(&[], &mut ev, Some(Duration::from_secs(5)))
+                    .unwrap();
                 total += start.elapsed();
                 assert_eq!(n, 1);
             }

@@ -23,7 +23,11 @@ fn em(fd: &impl AsRawFd, flags: u16) -> Kevent {
 /// Asserts one EVFILT_EMPTY record for `fd` with `data` 0.
 #[track_caller]
 fn assert_empty(ev: &Kevent, fd: &impl AsRawFd) {
-    assert_eq!((ev.ident, ev.filter, ev.data), (id(fd), EVFILT_EMPTY, 0), "{ev:?}");
+    assert_eq!(
+        (ev.ident, ev.filter, ev.data),
+        (id(fd), EVFILT_EMPTY, 0),
+        "{ev:?}"
+    );
     assert_eq!(ev.flags & (EV_EOF | EV_ERROR), 0, "{ev:?}");
     assert_eq!(udata(ev), 7);
 }
@@ -112,7 +116,10 @@ fn e1_drain_wakes_sleeper(p: Personality) {
     put(&w, 100);
     let deadline = Instant::now() + Duration::from_secs(10);
     let ev = loop {
-        assert!(Instant::now() < deadline, "the kqueue never became readable");
+        assert!(
+            Instant::now() < deadline,
+            "the kqueue never became readable"
+        );
         if poll_fd(&kq, 100) & libc::POLLIN != 0 {
             if let Some(ev) = poll(&kq, 1).pop() {
                 break ev;
@@ -172,7 +179,11 @@ fn e_pipe_and_others_einval(p: Personality) {
         e.as_raw_fd(),
         other.as_raw_fd(),
     ] {
-        ch_err(&kq, &[Kevent::new(fd as usize, EVFILT_EMPTY, EV_ADD, 0, 0, ptr(0))], libc::EINVAL);
+        ch_err(
+            &kq,
+            &[Kevent::new(fd as usize, EVFILT_EMPTY, EV_ADD, 0, 0, ptr(0))],
+            libc::EINVAL,
+        );
     }
     let c = Kevent::new(closed_number(), EVFILT_EMPTY, EV_ADD, 0, 0, ptr(0));
     ch_err(&kq, &[c], libc::EBADF);

@@ -81,7 +81,12 @@ fn create(p: &Path) {
 fn pwrite(fd: &impl AsRawFd, buf: &[u8], off: i64) {
     // SAFETY: `buf` is valid for reads of its length.
     let n = unsafe { libc::pwrite(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), off) };
-    assert_eq!(n, buf.len() as isize, "pwrite: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        n,
+        buf.len() as isize,
+        "pwrite: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 fn fchmod(fd: &impl AsRawFd, mode: libc::mode_t) {
@@ -162,7 +167,9 @@ fn v1_dir_no_note_link_create_file_in(p: Personality) {
 }
 
 fn v1_dir_no_note_link_delete_file_in(p: Personality) {
-    let f = dir_case(p, create_baz1, |t| std::fs::remove_file(t.join("foo/baz1")).unwrap());
+    let f = dir_case(p, create_baz1, |t| {
+        std::fs::remove_file(t.join("foo/baz1")).unwrap()
+    });
     assert_eq!(f & NOTE_LINK, 0);
     assert_eq!(f, NOTE_WRITE);
 }
@@ -197,7 +204,9 @@ fn v2_dir_note_link_create_dir_in(p: Personality) {
 }
 
 fn v2_dir_note_link_delete_dir_in(p: Personality) {
-    let f = dir_case(p, mkdir_bar1, |t| std::fs::remove_dir(t.join("foo/bar1")).unwrap());
+    let f = dir_case(p, mkdir_bar1, |t| {
+        std::fs::remove_dir(t.join("foo/bar1")).unwrap()
+    });
     assert_eq!(f & NOTE_LINK, NOTE_LINK);
     assert_eq!(f, NOTE_WRITE | NOTE_LINK);
 }
@@ -236,12 +245,16 @@ fn v3_dir_note_write_create_file_in(p: Personality) {
 }
 
 fn v3_dir_note_write_delete_dir_in(p: Personality) {
-    let f = dir_case(p, mkdir_bar1, |t| std::fs::remove_dir(t.join("foo/bar1")).unwrap());
+    let f = dir_case(p, mkdir_bar1, |t| {
+        std::fs::remove_dir(t.join("foo/bar1")).unwrap()
+    });
     assert_eq!(f & NOTE_WRITE, NOTE_WRITE);
 }
 
 fn v3_dir_note_write_delete_file_in(p: Personality) {
-    let f = dir_case(p, create_baz1, |t| std::fs::remove_file(t.join("foo/baz1")).unwrap());
+    let f = dir_case(p, create_baz1, |t| {
+        std::fs::remove_file(t.join("foo/baz1")).unwrap()
+    });
     assert_eq!(f & NOTE_WRITE, NOTE_WRITE);
 }
 
@@ -466,7 +479,11 @@ fn v7_add_del(p: Personality) {
     let (_t, _path, fd, kq) = v7_setup(p);
     ch_ok(
         &kq,
-        &[vn(&fd, EV_ADD, NOTE_WRITE | NOTE_ATTRIB | NOTE_RENAME | NOTE_DELETE)],
+        &[vn(
+            &fd,
+            EV_ADD,
+            NOTE_WRITE | NOTE_ATTRIB | NOTE_RENAME | NOTE_DELETE,
+        )],
     );
     ch_ok(&kq, &[vn(&fd, EV_DELETE, 0)]);
     ch_err(&kq, &[vn(&fd, EV_DELETE, 0)], libc::ENOENT);
@@ -522,7 +539,11 @@ fn v7_note_delete(p: Personality) {
     let ev = expect_one(&kq);
     assert_eq!(
         (ev.ident, ev.flags, ev.fflags),
-        (id(&fd), delivered_flags(p, EV_ADD | EV_ONESHOT), NOTE_DELETE)
+        (
+            id(&fd),
+            delivered_flags(p, EV_ADD | EV_ONESHOT),
+            NOTE_DELETE
+        )
     );
 }
 
@@ -533,7 +554,11 @@ fn v7_note_delete_fifo(p: Personality) {
     let (r, w, path) = fifo();
     let kq = kq(p);
     if p == Personality::NetBsd {
-        ch_err(&kq, &[vn(&w, EV_ADD | EV_ONESHOT, NOTE_DELETE)], libc::EINVAL);
+        ch_err(
+            &kq,
+            &[vn(&w, EV_ADD | EV_ONESHOT, NOTE_DELETE)],
+            libc::EINVAL,
+        );
         return;
     }
     ch_ok(&kq, &[vn(&w, EV_ADD | EV_ONESHOT, NOTE_DELETE)]);
@@ -610,7 +635,10 @@ fn v_level_and_clear(p: Personality) {
 fn v_only_the_interest(p: Personality) {
     let _g = serial();
     let (_t, path, fd, kq) = v7_setup(p);
-    ch_ok(&kq, &[vn(&fd, EV_ADD | EV_CLEAR, NOTE_ATTRIB | NOTE_RENAME)]);
+    ch_ok(
+        &kq,
+        &[vn(&fd, EV_ADD | EV_CLEAR, NOTE_ATTRIB | NOTE_RENAME)],
+    );
     std::fs::write(&path, b"abc").unwrap();
     expect_no_events(&kq);
     // Another change replaces the interest.
@@ -697,7 +725,10 @@ fn v_replaced_by_rename(p: Personality) {
     let fd = open(&path, libc::O_RDWR | libc::O_CREAT);
     create(&t.join("new"));
     let kq = kq(p);
-    ch_ok(&kq, &[vn(&fd, EV_ADD | EV_CLEAR, NOTE_DELETE | NOTE_RENAME)]);
+    ch_ok(
+        &kq,
+        &[vn(&fd, EV_ADD | EV_CLEAR, NOTE_DELETE | NOTE_RENAME)],
+    );
     std::fs::rename(t.join("new"), &path).unwrap();
     assert_eq!(one_vnode(&kq, &fd), NOTE_DELETE);
 }
@@ -796,7 +827,12 @@ fn g31_modify_resets_sfflags(p: Personality) {
     expect_no_events(&kq);
 }
 
-both!(v_not_a_vnode, v_reused_number, g27_unsupported_fd, g31_modify_resets_sfflags);
+both!(
+    v_not_a_vnode,
+    v_reused_number,
+    g27_unsupported_fd,
+    g31_modify_resets_sfflags
+);
 
 /// The names of the inotify instances this process has open.
 fn inotify_fds() -> Vec<RawFd> {
@@ -857,7 +893,11 @@ fn v_one_inotify_per_kqueue(p: Personality) {
     for f in &files {
         ch_ok(&kq, &[vn(f, EV_DELETE, 0)]);
     }
-    assert_eq!(inotify_fds().len(), base + 2, "still one for the read knote");
+    assert_eq!(
+        inotify_fds().len(),
+        base + 2,
+        "still one for the read knote"
+    );
     ch_ok(&kq, &[rd(id(&files[0]), EV_DELETE, 0)]);
     assert_eq!(inotify_fds().len(), base + 1, "closed with the last watch");
     drop(kq2);
@@ -891,10 +931,7 @@ fn v_shared_watch_mask(p: Personality) {
     let before = inotify_fds();
     ch_ok(
         &kq,
-        &[
-            vn(&a, EV_ADD, NOTE_OPEN),
-            vn(&b, EV_ADD, NOTE_WRITE),
-        ],
+        &[vn(&a, EV_ADD, NOTE_OPEN), vn(&b, EV_ADD, NOTE_WRITE)],
     );
     let ino = inotify_fds()
         .into_iter()
@@ -902,7 +939,10 @@ fn v_shared_watch_mask(p: Personality) {
         .expect("the kqueue's inotify");
     let w = watches(ino);
     assert_eq!(w.len(), 1, "one watch for one inode: {w:?}");
-    assert_eq!(w[0].1 & (libc::IN_OPEN | libc::IN_MODIFY), libc::IN_OPEN | libc::IN_MODIFY);
+    assert_eq!(
+        w[0].1 & (libc::IN_OPEN | libc::IN_MODIFY),
+        libc::IN_OPEN | libc::IN_MODIFY
+    );
     ch_ok(&kq, &[vn(&a, EV_DELETE, 0)]);
     let w = watches(ino);
     assert_eq!(w.len(), 1);
@@ -911,7 +951,12 @@ fn v_shared_watch_mask(p: Personality) {
     // The interest changes with a modification too.
     ch_ok(&kq, &[vn(&b, EV_ADD, NOTE_OPEN)]);
     let w = watches(ino);
-    assert_eq!(w[0].1 & (libc::IN_OPEN | libc::IN_MODIFY), libc::IN_OPEN, "{:#x}", w[0].1);
+    assert_eq!(
+        w[0].1 & (libc::IN_OPEN | libc::IN_MODIFY),
+        libc::IN_OPEN,
+        "{:#x}",
+        w[0].1
+    );
 }
 
 both!(v_one_inotify_per_kqueue, v_shared_watch_mask);
@@ -938,7 +983,11 @@ fn v_overflow_recheck(p: Personality) {
     ch_ok(
         &kq,
         &[
-            vn(&a, EV_ADD | EV_CLEAR, NOTE_WRITE | NOTE_EXTEND | NOTE_ATTRIB),
+            vn(
+                &a,
+                EV_ADD | EV_CLEAR,
+                NOTE_WRITE | NOTE_EXTEND | NOTE_ATTRIB,
+            ),
             vn(&c, EV_ADD | EV_CLEAR, NOTE_ATTRIB | NOTE_WRITE),
         ],
     );
@@ -1013,7 +1062,10 @@ fn v_fork(p: Personality) {
     let mut status = 0;
     // SAFETY: our child; `status` is a valid int.
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child: {status:#x}");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child: {status:#x}"
+    );
     assert_eq!(one_vnode(&kq, &fd), NOTE_ATTRIB);
     touch(&path);
     assert_eq!(one_vnode(&kq, &fd), NOTE_ATTRIB);

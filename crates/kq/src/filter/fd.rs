@@ -221,7 +221,10 @@ impl Descriptors {
             if reg.interest != 0 && want != reg.interest {
                 epoll::modify(ep, sys::borrow(fd), token(fd, reg.seq), want | epoll::ET)?;
                 reg.interest = want;
-            } else if reg.interest == 0 && want != 0 && !matches!(reg.kind, Kind::File | Kind::Device) {
+            } else if reg.interest == 0
+                && want != 0
+                && !matches!(reg.kind, Kind::File | Kind::Device)
+            {
                 // Registered for EVFILT_VNODE only until now (a FIFO): into the epoll.
                 let target = sys::borrow(fd);
                 match epoll::add(ep, target, token(fd, reg.seq), want | epoll::ET) {
@@ -232,7 +235,8 @@ impl Descriptors {
                 }
                 reg.interest = want;
                 self.polled += 1;
-                reg.revents = io::poll_now(target, READ_INTEREST | WRITE_INTEREST).unwrap_or_default();
+                reg.revents =
+                    io::poll_now(target, READ_INTEREST | WRITE_INTEREST).unwrap_or_default();
             }
             let kind = reg.kind;
             if filter == EVFILT_READ && kind == Kind::File && file.kind == libc::S_IFREG {

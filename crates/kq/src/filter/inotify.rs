@@ -256,7 +256,11 @@ impl Inotify {
             .readers
             .iter()
             .copied()
-            .chain(w.vnodes.iter().filter_map(|id| self.vnodes.get(id).map(|v| v.fd)))
+            .chain(
+                w.vnodes
+                    .iter()
+                    .filter_map(|id| self.vnodes.get(id).map(|v| v.fd)),
+            )
             .collect();
         let Some(inotify) = self.fd.as_ref().map(|f| f.as_fd()) else {
             return;

@@ -59,7 +59,9 @@ impl VnodeState {
         if e.child {
             // An entry of the watched directory. Its own opens, reads, writes and attribute
             // changes are not the directory's.
-            if !self.dir || e.mask & (ino::CREATE | ino::DELETE | ino::MOVED_FROM | ino::MOVED_TO) == 0 {
+            if !self.dir
+                || e.mask & (ino::CREATE | ino::DELETE | ino::MOVED_FROM | ino::MOVED_TO) == 0
+            {
                 return false;
             }
             self.pending |= ENTRIES;
@@ -125,9 +127,9 @@ impl VnodeState {
         }
         if bits & ino::ATTRIB != 0 {
             // An unlink or link shows as an attribute change too (the link count and the
-            // status change time): it is no NOTE_ATTRIB unless more than those changed.
-            let more = (now.mode, now.uid, now.gid, now.mtime, now.atime)
-                != (old.mode, old.uid, old.gid, old.mtime, old.atime);
+            // status change time): it is no NOTE_ATTRIB unless the mode or owner changed
+            // with it (times set together with a link change in one batch are missed).
+            let more = (now.mode, now.uid, now.gid) != (old.mode, old.uid, old.gid);
             if !link_changed || more {
                 post(NOTE_ATTRIB);
             }
@@ -281,8 +283,6 @@ impl Filter for VnodeFilter {
                         uid: last.uid,
                         gid: last.gid,
                         atime: last.atime,
-                        mtime: last.mtime,
-                        ctime: last.ctime,
                         ..now
                     }
                 }
@@ -316,12 +316,7 @@ impl Filter for VnodeFilter {
         if ty == Touch::Register {
             // Every change replaces the interest (enable and disable too, as on the BSDs).
             let epoll = cx.objs.epoll;
-            let dir = cx
-                .objs
-                .fds
-                .inotify
-                .vnode(cx.id)
-                .is_some_and(|v| v.dir);
+            let dir = cx.objs.fds.inotify.vnode(cx.id).is_some_and(|v| v.dir);
             let mask = mask_for(kn.sfflags, dir);
             cx.objs.fds.inotify.set_vnode_mask(epoll, cx.id, mask);
         }
@@ -372,7 +367,10 @@ mod tests {
     fn write_extends_only_when_the_size_grows() {
         let mut s = state(false, stat(10, 1));
         assert!(s.take_event(&ev(ino::MODIFY, false), false));
-        assert_eq!(s.notes(&stat(12, 1), Personality::NetBsd, !0), NOTE_WRITE | NOTE_EXTEND);
+        assert_eq!(
+            s.notes(&stat(12, 1), Personality::NetBsd, !0),
+            NOTE_WRITE | NOTE_EXTEND
+        );
         s.take_event(&ev(ino::MODIFY, false), false);
         assert_eq!(s.notes(&stat(12, 1), Personality::NetBsd, !0), NOTE_WRITE);
     }
@@ -381,7 +379,10 @@ mod tests {
     fn a_group_is_taken_whole_when_one_bit_is_of_interest() {
         let mut s = state(false, stat(10, 1));
         s.take_event(&ev(ino::MODIFY, false), false);
-        assert_eq!(s.notes(&stat(12, 1), Personality::NetBsd, NOTE_WRITE), NOTE_WRITE | NOTE_EXTEND);
+        assert_eq!(
+            s.notes(&stat(12, 1), Personality::NetBsd, NOTE_WRITE),
+            NOTE_WRITE | NOTE_EXTEND
+        );
         s.take_event(&ev(ino::MODIFY, false), false);
         assert_eq!(s.notes(&stat(12, 1), Personality::NetBsd, NOTE_EXTEND), 0);
         s.take_event(&ev(ino::MODIFY | ino::ATTRIB, false), false);
@@ -427,15 +428,24 @@ mod tests {
         s.take_event(&ev(ino::CREATE | ino::ISDIR, true), false);
         let mut d3 = d;
         d3.nlink = 3;
-        assert_eq!(s.notes(&d3, Personality::NetBsd, !0), NOTE_WRITE | NOTE_LINK);
+        assert_eq!(
+            s.notes(&d3, Personality::NetBsd, !0),
+            NOTE_WRITE | NOTE_LINK
+        );
         // Moved out to another directory: NOTE_EXTEND on FreeBSD only.
         s.take_event(&ev(ino::MOVED_FROM, true), true);
         assert_eq!(s.notes(&d3, Personality::NetBsd, !0), NOTE_WRITE);
         s.take_event(&ev(ino::MOVED_FROM, true), true);
-        assert_eq!(s.notes(&d3, Personality::FreeBsd, !0), NOTE_WRITE | NOTE_EXTEND);
+        assert_eq!(
+            s.notes(&d3, Personality::FreeBsd, !0),
+            NOTE_WRITE | NOTE_EXTEND
+        );
         // Moved in from another directory: NOTE_EXTEND on both.
         s.take_event(&ev(ino::MOVED_TO, true), true);
-        assert_eq!(s.notes(&d3, Personality::NetBsd, !0), NOTE_WRITE | NOTE_EXTEND);
+        assert_eq!(
+            s.notes(&d3, Personality::NetBsd, !0),
+            NOTE_WRITE | NOTE_EXTEND
+        );
         // Children's own events are not the directory's.
         assert!(!s.take_event(&ev(ino::MODIFY, true), false));
     }
@@ -444,7 +454,10 @@ mod tests {
     fn overflow_reports_what_fstat_proves() {
         let mut s = state(false, stat(10, 1));
         s.lost_events();
-        assert_eq!(s.notes(&stat(20, 1), Personality::NetBsd, !0), NOTE_WRITE | NOTE_EXTEND);
+        assert_eq!(
+            s.notes(&stat(20, 1), Personality::NetBsd, !0),
+            NOTE_WRITE | NOTE_EXTEND
+        );
         s.lost_events();
         let mut now = stat(20, 1);
         now.ctime = (1, 0);

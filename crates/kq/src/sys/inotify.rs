@@ -36,7 +36,12 @@ pub(crate) fn create() -> Result<Fd, Errno> {
 /// inode's existing watch (if any); `add` ORs `mask` into it instead (IN_MASK_ADD). Returns
 /// the watch descriptor, the same for every descriptor of one inode. Resolving the link opens
 /// nothing, so it causes no event.
-pub(crate) fn watch(inotify: BorrowedFd<'_>, fd: RawFd, mask: u32, add: bool) -> Result<i32, Errno> {
+pub(crate) fn watch(
+    inotify: BorrowedFd<'_>,
+    fd: RawFd,
+    mask: u32,
+    add: bool,
+) -> Result<i32, Errno> {
     use rustix::fs::inotify;
     let path = format!("/proc/self/fd/{fd}");
     let flags = if add { mask | libc::IN_MASK_ADD } else { mask };
@@ -133,8 +138,18 @@ mod tests {
         assert_eq!(
             got,
             [
-                Event { wd: 1, mask: MODIFY, cookie: 0, child: false },
-                Event { wd: 2, mask: MOVED_TO, cookie: 7, child: true },
+                Event {
+                    wd: 1,
+                    mask: MODIFY,
+                    cookie: 0,
+                    child: false
+                },
+                Event {
+                    wd: 2,
+                    mask: MOVED_TO,
+                    cookie: 7,
+                    child: true
+                },
             ]
         );
     }
