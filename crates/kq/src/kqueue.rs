@@ -400,9 +400,11 @@ impl Inner {
         for e in events {
             let data = e.u64;
             if data == filter::fd::TOKEN_INOTIFY {
-                for (id, f) in objs.fds.file_edges() {
+                let edges = objs.fds.file_edges();
+                for &(id, f) in &edges {
                     queued |= self.evaluate(knotes, objs, id, f, 0);
                 }
+                objs.fds.recycle(edges);
             } else if !filter::fd::is_internal(data) {
                 for (id, f) in objs.fds.edge(data, e.events) {
                     queued |= self.evaluate(knotes, objs, id, f, filter::fd::edge_hint(e.events));
@@ -440,9 +442,11 @@ impl Inner {
             // The inotify instance is the only registration with edges: read it directly,
             // one system call where epoll_wait and then the read would be two.
             let State { knotes, objs, .. } = st;
-            for (id, f) in objs.fds.file_edges() {
+            let edges = objs.fds.file_edges();
+            for &(id, f) in &edges {
                 queued |= self.evaluate(knotes, objs, id, f, 0);
             }
+            objs.fds.recycle(edges);
             return queued;
         }
         let mut buf = [epoll::EMPTY; HARVEST];

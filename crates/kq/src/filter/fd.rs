@@ -88,6 +88,8 @@ pub(crate) struct Descriptors {
     pub(crate) closing: bool,
     /// The inotify instance and its watches (regular files' growth, EVFILT_VNODE).
     pub(crate) inotify: Inotify,
+    /// Scratch list for [`Descriptors::file_edges`].
+    edges: Vec<(u32, i16)>,
     /// The identity of the descriptor a change is being applied to, as checked for it (the
     /// number, the file, the lock hold).
     checked: Option<(RawFd, Identity, u64)>,
@@ -317,18 +319,23 @@ impl Descriptors {
     }
 
     /// The knotes inotify has news for: EVFILT_READ knotes of regular files that were
-    /// modified, and EVFILT_VNODE knotes.
+    /// modified, and EVFILT_VNODE knotes. Give the list back with [`Self::recycle`].
     pub(crate) fn file_edges(&mut self) -> Vec<(u32, i16)> {
+        let mut out = std::mem::take(&mut self.edges);
+        out.clear();
         let woken = self.inotify.drain();
-        let mut out: Vec<(u32, i16)> = woken
-            .readers
-            .iter()
-            .filter_map(|fd| self.regs.get(fd))
-            .filter(|reg| reg.read != NIL)
-            .map(|reg| (reg.read, EVFILT_READ))
-            .collect();
-        out.extend(woken.vnodes.into_iter().map(|id| (id, EVFILT_VNODE)));
+        for fd in &woken.readers {
+            if let Some(reg) = self.regs.get(fd).filter(|r| r.read != NIL) {
+                out.push((reg.read, EVFILT_READ));
+            }
+        }
+        out.extend(woken.vnodes.iter().map(|&id| (id, EVFILT_VNODE)));
         out
+    }
+
+    /// Takes back a list [`Self::file_edges`] gave, to reuse its memory.
+    pub(crate) fn recycle(&mut self, edges: Vec<(u32, i16)>) {
+        self.edges = edges;
     }
 
     /// Forgets the knote of `filter` on `fd`; the last one takes the descriptor out of the

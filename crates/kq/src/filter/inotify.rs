@@ -49,6 +49,7 @@ pub(crate) struct Inotify {
     /// Scratch space for drains.
     events: Vec<ino::Event>,
     buf: Vec<u8>,
+    woken: Woken,
 }
 
 impl Default for Inotify {
@@ -60,6 +61,7 @@ impl Default for Inotify {
             vnodes: HashMap::new(),
             events: Vec::new(),
             buf: Vec::new(),
+            woken: Woken::default(),
         }
     }
 }
@@ -291,10 +293,13 @@ impl Inotify {
 
     /// Reads every queued event and returns the users to evaluate. Vnode knotes get the
     /// events' bits in their state.
-    pub(crate) fn drain(&mut self) -> Woken {
-        let mut woken = Woken::default();
+    pub(crate) fn drain(&mut self) -> &Woken {
+        let mut woken = std::mem::take(&mut self.woken);
+        woken.readers.clear();
+        woken.vnodes.clear();
         let Some(inotify) = &self.fd else {
-            return woken;
+            self.woken = woken;
+            return &self.woken;
         };
         let mut events = std::mem::take(&mut self.events);
         events.clear();
@@ -349,7 +354,8 @@ impl Inotify {
         woken.readers.dedup();
         woken.vnodes.sort_unstable();
         woken.vnodes.dedup();
-        woken
+        self.woken = woken;
+        &self.woken
     }
 }
 

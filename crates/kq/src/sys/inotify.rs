@@ -124,14 +124,15 @@ mod tests {
     #[test]
     fn parses_events_with_and_without_names() {
         let mut buf = Vec::new();
-        for (wd, mask, cookie, name) in [(1, MODIFY, 0, ""), (2, MOVED_TO, 7, "abc")] {
-            let padded = if name.is_empty() { 0 } else { 16 };
-            buf.extend_from_slice(&(wd as i32).to_ne_bytes());
-            buf.extend_from_slice(&(mask as u32).to_ne_bytes());
-            buf.extend_from_slice(&(cookie as u32).to_ne_bytes());
-            buf.extend_from_slice(&(padded as u32).to_ne_bytes());
+        let events: [(i32, u32, u32, &str); 2] = [(1, MODIFY, 0, ""), (2, MOVED_TO, 7, "abc")];
+        for (wd, mask, cookie, name) in events {
+            let padded: u32 = if name.is_empty() { 0 } else { 16 };
+            buf.extend_from_slice(&wd.to_ne_bytes());
+            buf.extend_from_slice(&mask.to_ne_bytes());
+            buf.extend_from_slice(&cookie.to_ne_bytes());
+            buf.extend_from_slice(&padded.to_ne_bytes());
             let mut n = name.as_bytes().to_vec();
-            n.resize(padded, 0);
+            n.resize(padded as usize, 0);
             buf.extend_from_slice(&n);
         }
         let got: Vec<Event> = parse(&buf).collect();
