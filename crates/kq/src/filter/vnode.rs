@@ -451,6 +451,18 @@ mod tests {
     }
 
     #[test]
+    fn unmount_is_revoke() {
+        let mut s = state(false, stat(0, 1));
+        assert!(s.take_event(&ev(ino::UNMOUNT, false), false));
+        assert_eq!(s.notes(&stat(0, 1), Personality::NetBsd, !0), NOTE_REVOKE);
+        assert!(s.revoked);
+        // Not asked for: no note (the filter still fires, with EV_EOF).
+        let mut s = state(false, stat(0, 1));
+        s.take_event(&ev(ino::UNMOUNT, false), false);
+        assert_eq!(s.notes(&stat(0, 1), Personality::NetBsd, NOTE_WRITE), 0);
+    }
+
+    #[test]
     fn overflow_reports_what_fstat_proves() {
         let mut s = state(false, stat(10, 1));
         s.lost_events();
