@@ -564,11 +564,20 @@ fn v7_note_delete_fifo(p: Personality) {
     ch_ok(&kq, &[vn(&w, EV_ADD | EV_ONESHOT, NOTE_DELETE)]);
     std::fs::remove_file(path.path()).unwrap();
     assert_eq!(one_vnode(&kq, &w), NOTE_DELETE);
-    // The FIFO still works, and takes EVFILT_READ besides.
+    // The FIFO still works, and takes EVFILT_READ and EVFILT_WRITE besides (the latter on
+    // the descriptor of the vnode knote, which then enters the epoll).
     ch_ok(&kq, &[rd(id(&r), EV_ADD, 0)]);
     put(&w, 3);
     let ev = wait_one(&kq);
     assert_eq!((ev.ident, ev.filter, ev.data), (id(&r), EVFILT_READ, 3));
+    ch_ok(&kq, &[rd(id(&r), EV_DELETE, 0), wr(id(&w), EV_ADD | EV_CLEAR, 0)]);
+    let ev = wait_one(&kq);
+    assert_eq!((ev.ident, ev.filter), (id(&w), EVFILT_WRITE));
+    fill(&w);
+    expect_no_events(&kq);
+    drain(&r);
+    let ev = wait_one(&kq);
+    assert_eq!((ev.ident, ev.filter), (id(&w), EVFILT_WRITE));
 }
 
 fn v7_disable_and_enable(p: Personality) {
