@@ -570,7 +570,10 @@ fn v7_note_delete_fifo(p: Personality) {
     put(&w, 3);
     let ev = wait_one(&kq);
     assert_eq!((ev.ident, ev.filter, ev.data), (id(&r), EVFILT_READ, 3));
-    ch_ok(&kq, &[rd(id(&r), EV_DELETE, 0), wr(id(&w), EV_ADD | EV_CLEAR, 0)]);
+    ch_ok(
+        &kq,
+        &[rd(id(&r), EV_DELETE, 0), wr(id(&w), EV_ADD | EV_CLEAR, 0)],
+    );
     let ev = wait_one(&kq);
     assert_eq!((ev.ident, ev.filter), (id(&w), EVFILT_WRITE));
     fill(&w);
