@@ -216,39 +216,17 @@ impl Descriptors {
         filter: i16,
         id: u32,
     ) -> Result<Kind, Errno> {
-        let ep = sys::borrow(epoll_fd);
-        if let Some(reg) = self.regs.get_mut(&fd) {
-            *Self::slot(reg, filter) = id;
-            let want = Self::wanted(reg);
-            if reg.interest != 0 && want != reg.interest {
-                epoll::modify(ep, sys::borrow(fd), token(fd, reg.seq), want | epoll::ET)?;
-                reg.interest = want;
-            } else if reg.interest == 0
-                && want != 0
-                && !matches!(reg.kind, Kind::File | Kind::Device)
-            {
-                // Registered for EVFILT_VNODE only until now (a FIFO): into the epoll.
-                let target = sys::borrow(fd);
-                match epoll::add(ep, target, token(fd, reg.seq), want | epoll::ET) {
-                    Err(e) if e.0 == libc::EEXIST => {
-                        epoll::modify(ep, target, token(fd, reg.seq), want | epoll::ET)?
-                    }
-                    r => r?,
-                }
-                reg.interest = want;
-                self.polled += 1;
-                reg.revents =
-                    io::poll_now(target, READ_INTEREST | WRITE_INTEREST).unwrap_or_default();
-            }
-            let kind = reg.kind;
-            if filter == EVFILT_READ && kind == Kind::File && file.kind == libc::S_IFREG {
-                let wd = self.inotify.add_reader(epoll_fd, fd, &file)?;
+        if self.regs.contains_key(&fd) {
+            let r = self.attach_more(epoll_fd, fd, &file, filter, id);
+            if r.is_err() {
+                // The knote is discarded: its slot must not name it.
                 if let Some(reg) = self.regs.get_mut(&fd) {
-                    reg.wd = wd;
+                    *Self::slot(reg, filter) = NIL;
                 }
             }
-            return Ok(kind);
+            return r;
         }
+        let ep = sys::borrow(epoll_fd);
         self.seq = self.seq.wrapping_add(1).max(1);
         let mut reg = Reg {
             seq: self.seq,
@@ -315,6 +293,47 @@ impl Descriptors {
         }
         let kind = reg.kind;
         self.regs.insert(fd, reg);
+        Ok(kind)
+    }
+
+    /// [`Self::attach`] for a descriptor the kqueue has a registration for already.
+    fn attach_more(
+        &mut self,
+        epoll_fd: RawFd,
+        fd: RawFd,
+        file: &Identity,
+        filter: i16,
+        id: u32,
+    ) -> Result<Kind, Errno> {
+        let ep = sys::borrow(epoll_fd);
+        let Some(reg) = self.regs.get_mut(&fd) else {
+            return Err(Errno::BADF);
+        };
+        *Self::slot(reg, filter) = id;
+        let want = Self::wanted(reg);
+        if reg.interest != 0 && want != reg.interest {
+            epoll::modify(ep, sys::borrow(fd), token(fd, reg.seq), want | epoll::ET)?;
+            reg.interest = want;
+        } else if reg.interest == 0 && want != 0 && !matches!(reg.kind, Kind::File | Kind::Device) {
+            // Registered for EVFILT_VNODE only until now (a FIFO): into the epoll.
+            let target = sys::borrow(fd);
+            match epoll::add(ep, target, token(fd, reg.seq), want | epoll::ET) {
+                Err(e) if e.0 == libc::EEXIST => {
+                    epoll::modify(ep, target, token(fd, reg.seq), want | epoll::ET)?
+                }
+                r => r?,
+            }
+            reg.interest = want;
+            self.polled += 1;
+            reg.revents = io::poll_now(target, READ_INTEREST | WRITE_INTEREST).unwrap_or_default();
+        }
+        let kind = reg.kind;
+        if filter == EVFILT_READ && kind == Kind::File && file.kind == libc::S_IFREG && reg.wd < 0 {
+            let wd = self.inotify.add_reader(epoll_fd, fd, file)?;
+            if let Some(reg) = self.regs.get_mut(&fd) {
+                reg.wd = wd;
+            }
+        }
         Ok(kind)
     }
 
