@@ -394,6 +394,8 @@ impl Inner {
                 for (id, f) in objs.fds.file_edges() {
                     queued |= self.evaluate(knotes, objs, id, f, 0);
                 }
+            } else if let Some(id) = objs.signals.edge(data) {
+                queued |= self.evaluate(knotes, objs, id, EVFILT_SIGNAL, 0);
             } else if !filter::fd::is_internal(data) {
                 for (id, f) in objs.fds.edge(data, e.events) {
                     queued |= self.evaluate(knotes, objs, id, f, filter::fd::edge_hint(e.events));
@@ -424,7 +426,7 @@ impl Inner {
     /// Collects the descriptor edges that are waiting, without blocking.
     fn harvest_now(&self, st: &mut State) -> bool {
         let mut queued = false;
-        if st.objs.fds.polled() == 0 {
+        if st.objs.polled() == 0 {
             return false;
         }
         let mut buf = [epoll::EMPTY; HARVEST];
@@ -749,7 +751,7 @@ impl Inner {
         // Signals stay blocked from the parking until the call returns, as when it sleeps
         // itself: this restores the program's mask on every way out.
         let signals = SignalsBlocked::adopt(park.mask);
-        park.woken = woken?.min(HARVEST);
+        park.woken = park.interrupted(woken)?.min(HARVEST);
         if self.gen != process::fork_gen() {
             return Err(Errno::BADF);
         }
@@ -791,6 +793,13 @@ impl Inner {
             if n > 0 {
                 return Ok(n);
             }
+            // The wait was interrupted by signals the library took care of alone (a
+            // watched signal the program ignores): that is no EINTR for the program if it
+            // brought an event, but with nothing to return the call must not sleep on
+            // (another signal may have interrupted the wait too).
+            if std::mem::take(&mut park.absorbed) {
+                return Err(Errno::INTR);
+            }
             let remaining = match park.deadline {
                 // Wait forever.
                 Some(None) => None,
@@ -806,7 +815,7 @@ impl Inner {
                 Some(blocked) => blocked,
                 None => SignalsBlocked::new(),
             };
-            if !park.spun && st.objs.fds.polled() == 0 {
+            if !park.spun && st.objs.polled() == 0 {
                 // Before sleeping, spin for a few microseconds (the policy is in
                 // `wait.rs`): once per call, and only for kqueues without descriptors, whose
                 // events arrive through epoll, which the spin does not watch.
@@ -827,11 +836,13 @@ impl Inner {
                 park.mask = blocked.keep();
                 park.epfd = self.epoll.as_raw_fd();
                 park.precise = epoll::use_pwait2();
+                park.intr_mark = crate::signal::absorbed();
                 park.waiting = true;
                 return Ok(0);
             }
             st.sleepers += 1;
             drop(st);
+            park.intr_mark = crate::signal::absorbed();
             let r = epoll::wait(
                 self.epoll.as_fd(),
                 park.edges.buffer(),
@@ -841,7 +852,7 @@ impl Inner {
             signals = Some(blocked);
             st = self.lock();
             st.sleepers -= 1;
-            park.woken = r?;
+            park.woken = park.interrupted(r)?;
         }
     }
 
@@ -954,6 +965,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
             objs: Objects {
                 timers: Timers::default(),
                 fds: Descriptors::default(),
+                signals: Default::default(),
                 epoll: epoll.as_raw_fd(),
                 epoch: 0,
                 kq: id,
@@ -1468,6 +1480,11 @@ pub struct Park {
     /// The edges the last wait returned, `woken` of them.
     edges: epoll::Edges<HARVEST>,
     woken: usize,
+    /// Signals the library absorbed in this thread before the last wait (see
+    /// `signal::absorbed`).
+    intr_mark: u64,
+    /// The last wait was interrupted, and the library absorbed a signal meanwhile.
+    absorbed: bool,
 }
 
 impl Park {
@@ -1482,6 +1499,8 @@ impl Park {
             precise: false,
             edges: epoll::Edges::new(),
             woken: 0,
+            intr_mark: 0,
+            absorbed: false,
         }
     }
 
@@ -1522,6 +1541,18 @@ impl Park {
     /// signal.
     pub fn wait_mask(&self) -> &libc::sigset_t {
         &self.mask
+    }
+
+    /// The result of a wait, except that EINTR becomes a wakeup with no edge when the
+    /// library's handler absorbed a signal in this thread meanwhile (see `scan`).
+    fn interrupted(&mut self, r: Result<usize, Errno>) -> Result<usize, Errno> {
+        match r {
+            Err(e) if e == Errno::INTR && crate::signal::absorbed() != self.intr_mark => {
+                self.absorbed = true;
+                Ok(0)
+            }
+            r => r,
+        }
     }
 
     /// Gives up a waiting call: puts the thread's signal mask back. Does nothing if the

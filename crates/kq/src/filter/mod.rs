@@ -8,6 +8,7 @@
 //! there with the `custom-filters` feature.
 
 pub(crate) mod fd;
+pub(crate) mod signal;
 mod timer;
 mod user;
 
@@ -36,6 +37,7 @@ pub enum Touch {
 pub(crate) struct Objects {
     pub(crate) timers: Timers,
     pub(crate) fds: fd::Descriptors,
+    pub(crate) signals: signal::Signals,
     /// The kqueue's epoll (valid while the kqueue lives, which it does while its lock is
     /// held).
     pub(crate) epoll: std::os::fd::RawFd,
@@ -54,6 +56,14 @@ pub struct Context<'a> {
     pub(crate) deactivate: bool,
     /// The kqueue the hook runs in.
     pub(crate) kq: &'a Weak<Inner>,
+}
+
+impl Objects {
+    /// Registrations in the kqueue's epoll that deliver edges: a `kevent()` must look at
+    /// the epoll while there are any.
+    pub(crate) fn polled(&self) -> usize {
+        self.fds.polled() + self.signals.polled()
+    }
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -230,6 +240,7 @@ static USER: user::UserFilter = user::UserFilter;
 static TIMER: timer::TimerFilter = timer::TimerFilter;
 static READ: fd::ReadFilter = fd::ReadFilter;
 static WRITE: fd::WriteFilter = fd::WriteFilter;
+static SIGNAL: signal::SignalFilter = signal::SignalFilter;
 
 /// The system filters whose idents are descriptor numbers, whose knotes close() drops.
 pub(crate) const DESCRIPTOR_FILTERS: [i16; 4] =
@@ -261,6 +272,7 @@ pub(crate) fn lookup(filter: i16) -> Option<FilterRef> {
         EVFILT_TIMER => Some(FilterRef::System(&TIMER)),
         EVFILT_READ => Some(FilterRef::System(&READ)),
         EVFILT_WRITE => Some(FilterRef::System(&WRITE)),
+        EVFILT_SIGNAL => Some(FilterRef::System(&SIGNAL)),
         n if n > 0 => {
             let table = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
             table
