@@ -29,8 +29,19 @@ pub(crate) fn resolve() {
     let f = if next != 0 {
         next
     } else {
-        // A fully static program: no later object to ask.
-        libc::sigaction as SigactionFn as usize
+        // A program without a dynamic linker: no later object to ask, and `sigaction` may
+        // be the C library's interposer (libkqueue.a); glibc's other public name is not.
+        #[cfg(target_env = "gnu")]
+        {
+            extern "C" {
+                fn __sigaction(sig: c_int, act: *const Action, old: *mut Action) -> c_int;
+            }
+            __sigaction as SigactionFn as usize
+        }
+        #[cfg(not(target_env = "gnu"))]
+        {
+            libc::sigaction as SigactionFn as usize
+        }
     };
     REAL.store(f, Ordering::Relaxed);
 }
