@@ -558,13 +558,13 @@ pub(crate) fn fork_child() {
     FORK_HELD.with(|h| {
         let mut held = h.borrow_mut().take();
         if let Some(t) = held.as_mut() {
-            for sig in 1..NSIG {
+            for (sig, slot) in SLOTS.iter().enumerate().skip(1) {
                 if t.guard.ours[sig] {
-                    let _ = sa::sigaction(sig as c_int, Some(&SLOTS[sig].saved.load()), None);
+                    let _ = sa::sigaction(sig as c_int, Some(&slot.saved.load()), None);
                     t.guard.ours[sig] = false;
                 }
                 t.guard.watchers[sig] = 0;
-                let fd = SLOTS[sig].fd.swap(-1, Ordering::AcqRel);
+                let fd = slot.fd.swap(-1, Ordering::AcqRel);
                 if fd >= 0 {
                     // SAFETY: the child's copy of the library's eventfd, used by nothing
                     // else in the child.
