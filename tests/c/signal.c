@@ -1,5 +1,5 @@
 /*
- * EVFILT_SIGNAL through the C API (docs/semantics.md §5.7, cases S1-S14 of §7.7): posts
+ * EVFILT_SIGNAL through the C API (docs/semantics.md §5.7, cases S1-S13 of §7.7): posts
  * are counted while the signal's own disposition keeps working, and sigaction()/signal()
  * called by the program on a watched signal (interposed by the library) change what the
  * signal does without stopping the counting.
