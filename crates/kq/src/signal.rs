@@ -382,10 +382,14 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, context: *mut c_vo
     }
     if is_handler(h) {
         if act.sa_flags & libc::SA_RESETHAND != 0 {
-            // The kernel would have reset the action on delivery.
+            // The kernel would have reset the handler on delivery (the flags and mask
+            // stay, as Linux keeps them).
             let t = lock();
             if t.guard.ours[sig as usize] {
-                slot.saved.store(&sa::action(libc::SIG_DFL));
+                let mut reset = act;
+                reset.sa_sigaction = libc::SIG_DFL;
+                slot.saved.store(&reset);
+                let _ = sa::sigaction(sig, Some(&ours_for(sig, &reset)), None);
             }
         }
         sa::set_errno(errno);
