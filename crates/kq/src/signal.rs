@@ -307,18 +307,23 @@ pub(crate) fn watch(ident: usize) -> Result<Option<RawFd>, Errno> {
     sa::resolve();
     let slot = &SLOTS[ident];
     if slot.fd.load(Ordering::Acquire) < 0 {
-        let made = process::with_fds(sys::eventfd)?;
-        let fd = made.as_raw_fd();
-        // Another thread may have made one first: then ours is dropped.
-        if slot
-            .fd
-            .compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            let _ = made.into_raw_fd();
-            process::number_taken(fd);
-            process::mark_library_fd(fd, true);
-        }
+        // Made and published with no fork() in between (a child closes the published
+        // ones).
+        process::creating(|| {
+            let made = process::with_fds(sys::eventfd)?;
+            let fd = made.as_raw_fd();
+            // Another thread may have made one first: then ours is dropped.
+            if slot
+                .fd
+                .compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                let _ = made.into_raw_fd();
+                process::number_taken(fd);
+                process::mark_library_fd(fd, true);
+            }
+            Ok::<(), Errno>(())
+        })?;
     }
     let mut t = lock();
     if t.guard.watchers[ident] == 0 {
