@@ -1,4 +1,4 @@
-//! EVFILT_SIGNAL (docs/semantics.md §5.7, cases S1-S16 of §7.7): posts are counted while
+//! EVFILT_SIGNAL (docs/semantics.md §5.7, cases S1-S17 of §7.7): posts are counted while
 //! the signal's own disposition goes on working.
 //!
 //! Signals and their actions are process-wide, so every test runs in a process of its own:
@@ -497,25 +497,28 @@ fn s9_uncatchable_accepted(p: Personality) {
 }
 
 /// S10 blocked_counted_on_delivery: posts of a blocked standard signal are counted when it
-/// is unblocked, merged into one, as Linux delivers them (BSD counts each post).
+/// is unblocked, merged into one, as Linux delivers them (BSD counts each post); those of a
+/// real-time signal queue, and each is counted.
 fn s10_blocked_counted_on_delivery(p: Personality) {
-    let s = libc::SIGUSR1;
-    set_raw(s, libc::SIG_IGN, 0);
-    let kq = kq(p);
-    ch_ok(&kq, &[sig(s, EV_ADD)]);
-    let mut set = kq::signal::default().sa_mask;
-    // SAFETY: sigaddset writes the set; pthread_sigmask changes this thread's mask.
-    unsafe {
-        libc::sigaddset(&mut set, s);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, null_mut());
+    let rt = libc::SIGRTMIN() + 1;
+    for (s, expected) in [(libc::SIGUSR1, 1), (rt, 3)] {
+        set_raw(s, libc::SIG_IGN, 0);
+        let kq = kq(p);
+        ch_ok(&kq, &[sig(s, EV_ADD)]);
+        let mut set = kq::signal::default().sa_mask;
+        // SAFETY: sigaddset writes the set; pthread_sigmask changes this thread's mask.
+        unsafe {
+            libc::sigaddset(&mut set, s);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, null_mut());
+        }
+        for _ in 0..3 {
+            raise(s);
+        }
+        expect_no_events(&kq);
+        // SAFETY: as above.
+        unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, null_mut()) };
+        assert_eq!(one(&kq).data, expected, "signal {s}");
     }
-    for _ in 0..3 {
-        raise(s);
-    }
-    expect_no_events(&kq);
-    // SAFETY: as above.
-    unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, null_mut()) };
-    assert_eq!(one(&kq).data, 1);
 }
 
 /// S11 ignored_sigchld: with SIGCHLD ignored, a SIGCHLD sent with kill() is counted by
@@ -694,6 +697,62 @@ fn s15_kqueue_descriptor_readable(p: Personality) {
     assert_eq!(util::poll_fd(&kq, 0), 0);
 }
 
+/// S17 concurrent_watch_and_posts: while one thread posts a signal to itself 2000 times,
+/// another adds and deletes a knote on it over and over (the library's handler installed
+/// and removed each time) and a third switches the program's action between SIG_IGN and a
+/// counting handler: a knote that stays counts every post, and the process never takes
+/// the signal's default action (which would kill it).
+fn s17_concurrent_watch_and_posts(p: Personality) {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    const POSTS: usize = 2000;
+    let s = libc::SIGUSR1;
+    set_raw(s, libc::SIG_IGN, 0);
+    let stay = kq(p);
+    ch_ok(&stay, &[sig(s, EV_ADD)]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let toggler = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let k = util::kq(p);
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                ch_ok(&k, &[sig(s, EV_ADD)]);
+                ch_ok(&k, &[sig(s, EV_DELETE)]);
+                n += 1;
+            }
+            n
+        })
+    };
+    let switcher = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut h = kq::signal::default();
+            h.sa_sigaction = count_handler as extern "C" fn(i32) as usize;
+            while !stop.load(Ordering::SeqCst) {
+                // SAFETY: SIG_IGN, or a handler that only counts.
+                unsafe {
+                    kq::signal::set_action(s, &kq::signal::ignore()).unwrap();
+                    kq::signal::set_action(s, &h).unwrap();
+                }
+            }
+        })
+    };
+    let mut counted = 0;
+    for i in 0..POSTS {
+        raise(s);
+        if i % 100 == 99 {
+            counted += poll(&stay, 4).iter().map(|e| e.data).sum::<isize>();
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    assert!(toggler.join().unwrap() > 0);
+    switcher.join().unwrap();
+    counted += poll(&stay, 4).iter().map(|e| e.data).sum::<isize>();
+    assert_eq!(counted, POSTS as isize);
+    assert!(HANDLED.load(Ordering::SeqCst) <= POSTS);
+}
+
 isolated_both!(
     s1_sig,
     s2_add_del_get_disable_enable_oneshot,
@@ -710,6 +769,7 @@ isolated_both!(
     s13_default_stop,
     s14_resethand,
     s15_kqueue_descriptor_readable,
+    s17_concurrent_watch_and_posts,
 );
 
 /// S16 action_of_unwatched: `kq::signal::action` and `set_action` are the C library's
