@@ -18,7 +18,9 @@
 //!   queued, so the descriptor is readable while events are pending and stops being readable
 //!   once the last one was collected; it is written again for every batch of new events, so
 //!   an edge-triggered watcher gets a new edge for each;
-//! - one timerfd per clock, armed for the kqueue's earliest timer deadline.
+//! - one timerfd per clock, armed for the kqueue's earliest timer deadline;
+//! - the eventfd of each signal an EVFILT_SIGNAL knote watches (`crate::signal`), written
+//!   by the library's handler at every delivery.
 //!
 //! Threads blocked in kevent() sleep in epoll_wait on the same epoll. A caller may take that
 //! wait over ([`Park`]): the call then returns where it would sleep and is resumed after the
