@@ -1,5 +1,5 @@
 /*
- * EVFILT_SIGNAL through the C API (docs/semantics.md §5.7, cases S1-S13 of §7.7): posts
+ * EVFILT_SIGNAL through the C API (docs/semantics.md §5.7, cases S1-S18 of §7.7): posts
  * are counted while the signal's own disposition keeps working, and sigaction()/signal()
  * called by the program on a watched signal (interposed by the library) change what the
  * signal does without stopping the counting.
@@ -420,6 +420,42 @@ static void case_s13(void)
 	CHECK_EQ(WEXITSTATUS(status), 0);
 }
 
+/* S18 vfork_child: a child made by vfork() shares the parent's memory until it execs: a
+ * watched signal it takes is not counted by the parent, and its sigaction() calls change
+ * its own actions, not the parent's kept ones. */
+static void case_s18(void)
+{
+	struct sigaction a, now;
+	struct kevent ev;
+	int status;
+	int kq = new_kq();
+	CHECK(kq >= 0);
+	memset(&a, 0, sizeof a);
+	a.sa_handler = on_signal;
+	sigemptyset(&a.sa_mask);
+	CHECK_EQ(sigaction(SIGUSR1, &a, NULL), 0);
+	CHECK(signal(SIGUSR2, SIG_IGN) != SIG_ERR);
+	CHECK_EQ(sig_change(kq, SIGUSR1, EV_ADD), 0);
+	CHECK_EQ(sig_change(kq, SIGUSR2, EV_ADD), 0);
+	pid_t child = vfork();
+	CHECK(child >= 0);
+	if (child == 0) {
+		raise(SIGUSR2);		  /* the library's handler, in the child */
+		signal(SIGUSR1, SIG_IGN); /* the child's own action */
+		raise(SIGUSR1);
+		_exit(0);
+	}
+	CHECK_EQ(waitpid(child, &status, 0), child);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
+	CHECK_EQ(sigaction(SIGUSR1, NULL, &now), 0);
+	CHECK(now.sa_handler == on_signal);
+	CHECK_EQ(raise(SIGUSR1), 0);
+	CHECK_EQ(handled, 1);
+	CHECK_EQ(one(kq, SIGUSR1), 1);
+	close(kq);
+}
+
 static void (*current_case)(void);
 
 /* Runs current_case in a child process; fails unless it passes there. */
@@ -467,5 +503,6 @@ int main(void)
 	run("S11", "ignored_sigchld", case_s11);
 	run("S12", "wait_not_interrupted", case_s12);
 	run("S13", "default_stop", case_s13);
+	run("S18", "vfork_child", case_s18);
 	return kqt_done();
 }

@@ -31,6 +31,12 @@ pub(crate) fn fork_gen() -> u64 {
 /// the descriptor table, and must not drop the parent's knotes).
 static PID: AtomicI32 = AtomicI32::new(0);
 
+/// Whether the calling process is the one the library's state belongs to (not a child made
+/// by vfork() or clone(CLONE_VM), which shares the memory). One system call.
+pub(crate) fn in_library_process() -> bool {
+    sys::getpid() == PID.load(Ordering::Relaxed)
+}
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A new process-unique kqueue id (never 0; it must fit the 32 bits the epoll user data

@@ -374,7 +374,9 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, context: *mut c_vo
     // kill() and sigqueue() not): it was never posted, so it is not counted.
     // SAFETY: `info` is what the kernel passed to this SA_SIGINFO handler.
     let never_posted = sig == libc::SIGCHLD && ignored && unsafe { sa::si_code(info) } > 0;
-    if !never_posted {
+    // A child made by vfork() (or clone(CLONE_VM)) runs this handler on the parent's
+    // memory until it execs: its signals are not the parent's to count.
+    if !never_posted && process::in_library_process() {
         // Counted before the eventfd is written: a kqueue woken by it sees the new count.
         slot.posts.fetch_add(1, Ordering::SeqCst);
         if !ignored {
@@ -466,6 +468,11 @@ pub fn intercept<R>(
     act: Option<&libc::sigaction>,
     unwatched: impl FnOnce() -> R,
 ) -> Intercepted<R> {
+    if !process::in_library_process() {
+        // A child made by vfork() shares the parent's memory, not its signal actions: its
+        // calls are its own (a handler it inherited from the library then goes away).
+        return Intercepted::Unwatched(unwatched());
+    }
     let t = lock();
     let i = usize::try_from(sig).unwrap_or(0);
     if (1..NSIG).contains(&i) && t.guard.ours[i] {
