@@ -1,5 +1,5 @@
 /*
- * EVFILT_SIGNAL through the C API (docs/semantics.md §5.7, cases S1-S18 of §7.7): posts
+ * EVFILT_SIGNAL through the C API (docs/semantics.md §5.7, cases S1-S19 of §7.7): posts
  * are counted while the signal's own disposition keeps working, and sigaction()/signal()
  * called by the program on a watched signal (interposed by the library) change what the
  * signal does without stopping the counting.
@@ -456,6 +456,57 @@ static void case_s18(void)
 	close(kq);
 }
 
+static volatile sig_atomic_t rearmed;
+static void rearm_on_sigchld(int sig)
+{
+	/* System V style: the handler installs itself again (an interposed call). */
+	signal(sig, rearm_on_sigchld);
+	rearmed++;
+}
+
+/* S19 fork_storm_rearm: forks while a SIGCHLD handler calls signal() on every child's
+ * exit, with SIGCHLD watched and then not watched (the library holds its signal table
+ * across fork(), and a handler that runs in the forking thread meanwhile must not wait
+ * for it): no deadlock, every child reaped, the handler ran and (watched) posts counted. */
+static void case_s19(void)
+{
+	struct kevent ev;
+	int kq = new_kq();
+	CHECK(kq >= 0);
+	CHECK_EQ(sig_change(kq, SIGUSR1, EV_ADD), 0);
+	for (int watched = 1; watched >= 0; watched--) {
+		int counted = 0;
+		rearmed = 0;
+		CHECK(signal(SIGCHLD, rearm_on_sigchld) != SIG_ERR);
+		if (watched)
+			CHECK_EQ(sig_change(kq, SIGCHLD, EV_ADD), 0);
+		for (int i = 0; i < 100; i++) {
+			pid_t child = fork();
+			CHECK(child >= 0);
+			if (child == 0)
+				_exit(0);
+		}
+		for (int i = 0; i < 100; i++) {
+			int status;
+			pid_t r;
+			while ((r = wait(&status)) == -1 && errno == EINTR)
+				;
+			CHECK(r > 0);
+		}
+		CHECK(rearmed > 0);
+		while (kqt_poll(kq, &ev, 1) == 1)
+			counted += (int)ev.data;
+		if (watched) {
+			CHECK(counted > 0);
+			CHECK_EQ(sig_change(kq, SIGCHLD, EV_DELETE), 0);
+		} else {
+			CHECK_EQ(counted, 0);
+		}
+	}
+	CHECK(signal(SIGCHLD, SIG_DFL) == rearm_on_sigchld);
+	close(kq);
+}
+
 static void (*current_case)(void);
 
 /* Runs current_case in a child process; fails unless it passes there. */
@@ -504,5 +555,6 @@ int main(void)
 	run("S12", "wait_not_interrupted", case_s12);
 	run("S13", "default_stop", case_s13);
 	run("S18", "vfork_child", case_s18);
+	run("S19", "fork_storm_rearm", case_s19);
 	return kqt_done();
 }

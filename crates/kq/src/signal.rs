@@ -85,7 +85,7 @@ impl Saved {
     }
 
     /// Stores `a` (its handler, flags and mask: the rest of a `struct sigaction` is the C
-    /// library's business). Only with [`TABLE`] held.
+    /// library's business). Only inside [`with_table`].
     fn store(&self, a: &Action) {
         let s = self.seq.load(Ordering::Relaxed);
         self.seq.store(s.wrapping_add(1), Ordering::Relaxed);
@@ -152,8 +152,9 @@ static SLOTS: [Slot; NSIG] = [const {
 }; NSIG];
 
 /// Which signals are watched, by how many knotes, and where the library's handler is
-/// installed. Held only with every signal blocked in the holding thread (see [`lock`]), so
-/// that the handler may take it; a holder takes no other lock of the library.
+/// installed; also serialises the writers of the saved actions. Used through
+/// [`with_table`] only, so that a signal handler may use it too; its users take no other
+/// lock of the library.
 struct Table {
     watchers: [u32; NSIG],
     ours: [bool; NSIG],
@@ -164,28 +165,40 @@ static TABLE: Mutex<Table> = Mutex::new(Table {
     ours: [false; NSIG],
 });
 
-/// [`TABLE`] held, with every signal blocked in this thread until it is released.
-struct Held {
-    // Fields drop in order: the lock is released before the mask is restored.
-    guard: MutexGuard<'static, Table>,
-    _blocked: SignalsBlocked,
-}
-
-fn lock() -> Held {
-    let blocked = SignalsBlocked::new();
-    Held {
-        guard: TABLE.lock().unwrap_or_else(|e| e.into_inner()),
-        _blocked: blocked,
-    }
-}
-
 thread_local! {
     /// Signals this thread's handler took care of without running a program handler
     /// (ignored, or stopped by default): a wait they interrupted was not interrupted for
     /// the program.
     static ABSORBED: Cell<u64> = const { Cell::new(0) };
     /// [`TABLE`], held by this thread across fork().
-    static FORK_HELD: RefCell<Option<Held>> = const { RefCell::new(None) };
+    static FORK_HELD: RefCell<Option<MutexGuard<'static, Table>>> = const { RefCell::new(None) };
+    /// While this thread holds [`TABLE`] across fork(): the table, for a signal handler
+    /// that runs meanwhile in this thread (null otherwise).
+    static FORK_TABLE: Cell<*mut Table> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Runs `f` on the table, with every signal blocked in this thread meanwhile, so that no
+/// handler of this thread can run while it holds the table (a handler may need it). The
+/// one hold with signals unblocked is the one across fork() (blocking them for a whole
+/// fork() would let an ignored signal sent meanwhile, SIGCHLD from an earlier child, wake
+/// another thread's `epoll_wait` with a bare EINTR): a handler that interrupts that hold
+/// uses the table it holds.
+fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> R {
+    let blocked = SignalsBlocked::new();
+    let forking = FORK_TABLE
+        .try_with(Cell::get)
+        .unwrap_or(std::ptr::null_mut());
+    let r = if forking.is_null() {
+        let mut guard = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    } else {
+        // SAFETY: this thread holds TABLE (`fork_prepare`), so no other thread touches it;
+        // the code of this thread this handler interrupted only holds it (the hold's own
+        // uses of the table are made with signals blocked, after `FORK_TABLE` is cleared).
+        f(unsafe { &mut *forking })
+    };
+    drop(blocked);
+    r
 }
 
 /// How many signals this thread absorbed so far (see `ABSORBED`): a `kevent()` whose wait
@@ -284,11 +297,12 @@ fn install(t: &mut Table, sig: usize) -> Result<(), Errno> {
 /// Puts the library's handler back for `sig` after the handler let `SIG_DFL` act, if it is
 /// still wanted.
 fn reinstall(sig: c_int) {
-    let t = lock();
-    let i = sig as usize;
-    if t.guard.ours[i] {
-        let _ = sa::sigaction(sig, Some(&ours_for(sig, &SLOTS[i].saved.load())), None);
-    }
+    with_table(|t| {
+        let i = sig as usize;
+        if t.ours[i] {
+            let _ = sa::sigaction(sig, Some(&ours_for(sig, &SLOTS[i].saved.load())), None);
+        }
+    });
 }
 
 /// A knote starts watching signal `ident`. Returns the eventfd to put in the kqueue's epoll,
@@ -325,12 +339,13 @@ pub(crate) fn watch(ident: usize) -> Result<Option<RawFd>, Errno> {
             Ok::<(), Errno>(())
         })?;
     }
-    let mut t = lock();
-    if t.guard.watchers[ident] == 0 {
-        install(&mut t.guard, ident)?;
-    }
-    t.guard.watchers[ident] += 1;
-    Ok(Some(slot.fd.load(Ordering::Acquire)))
+    with_table(|t| {
+        if t.watchers[ident] == 0 {
+            install(t, ident)?;
+        }
+        t.watchers[ident] += 1;
+        Ok(Some(slot.fd.load(Ordering::Acquire)))
+    })
 }
 
 /// A knote that [`watch`] accepted with `Some` stops watching `ident`: after the last one,
@@ -339,13 +354,13 @@ pub(crate) fn unwatch(ident: usize) {
     if !catchable(ident) {
         return;
     }
-    let mut t = lock();
-    let t = &mut t.guard;
-    t.watchers[ident] = t.watchers[ident].saturating_sub(1);
-    if t.watchers[ident] == 0 && t.ours[ident] {
-        let _ = sa::sigaction(ident as c_int, Some(&SLOTS[ident].saved.load()), None);
-        t.ours[ident] = false;
-    }
+    with_table(|t| {
+        t.watchers[ident] = t.watchers[ident].saturating_sub(1);
+        if t.watchers[ident] == 0 && t.ours[ident] {
+            let _ = sa::sigaction(ident as c_int, Some(&SLOTS[ident].saved.load()), None);
+            t.ours[ident] = false;
+        }
+    });
 }
 
 /// Posts of signal `ident` counted so far (`heeded`: only those made while the program did
@@ -391,13 +406,14 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, context: *mut c_vo
         if act.sa_flags & libc::SA_RESETHAND != 0 {
             // The kernel would have reset the handler on delivery (the flags and mask
             // stay, as Linux keeps them).
-            let t = lock();
-            if t.guard.ours[sig as usize] {
-                let mut reset = act;
-                reset.sa_sigaction = libc::SIG_DFL;
-                slot.saved.store(&reset);
-                let _ = sa::sigaction(sig, Some(&ours_for(sig, &reset)), None);
-            }
+            with_table(|t| {
+                if t.ours[sig as usize] {
+                    let mut reset = act;
+                    reset.sa_sigaction = libc::SIG_DFL;
+                    slot.saved.store(&reset);
+                    let _ = sa::sigaction(sig, Some(&ours_for(sig, &reset)), None);
+                }
+            });
         }
         sa::set_errno(errno);
         // SAFETY: `h` is the program's handler for `sig` (not SIG_DFL or SIG_IGN), of the
@@ -421,14 +437,13 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, context: *mut c_vo
 /// The default action of a stop signal: `SIG_DFL` for a moment, the signal raised again at
 /// this thread (the process stops there until continued), then the library's handler back.
 fn stop(sig: c_int) {
-    {
-        let t = lock();
-        if t.guard.ours[sig as usize] {
+    with_table(|t| {
+        if t.ours[sig as usize] {
             let mut dfl = ours_for(sig, &SLOTS[sig as usize].saved.load());
             dfl.sa_sigaction = libc::SIG_DFL;
             let _ = sa::sigaction(sig, Some(&dfl), None);
         }
-    }
+    });
     let old = sa::thread_mask(libc::SIG_UNBLOCK, &sa::set_of(sig));
     sa::raise_here(sig);
     sa::thread_mask(libc::SIG_SETMASK, &old);
@@ -473,17 +488,18 @@ pub fn intercept<R>(
         // calls are its own (a handler it inherited from the library then goes away).
         return Intercepted::Unwatched(unwatched());
     }
-    let t = lock();
-    let i = usize::try_from(sig).unwrap_or(0);
-    if (1..NSIG).contains(&i) && t.guard.ours[i] {
-        let old = SLOTS[i].saved.load();
-        if let Some(a) = act {
-            save(i, a);
-            let _ = sa::sigaction(sig, Some(&ours_for(sig, a)), None);
+    with_table(|t| {
+        let i = usize::try_from(sig).unwrap_or(0);
+        if (1..NSIG).contains(&i) && t.ours[i] {
+            let old = SLOTS[i].saved.load();
+            if let Some(a) = act {
+                save(i, a);
+                let _ = sa::sigaction(sig, Some(&ours_for(sig, a)), None);
+            }
+            return Intercepted::Watched(old);
         }
-        return Intercepted::Watched(old);
-    }
-    Intercepted::Unwatched(unwatched())
+        Intercepted::Unwatched(unwatched())
+    })
 }
 
 /// The program's action for signal `sig`, as `sigaction(sig, NULL, &old)` gives it, also
@@ -562,24 +578,30 @@ pub fn default() -> libc::sigaction {
 // the eventfds (shared with the parent's) are closed.
 
 pub(crate) fn fork_prepare() {
-    let held = lock();
-    FORK_HELD.with(|h| *h.borrow_mut() = Some(held));
+    let _blocked = SignalsBlocked::new();
+    let mut guard = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+    FORK_TABLE.with(|p| p.set(&mut *guard as *mut Table));
+    FORK_HELD.with(|h| *h.borrow_mut() = Some(guard));
 }
 
 pub(crate) fn fork_parent() {
+    let _blocked = SignalsBlocked::new();
+    FORK_TABLE.with(|p| p.set(std::ptr::null_mut()));
     FORK_HELD.with(|h| drop(h.borrow_mut().take()));
 }
 
 pub(crate) fn fork_child() {
+    let _blocked = SignalsBlocked::new();
+    FORK_TABLE.with(|p| p.set(std::ptr::null_mut()));
     FORK_HELD.with(|h| {
         let mut held = h.borrow_mut().take();
         if let Some(t) = held.as_mut() {
             for (sig, slot) in SLOTS.iter().enumerate().skip(1) {
-                if t.guard.ours[sig] {
+                if t.ours[sig] {
                     let _ = sa::sigaction(sig as c_int, Some(&slot.saved.load()), None);
-                    t.guard.ours[sig] = false;
+                    t.ours[sig] = false;
                 }
-                t.guard.watchers[sig] = 0;
+                t.watchers[sig] = 0;
                 let fd = slot.fd.swap(-1, Ordering::AcqRel);
                 if fd >= 0 {
                     // SAFETY: the child's copy of the library's eventfd, used by nothing
