@@ -18,7 +18,9 @@
 //!   queued, so the descriptor is readable while events are pending and stops being readable
 //!   once the last one was collected; it is written again for every batch of new events, so
 //!   an edge-triggered watcher gets a new edge for each;
-//! - one timerfd per clock, armed for the kqueue's earliest timer deadline.
+//! - one timerfd per clock, armed for the kqueue's earliest timer deadline;
+//! - the eventfd of each signal an EVFILT_SIGNAL knote watches (`crate::signal`), written
+//!   by the library's handler at every delivery.
 //!
 //! Threads blocked in kevent() sleep in epoll_wait on the same epoll. A caller may take that
 //! wait over ([`Park`]): the call then returns where it would sleep and is resumed after the
@@ -405,6 +407,8 @@ impl Inner {
                     queued |= self.evaluate(knotes, objs, id, f, 0);
                 }
                 objs.fds.recycle(edges);
+            } else if let Some(id) = objs.signals.edge(data) {
+                queued |= self.evaluate(knotes, objs, id, EVFILT_SIGNAL, 0);
             } else if !filter::fd::is_internal(data) {
                 for (id, f) in objs.fds.edge(data, e.events) {
                     queued |= self.evaluate(knotes, objs, id, f, filter::fd::edge_hint(e.events));
@@ -435,10 +439,10 @@ impl Inner {
     /// Collects the descriptor edges that are waiting, without blocking.
     fn harvest_now(&self, st: &mut State) -> bool {
         let mut queued = false;
-        if st.objs.fds.polled() == 0 {
+        if st.objs.polled() == 0 {
             return false;
         }
-        if st.objs.fds.only_inotify() {
+        if st.objs.only_inotify() {
             // The inotify instance is the only registration with edges: read it directly,
             // one system call where epoll_wait and then the read would be two.
             let State { knotes, objs, .. } = st;
@@ -784,7 +788,7 @@ impl Inner {
         // Signals stay blocked from the parking until the call returns, as when it sleeps
         // itself: this restores the program's mask on every way out.
         let signals = SignalsBlocked::adopt(park.mask);
-        park.woken = woken?.min(HARVEST);
+        park.woken = park.interrupted(woken)?.min(HARVEST);
         if self.gen != process::fork_gen() {
             return Err(Errno::BADF);
         }
@@ -828,6 +832,13 @@ impl Inner {
             if n > 0 {
                 return Ok(n);
             }
+            // The wait was interrupted by signals the library took care of alone (a
+            // watched signal the program ignores): that is no EINTR for the program if it
+            // brought an event, but with nothing to return the call must not sleep on
+            // (another signal may have interrupted the wait too).
+            if std::mem::take(&mut park.absorbed) {
+                return Err(Errno::INTR);
+            }
             let remaining = match park.deadline {
                 // Wait forever.
                 Some(None) => None,
@@ -843,7 +854,7 @@ impl Inner {
                 Some(blocked) => blocked,
                 None => SignalsBlocked::new(),
             };
-            if !park.spun && st.objs.fds.polled() == 0 {
+            if !park.spun && st.objs.polled() == 0 {
                 // Before sleeping, spin for a few microseconds (the policy is in
                 // `wait.rs`): once per call, and only for kqueues without descriptors, whose
                 // events arrive through epoll, which the spin does not watch.
@@ -864,11 +875,13 @@ impl Inner {
                 park.mask = blocked.keep();
                 park.epfd = self.epoll.as_raw_fd();
                 park.precise = epoll::use_pwait2();
+                park.intr_mark = crate::signal::absorbed();
                 park.waiting = true;
                 return Ok(0);
             }
             st.sleepers += 1;
             drop(st);
+            park.intr_mark = crate::signal::absorbed();
             let r = epoll::wait(
                 self.epoll.as_fd(),
                 park.edges.buffer(),
@@ -878,7 +891,7 @@ impl Inner {
             signals = Some(blocked);
             st = self.lock();
             st.sleepers -= 1;
-            park.woken = r?;
+            park.woken = park.interrupted(r)?;
         }
     }
 
@@ -994,6 +1007,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
                 timers: Timers::default(),
                 fds,
                 empty: Default::default(),
+                signals: Default::default(),
                 epoll: epoll.as_raw_fd(),
                 epoch: 0,
                 kq: id,
@@ -1509,6 +1523,11 @@ pub struct Park {
     /// The edges the last wait returned, `woken` of them.
     edges: epoll::Edges<HARVEST>,
     woken: usize,
+    /// Signals the library absorbed in this thread before the last wait (see
+    /// `signal::absorbed`).
+    intr_mark: u64,
+    /// The last wait was interrupted, and the library absorbed a signal meanwhile.
+    absorbed: bool,
 }
 
 impl Park {
@@ -1523,6 +1542,8 @@ impl Park {
             precise: false,
             edges: epoll::Edges::new(),
             woken: 0,
+            intr_mark: 0,
+            absorbed: false,
         }
     }
 
@@ -1563,6 +1584,18 @@ impl Park {
     /// signal.
     pub fn wait_mask(&self) -> &libc::sigset_t {
         &self.mask
+    }
+
+    /// The result of a wait, except that EINTR becomes a wakeup with no edge when the
+    /// library's handler absorbed a signal in this thread meanwhile (see `scan`).
+    fn interrupted(&mut self, r: Result<usize, Errno>) -> Result<usize, Errno> {
+        match r {
+            Err(e) if e == Errno::INTR && crate::signal::absorbed() != self.intr_mark => {
+                self.absorbed = true;
+                Ok(0)
+            }
+            r => r,
+        }
     }
 
     /// Gives up a waiting call: puts the thread's signal mask back. Does nothing if the

@@ -69,6 +69,8 @@ mod personality;
 #[allow(unsafe_code)]
 mod process;
 #[allow(unsafe_code)]
+pub mod signal;
+#[allow(unsafe_code)]
 mod sys;
 #[cfg(feature = "tokio")]
 pub mod tokio;

@@ -293,6 +293,7 @@ c_programs!(
     lifetime,
     netbsd => "include/netbsd",
     poll,
+    signal,
     timer,
     user,
     vnode,
@@ -323,6 +324,7 @@ fn abi_static() {
 #[test]
 fn interpose_static() {
     run(&compile("interpose", Build::Static));
+    run(&compile("signal", Build::Static));
 }
 
 /// Runs `cmd` (a compiler or nm), panicking with its output unless it succeeds; returns
@@ -372,6 +374,18 @@ fn assert_exported(names: &[&str]) {
 #[test]
 fn interposed_symbols_exported() {
     assert_exported(&INTERPOSED);
+}
+
+/// The interposed signal functions (EVFILT_SIGNAL), exported and defined the same way.
+#[test]
+fn signal_symbols_exported() {
+    assert_exported(&[
+        "sigaction",
+        "signal",
+        "bsd_signal",
+        "sysv_signal",
+        "__sysv_signal",
+    ]);
 }
 
 /// The entry points of the NetBSD-flavour header, beside the libkqueue-compatible ones.
@@ -450,11 +464,13 @@ fn netbsd_header_strict_modes() {
 
 /// Everything libkqueue.so exports: the entry points of the NetBSD-flavour header, the
 /// functions of <sys/event.h> (libkqueue 2.x exports kqueue and kevent; kqueue1 is
-/// NetBSD's) and the interposed functions, sorted.
-const EXPORTED: [&str; 10] = [
+/// NetBSD's) and the interposed functions (the close family, the sigaction family), sorted.
+const EXPORTED: [&str; 15] = [
     "__kqueue_netbsd_kevent",
     "__kqueue_netbsd_kqueue",
     "__kqueue_netbsd_kqueue1",
+    "__sysv_signal",
+    "bsd_signal",
     "close",
     "close_range",
     "dup2",
@@ -462,6 +478,9 @@ const EXPORTED: [&str; 10] = [
     "kevent",
     "kqueue",
     "kqueue1",
+    "sigaction",
+    "signal",
+    "sysv_signal",
 ];
 
 /// The dynamic symbol table holds exactly [`EXPORTED`] (nothing of Rust's leaks), the

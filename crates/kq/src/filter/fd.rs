@@ -109,7 +109,6 @@ pub(crate) const TOKEN_INOTIFY: u64 = TAG_BASE + 8;
 pub(crate) const TAG_PROC: u64 = TAG_BASE + 9;
 /// Low half of the epoll user data of a signal's notification descriptor (EVFILT_SIGNAL);
 /// the high half carries the signal number.
-#[allow(dead_code)] // until its filter lands
 pub(crate) const TAG_SIGNAL: u64 = TAG_BASE + 10;
 /// Epoll user data of the mount table descriptor (EVFILT_FS).
 #[allow(dead_code)] // until its filter lands

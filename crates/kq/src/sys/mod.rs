@@ -15,6 +15,7 @@ pub(crate) mod epoll;
 pub(crate) mod fdinfo;
 pub(crate) mod inotify;
 pub(crate) mod io;
+pub(crate) mod sigaction;
 pub(crate) mod signals;
 pub(crate) mod timerfd;
 
