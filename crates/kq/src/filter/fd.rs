@@ -721,7 +721,7 @@ fn empty_status(fd: RawFd, reg: &Reg) -> Result<Status, Errno> {
     let queued = if listening {
         Ok(0)
     } else {
-        io::queued_for_output(sys::borrow(fd))
+        io::unsent(sys::borrow(fd))
     };
     let data = match queued {
         Ok(q) => q,
