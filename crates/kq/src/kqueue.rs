@@ -601,7 +601,6 @@ impl Inner {
         }
         let fd = process::with_fds(|| timerfd::create(clock))?;
         process::number_taken(fd.as_raw_fd());
-        process::mark_library_fd(fd.as_raw_fd(), true);
         epoll::add(
             self.epoll.as_fd(),
             fd.as_fd(),
@@ -609,6 +608,9 @@ impl Inner {
             epoll::IN | epoll::ET,
         )?;
         process::watch_timerfd(fd.as_fd(), self.id)?;
+        // Marked only once it is kept: a descriptor dropped on a failure above must not
+        // leave its number taken for one of the library's own.
+        process::mark_library_fd(fd.as_raw_fd(), true);
         Ok(slot.get_or_init(|| fd).as_fd())
     }
 

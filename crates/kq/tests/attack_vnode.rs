@@ -491,3 +491,293 @@ both!(
     v7_renamed_unlinked_replaced_before_first_event,
     v3_big_directory
 );
+
+// ---------------------------------------------------------------------------------------
+// Processes: a child made by fork(), or this test binary run again for one test
+
+/// Runs `body` in a child made by fork() (only this thread goes on there; the other tests
+/// of this binary wait for `SERIAL`, which the caller holds) and fails if it fails or takes
+/// more than 30 s. The child writes its panic message to its standard error and `_exit`s.
+#[track_caller]
+fn forked(body: impl FnOnce()) {
+    // SAFETY: the child runs `body` and `_exit`s; the other threads wait on `SERIAL`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // SAFETY: alarm affects this child only.
+        unsafe { libc::alarm(30) };
+        std::panic::set_hook(Box::new(|info| {
+            let m = format!("child: {info}\n");
+            // SAFETY: writes a live buffer to standard error.
+            unsafe { libc::write(2, m.as_ptr().cast(), m.len()) };
+        }));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(i32::from(r.is_err())) };
+    }
+    let mut status = 0;
+    // SAFETY: our child; `status` is a valid int.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the child failed: status {status:#x}"
+    );
+}
+
+/// Lowers RLIMIT_NOFILE to `limit` and fills every free number below it.
+fn exhaust_descriptors(limit: libc::rlim_t) -> Vec<OwnedFd> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit write and read the struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl), 0);
+        rl.rlim_cur = limit;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &rl), 0);
+    }
+    let mut held = Vec::new();
+    loop {
+        // SAFETY: plain open of a constant path.
+        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            assert_eq!(
+                std::io::Error::last_os_error().raw_os_error(),
+                Some(libc::EMFILE)
+            );
+            return held;
+        }
+        // SAFETY: just opened.
+        held.push(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+}
+
+/// Out of descriptors: EV_ADD of a vnode knote (which needs the kqueue's inotify
+/// instance), of EVFILT_READ on a regular file (the same), of EVFILT_EMPTY (which needs the
+/// kqueue's timerfd and, the first time in the process, the timer thread's epoll) fails
+/// with EMFILE and leaves no knote; with descriptors free again they succeed and report.
+/// Regression: a descriptor the library made and lost on the way (the timerfd, when the
+/// timer thread's epoll could not be made) stayed marked as one of the library's own, so
+/// that a knote on a descriptor later given that number never fired.
+fn g_emfile(p: Personality) {
+    let _g = serial();
+    let t = TempDir::new();
+    let f = open(&t.join("f"), libc::O_RDWR | libc::O_CREAT);
+    forked(move || {
+        let kq = kq(p);
+        let (s, _peer) = stream_pair();
+        let mut held = exhaust_descriptors(64);
+        ch_err(&kq, &[vn(&f, EV_ADD, NOTE_WRITE)], libc::EMFILE);
+        ch_err(&kq, &[rd(id(&f), EV_ADD, 0)], libc::EMFILE);
+        ch_err(&kq, &[em(&s, EV_ADD)], libc::EMFILE);
+        for c in [
+            vn(&f, EV_DELETE, 0),
+            rd(id(&f), EV_DELETE, 0),
+            em(&s, EV_DELETE),
+        ] {
+            ch_err(&kq, &[c], libc::ENOENT);
+        }
+        // One number free: enough for the timerfd, not for the timer thread's epoll.
+        drop(held.pop());
+        let r = ch(&kq, &[em(&s, EV_ADD)]);
+        if let Err(e) = &r {
+            assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e}");
+            ch_err(&kq, &[em(&s, EV_DELETE)], libc::ENOENT);
+            // The number the library's lost descriptor had: an eventfd takes it, and its
+            // knote must see it readable.
+            let e = eventfd();
+            ch_ok(&kq, &[rd(id(&e), EV_ADD, 9)]);
+            let one = 1u64.to_ne_bytes();
+            put_bytes(&e, &one);
+            let evs = poll(&kq, 4);
+            assert_eq!(evs.len(), 1, "the eventfd at {}: {evs:?}", e.as_raw_fd());
+            assert_eq!(evs[0].ident, id(&e));
+            ch_ok(&kq, &[rd(id(&e), EV_DELETE, 0)]);
+        }
+        drop(held);
+        ch_ok(
+            &kq,
+            &[vn(&f, EV_ADD | EV_CLEAR, NOTE_WRITE), em(&s, EV_ADD)],
+        );
+        pwrite(&f, b"x", 0);
+        let mut got: Vec<i16> = poll(&kq, 4).iter().map(|e| e.filter).collect();
+        got.sort();
+        assert_eq!(got, [EVFILT_EMPTY, EVFILT_VNODE]);
+    });
+}
+
+both!(g_emfile);
+
+/// Enters a new user namespace whose root is this process's user, where inotify's limits
+/// can be lowered without touching the rest of the machine. False where that is refused.
+fn own_user_namespace() -> bool {
+    // SAFETY: plain system calls on this (single-threaded, forked) process.
+    let uid = unsafe { libc::geteuid() };
+    // SAFETY: as above.
+    if unsafe { libc::unshare(libc::CLONE_NEWUSER) } != 0 {
+        eprintln!(
+            "unshare(CLONE_NEWUSER): {}",
+            std::io::Error::last_os_error()
+        );
+        return false;
+    }
+    std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")).is_ok()
+}
+
+fn set_limit(name: &str, v: usize) {
+    std::fs::write(format!("/proc/sys/user/{name}"), v.to_string()).unwrap();
+}
+
+/// inotify's limits reached: past `max_inotify_watches`, EV_ADD of a vnode knote on a new
+/// file fails with ENOSPC and leaves nothing behind, while a knote on a file already
+/// watched (through a dup, other interest) needs no new watch and succeeds; EVFILT_READ on
+/// a regular file fails the same way. Past `max_inotify_instances` a second kqueue's first
+/// vnode knote fails with EMFILE. The knotes already there go on working, and a failed
+/// change does not disturb the shared watch's mask.
+fn g_inotify_limits(p: Personality) {
+    let _g = serial();
+    let t = TempDir::new();
+    let files: Vec<OwnedFd> = (0..4)
+        .map(|i| open(&t.join(&format!("f{i}")), libc::O_RDWR | libc::O_CREAT))
+        .collect();
+    forked(move || {
+        if !own_user_namespace() {
+            return;
+        }
+        set_limit("max_inotify_watches", 2);
+        set_limit("max_inotify_instances", 1);
+        let kq = kq(p);
+        let before = inotify_fds();
+        ch_ok(&kq, &[vn(&files[0], EV_ADD | EV_CLEAR, NOTE_WRITE)]);
+        let ino = new_inotify(&before);
+        ch_ok(&kq, &[rd(id(&files[1]), EV_ADD | EV_CLEAR, 0)]);
+        ch_err(&kq, &[vn(&files[2], EV_ADD, NOTE_WRITE)], libc::ENOSPC);
+        ch_err(&kq, &[rd(id(&files[3]), EV_ADD, 0)], libc::ENOSPC);
+        ch_err(&kq, &[vn(&files[2], EV_DELETE, 0)], libc::ENOENT);
+        ch_err(&kq, &[rd(id(&files[3]), EV_DELETE, 0)], libc::ENOENT);
+        let d = dup(&files[0]);
+        ch_ok(&kq, &[vn(&d, EV_ADD | EV_CLEAR, NOTE_ATTRIB)]);
+        assert_eq!(watches(ino).len(), 2);
+        let k2 = kq_of(p);
+        ch_err(&k2, &[vn(&files[0], EV_ADD, NOTE_WRITE)], libc::EMFILE);
+        ch_err(&k2, &[vn(&files[0], EV_DELETE, 0)], libc::ENOENT);
+        pwrite(&files[0], b"abc", 0);
+        fchmod(&files[0], 0o640);
+        pwrite(&files[1], b"abc", 0);
+        let mut got = records(&kq);
+        got.sort();
+        let mut want = vec![
+            (id(&files[0]), EVFILT_VNODE, NOTE_WRITE | NOTE_EXTEND),
+            (id(&d), EVFILT_VNODE, NOTE_ATTRIB),
+            (id(&files[1]), EVFILT_READ, 0),
+        ];
+        want.sort();
+        assert_eq!(got, want);
+        // A watch freed makes room.
+        ch_ok(&kq, &[rd(id(&files[1]), EV_DELETE, 0)]);
+        ch_ok(&kq, &[vn(&files[2], EV_ADD | EV_CLEAR, NOTE_WRITE)]);
+        pwrite(&files[2], b"abc", 0);
+        assert_eq!(
+            records(&kq),
+            [(id(&files[2]), EVFILT_VNODE, NOTE_WRITE | NOTE_EXTEND)]
+        );
+    });
+}
+
+fn kq_of(p: Personality) -> Kqueue {
+    Kqueue::with_personality(p).unwrap()
+}
+
+both!(g_inotify_limits);
+
+/// fork(): the child drops its copy of the kqueue, makes one of its own on the same file
+/// and deletes knotes; the parent's knotes, their shared watch and its mask are untouched.
+fn v_fork_child_works_on_same_file(p: Personality) {
+    let _g = serial();
+    let t = TempDir::new();
+    let f = open(&t.join("f"), libc::O_RDWR | libc::O_CREAT);
+    let g = dup(&f);
+    let before = inotify_fds();
+    let kq = kq(p);
+    ch_ok(
+        &kq,
+        &[
+            vn(&f, EV_ADD | EV_CLEAR, NOTE_WRITE),
+            vn(&g, EV_ADD | EV_CLEAR, NOTE_ATTRIB),
+            rd(id(&f), EV_ADD | EV_CLEAR, 0),
+        ],
+    );
+    let ino = new_inotify(&before);
+    let mask = watches(ino)[0].1;
+    pwrite(&f, b"a", 0);
+    forked(|| {
+        ch_err(&kq, &[vn(&f, EV_DELETE, 0)], libc::EBADF);
+        let mut evs = [Kevent::default(); 4];
+        assert_eq!(
+            kq.kevent(&[], &mut evs, Some(Duration::ZERO))
+                .unwrap_err()
+                .raw_os_error(),
+            Some(libc::EBADF)
+        );
+        let mine = Kqueue::with_personality(p).unwrap();
+        ch_ok(&mine, &[vn(&f, EV_ADD | EV_CLEAR, NOTE_WRITE | NOTE_OPEN)]);
+        pwrite(&f, b"bb", 0);
+        let evs = poll(&mine, 4);
+        assert_eq!(evs.len(), 1, "{evs:?}");
+        ch_ok(&mine, &[vn(&f, EV_DELETE, 0)]);
+        drop(mine);
+        // SAFETY: the child's own copy of the parent's value, dropped once here and never
+        // used again (the child `_exit`s without dropping the original).
+        drop(unsafe { std::ptr::read(&kq) });
+        kq::fdclose(g.as_raw_fd());
+        // SAFETY: the child's copy of the descriptor, not used again.
+        unsafe { libc::close(g.as_raw_fd()) };
+    });
+    assert_eq!(watches(ino), [(inode(&f), mask)]);
+    let mut got = records(&kq);
+    got.sort();
+    let mut want = vec![
+        (id(&f), EVFILT_VNODE, NOTE_WRITE | NOTE_EXTEND),
+        (id(&f), EVFILT_READ, 0),
+    ];
+    want.sort();
+    assert_eq!(got, want, "the parent's events, the child's write included");
+    fchmod(&g, 0o640);
+    assert_eq!(records(&kq), [(id(&g), EVFILT_VNODE, NOTE_ATTRIB)]);
+}
+
+both!(v_fork_child_works_on_same_file);
+
+/// Regression: the watch of a vnode knote's file went away (the file was unlinked and its
+/// descriptor closed without the library hearing of it: inotify drops the watch of a freed
+/// inode), then the knote was dropped (its number reused and changed): the kqueue's inotify
+/// instance, left with no watch, must be closed as with the last watch removed.
+fn v_instance_closed_after_watch_dropped_by_kernel(p: Personality) {
+    let _g = serial();
+    let t = TempDir::new();
+    let n = reserved_number(301);
+    let f = move_to(open(&t.join("f"), libc::O_RDWR | libc::O_CREAT), n);
+    let base = inotify_fds();
+    let kq = kq(p);
+    ch_ok(&kq, &[vn_n(n, EV_ADD | EV_CLEAR, NOTE_DELETE | NOTE_WRITE)]);
+    assert_eq!(inotify_fds().len(), base.len() + 1);
+    std::fs::remove_file(t.join("f")).unwrap();
+    drop(f); // unseen close: the inode is freed, inotify drops the watch
+    expect_no_events(&kq);
+    let g = move_to(open(&t.join("g"), libc::O_RDWR | libc::O_CREAT), n);
+    ch_err(&kq, &[vn(&g, EV_DELETE, 0)], libc::ENOENT);
+    assert_eq!(
+        inotify_fds(),
+        base,
+        "the instance with no watch left is closed"
+    );
+    // And the number works as a new knote.
+    ch_ok(&kq, &[vn(&g, EV_ADD | EV_CLEAR, NOTE_WRITE)]);
+    pwrite(&g, b"x", 0);
+    assert_eq!(
+        records(&kq),
+        [(n as usize, EVFILT_VNODE, NOTE_WRITE | NOTE_EXTEND)]
+    );
+}
+
+both!(v_instance_closed_after_watch_dropped_by_kernel);

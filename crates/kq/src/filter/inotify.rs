@@ -100,13 +100,14 @@ impl Inotify {
         if self.fd.is_none() {
             let fd = process::with_fds(ino::create)?;
             process::number_taken(fd.as_raw_fd());
-            process::mark_library_fd(fd.as_raw_fd(), true);
             epoll::add(
                 sys::borrow(epoll_fd),
                 fd.as_fd(),
                 TOKEN_INOTIFY,
                 epoll::IN | epoll::ET,
             )?;
+            // Marked only once it is kept (see `Inner::timerfd`).
+            process::mark_library_fd(fd.as_raw_fd(), true);
             self.number.store(fd.as_raw_fd(), Ordering::Relaxed);
             self.fd = Some(fd);
         }
