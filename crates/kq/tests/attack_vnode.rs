@@ -781,3 +781,52 @@ fn v_instance_closed_after_watch_dropped_by_kernel(p: Personality) {
 }
 
 both!(v_instance_closed_after_watch_dropped_by_kernel);
+
+/// Regression: a file with a knote is unlinked and its descriptor closed without the
+/// library hearing of it (the Rust API, or C without the close interposition); a new file
+/// gets the same number and, on ext4, the same inode number at once. The knote of the old
+/// file passed for the new file's (same device and inode): EV_ADD modified it instead of
+/// making a new one, and it never fired again (its inotify watch went with the old inode).
+/// `poll_between`: whether a kevent() read inotify's news of the old inode in between.
+fn reused_inode(p: Personality, filter: i16, poll_between: bool) {
+    let _g = serial();
+    let t = TempDir::new();
+    let n = reserved_number(302);
+    let f = move_to(open(&t.join("f"), libc::O_RDWR | libc::O_CREAT), n);
+    let old_ino = inode(&f);
+    let kq = kq(p);
+    let change = |flags| match filter {
+        EVFILT_VNODE => vn_n(n, flags, NOTE_WRITE),
+        _ => rd(n as usize, flags, 3),
+    };
+    ch_ok(&kq, &[change(EV_ADD | EV_CLEAR)]);
+    let _ = poll(&kq, 4);
+    std::fs::remove_file(t.join("f")).unwrap();
+    drop(f); // unseen close: the inode is freed
+    if poll_between {
+        let _ = poll(&kq, 4);
+    }
+    let g = move_to(open(&t.join("g"), libc::O_RDWR | libc::O_CREAT), n);
+    if inode(&g) != old_ino {
+        eprintln!("the file system gave the new file another inode number");
+    }
+    ch_ok(&kq, &[change(EV_ADD | EV_CLEAR)]);
+    let _ = poll(&kq, 4);
+    pwrite(&g, b"new data", 0);
+    let evs = poll(&kq, 4);
+    assert_eq!(evs.len(), 1, "the new file's knote: {evs:?}");
+    assert_eq!((evs[0].ident, evs[0].filter), (n as usize, filter));
+    ch_ok(&kq, &[change(EV_DELETE)]);
+}
+
+fn v7_reused_inode_number(p: Personality) {
+    reused_inode(p, EVFILT_VNODE, true);
+    reused_inode(p, EVFILT_VNODE, false);
+}
+
+fn r7_reused_inode_number(p: Personality) {
+    reused_inode(p, EVFILT_READ, true);
+    reused_inode(p, EVFILT_READ, false);
+}
+
+both!(v7_reused_inode_number, r7_reused_inode_number);

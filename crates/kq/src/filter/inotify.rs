@@ -219,6 +219,39 @@ impl Inotify {
         self.refit(epoll_fd, wd, false);
     }
 
+    /// The watch of vnode knote `id` (-1: the kernel removed it).
+    pub(crate) fn vnode_watch(&self, id: u32) -> i32 {
+        self.vnodes.get(&id).map_or(-1, |v| v.wd)
+    }
+
+    /// Whether the inode number `fd` names still carries watch `wd`. A file whose inode
+    /// was freed (unlinked, and its descriptors closed without our hearing of it) lost its
+    /// watch; a new file can get the same inode number at once (ext4 does that), and so
+    /// pass for it by `fstat`. Adding the watch's own mask again changes nothing on the
+    /// inode that carries it and returns its number; another inode gets a watch of its own,
+    /// removed again here.
+    pub(crate) fn still_watching(&mut self, fd: RawFd, wd: i32) -> bool {
+        let Some(mask) = self.watches.get(&wd).map(|w| w.mask) else {
+            return false;
+        };
+        let Some(inotify) = self.fd.as_ref().map(|f| f.as_fd()) else {
+            return false;
+        };
+        match ino::watch(inotify, fd, mask, true) {
+            Ok(got) if got == wd => true,
+            Ok(got) => {
+                if !self.watches.contains_key(&got) {
+                    ino::unwatch(inotify, got);
+                }
+                false
+            }
+            // No room for a new watch: the inode carries none of ours.
+            Err(e) if e.0 == libc::ENOSPC => false,
+            // Cannot tell (no /proc, say): the inode number has to do.
+            Err(_) => true,
+        }
+    }
+
     /// The union of the masks watch `wd`'s users need.
     fn needed(&self, w: &Watch) -> u32 {
         let mut mask = if w.readers.is_empty() { 0 } else { ino::MODIFY };
@@ -235,6 +268,9 @@ impl Inotify {
     /// users need, so that the kernel stops queueing events nobody asked for.
     fn refit(&mut self, epoll_fd: RawFd, wd: i32, closing: bool) {
         let Some(w) = self.watches.get(&wd) else {
+            // The kernel removed the watch (its inode is gone): the instance may be left
+            // with none.
+            self.close_if_unused(epoll_fd, closing);
             return;
         };
         let need = self.needed(w);
