@@ -434,6 +434,7 @@ impl Inner {
 
     /// Collects the descriptor edges that are waiting, without blocking.
     fn harvest_now(&self, st: &mut State) -> bool {
+        st.objs.fds.inotify.close_if_idle();
         let mut queued = false;
         if st.objs.fds.polled() == 0 {
             return false;
@@ -739,6 +740,7 @@ impl Inner {
                 events.put(nerrors, kev);
                 nerrors += 1;
             }
+            st.objs.fds.inotify.close_if_idle();
             self.sync_timerfd(&mut st);
             let notify = queued && self.signal(&mut st, true);
             // A deletion may have taken the last queued knote.

@@ -150,8 +150,23 @@ fn inode(fd: &impl AsRawFd) -> u64 {
     st.st_ino
 }
 
-/// The number of descriptors this process has open.
+/// Lets an inotify instance left with no watch go: it stays open, idle, for 100 ms after
+/// its last watch went (for reuse, and because closing it sooner waits for the kernel to
+/// free the watch), then the first kevent() closes it.
+fn settle(kq: &Kqueue) {
+    thread::sleep(Duration::from_millis(150));
+    let _ = poll(kq, 16);
+}
+
+/// The number of descriptors this process has open, once the library's process-wide ones
+/// (the timer thread's epoll) exist.
 fn open_fds() -> usize {
+    static WARM: std::sync::Once = std::sync::Once::new();
+    WARM.call_once(|| {
+        let k = Kqueue::new().unwrap();
+        let (s, _t) = stream_pair();
+        ch_ok(&k, &[em(&s, EV_ADD)]);
+    });
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
@@ -388,7 +403,11 @@ fn v6_shared_watch_read_and_vnode(p: Personality) {
     pwrite(&a, b"abcde", 0);
     assert_eq!(records(&kq1), [(id(&c), EVFILT_READ, 0)]);
     ch_ok(&kq1, &[rd(id(&c), EV_DELETE, 0)]);
-    assert!(!inotify_fds().contains(&ino1), "closed with its last watch");
+    settle(&kq1);
+    assert!(
+        !inotify_fds().contains(&ino1),
+        "closed after its last watch"
+    );
     assert_eq!(watches(ino2).len(), 1);
 }
 
@@ -421,6 +440,7 @@ fn v6_shared_watch_many_dups(p: Personality) {
         assert_eq!(w[0].1 & all, want, "after {i} deletions: {:#x}", w[0].1);
         ch_ok(&kq, &[vn(&dups[i], EV_DELETE, 0)]);
     }
+    settle(&kq);
     assert!(!inotify_fds().contains(&ino));
 }
 
@@ -766,6 +786,7 @@ fn v_instance_closed_after_watch_dropped_by_kernel(p: Personality) {
     expect_no_events(&kq);
     let g = move_to(open(&t.join("g"), libc::O_RDWR | libc::O_CREAT), n);
     ch_err(&kq, &[vn(&g, EV_DELETE, 0)], libc::ENOENT);
+    settle(&kq);
     assert_eq!(
         inotify_fds(),
         base,
@@ -830,3 +851,373 @@ fn r7_reused_inode_number(p: Personality) {
 }
 
 both!(v7_reused_inode_number, r7_reused_inode_number);
+
+// ---------------------------------------------------------------------------------------
+// Races, leaks, nesting
+
+/// Threads race EV_ADD, EV_DELETE, modifications and closes (told and untold) of vnode,
+/// regular-file read and EVFILT_EMPTY knotes on a few numbers of two kqueues, while another
+/// thread writes the files and collects. Nothing panics, every error is one a BSD could
+/// give, and once the knotes are gone the kqueues hold no inotify instance and the process
+/// no more descriptors than before.
+fn g_threads_race(p: Personality) {
+    let _g = serial();
+    let t = Arc::new(TempDir::new());
+    let base_fds = open_fds();
+    let base_ino = inotify_fds();
+    let kqs = Arc::new([kq(p), kq(p)]);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for w in 0..3usize {
+        let (t, kqs) = (Arc::clone(&t), Arc::clone(&kqs));
+        threads.push(thread::spawn(move || {
+            let mut rng = 0x9e37_79b9_u32.wrapping_mul(w as u32 + 1);
+            for i in 0..400 {
+                rng ^= rng << 13;
+                rng ^= rng >> 17;
+                rng ^= rng << 5;
+                let kq = &kqs[(rng % 2) as usize];
+                let path = t.join(&format!("f{}", rng % 3));
+                let f = open(&path, libc::O_RDWR | libc::O_CREAT);
+                let (s, _peer) = stream_pair();
+                let notes = (rng >> 4) & 0x7ff;
+                let changes = [
+                    vn(
+                        &f,
+                        EV_ADD | ((rng >> 8) as u16 & (EV_CLEAR | EV_ONESHOT)),
+                        notes,
+                    ),
+                    rd(id(&f), EV_ADD | EV_CLEAR, i),
+                    em(&s, EV_ADD | EV_CLEAR),
+                    vn(&f, EV_ADD | EV_DISABLE, notes ^ NOTE_WRITE),
+                    vn(&f, EV_ENABLE, notes),
+                ];
+                let mut out = [Kevent::default(); 8];
+                let n = kq
+                    .kevent(
+                        &changes[..(rng as usize % 5) + 1],
+                        &mut out,
+                        Some(Duration::ZERO),
+                    )
+                    .unwrap();
+                for e in &out[..n] {
+                    if e.flags & EV_ERROR != 0 {
+                        assert!(
+                            [0, libc::ENOENT, libc::EBADF].contains(&(e.data as i32)),
+                            "{e:?}"
+                        );
+                    }
+                }
+                if rng & 0x100 != 0 {
+                    std::fs::remove_file(&path).ok();
+                }
+                match rng % 3 {
+                    0 => fdclose_and_close(f),
+                    1 => drop(f), // unseen
+                    _ => {
+                        let _ = ch(kq, &[vn(&f, EV_DELETE, 0)]);
+                        let _ = ch(kq, &[rd(id(&f), EV_DELETE, 0)]);
+                        drop(f);
+                    }
+                }
+                fdclose_and_close(s);
+            }
+        }));
+    }
+    {
+        let (t, kqs, stop) = (Arc::clone(&t), Arc::clone(&kqs), Arc::clone(&stop));
+        threads.push(thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for i in 0..3 {
+                    if let Ok(f) = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(t.join(&format!("f{i}")))
+                    {
+                        use std::io::Write;
+                        let _ = (&f).write_all(b"data");
+                    }
+                }
+                for kq in kqs.iter() {
+                    let _ = get(kq, 16, Some(Duration::from_millis(1)));
+                }
+            }
+        }));
+    }
+    let collector = threads.pop().unwrap();
+    for th in threads {
+        th.join().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    collector.join().unwrap();
+    // Whatever is left is on closed numbers: close both kqueues.
+    drop(kqs);
+    assert_eq!(inotify_fds(), base_ino, "no inotify instance left");
+    assert_eq!(open_fds(), base_fds, "no descriptor leaked");
+}
+
+both!(g_threads_race);
+
+/// Many add/delete cycles of every kind of knote of these filters, and of whole kqueues:
+/// the descriptors, inotify instances and watches stay where they were.
+fn g_no_leak_after_cycles(p: Personality) {
+    let _g = serial();
+    let t = TempDir::new();
+    let f = open(&t.join("f"), libc::O_RDWR | libc::O_CREAT);
+    std::fs::create_dir(t.join("d")).unwrap();
+    let d = open(&t.join("d"), libc::O_RDONLY | libc::O_DIRECTORY);
+    let (s, _peer) = tcp_pair();
+    let base_fds = open_fds();
+    let base_ino = inotify_fds();
+    let kq = kq(p);
+    for i in 0..300 {
+        let g = dup(&f);
+        ch_ok(
+            &kq,
+            &[
+                vn(&f, EV_ADD, NOTE_WRITE),
+                vn(&g, EV_ADD | EV_CLEAR, NOTE_ATTRIB | NOTE_OPEN),
+                vn(&d, EV_ADD, NOTE_WRITE | NOTE_LINK),
+                rd(id(&f), EV_ADD, 0),
+                em(&s, EV_ADD),
+            ],
+        );
+        if i % 3 == 0 {
+            fdclose_and_close(g);
+        } else {
+            ch_ok(&kq, &[vn(&g, EV_DELETE, 0)]);
+            drop(g);
+        }
+        ch_ok(
+            &kq,
+            &[
+                vn(&f, EV_DELETE, 0),
+                vn(&d, EV_DELETE, 0),
+                rd(id(&f), EV_DELETE, 0),
+                em(&s, EV_DELETE),
+            ],
+        );
+        // The instance stays for reuse (see `settle`): never more than one.
+        assert!(inotify_fds().len() <= base_ino.len() + 1, "cycle {i}");
+    }
+    settle(&kq);
+    assert_eq!(inotify_fds(), base_ino);
+    drop(kq);
+    for _ in 0..100 {
+        let k = kq_of(p);
+        ch_ok(&k, &[vn(&f, EV_ADD, NOTE_WRITE), em(&s, EV_ADD)]);
+    }
+    assert_eq!(inotify_fds(), base_ino);
+    assert_eq!(open_fds(), base_fds);
+}
+
+both!(g_no_leak_after_cycles);
+
+/// The kqueue descriptor in an epoll (EPOLLET) and in another kqueue (EV_CLEAR): readable
+/// exactly while a vnode or EVFILT_EMPTY event is pending; each new event gives the
+/// edge-triggered watchers a new edge, also while older events wait uncollected; a change
+/// of the file that the knote's interest leaves out is no event and leaves it unreadable
+/// once collected.
+fn g_nested_vnode_and_empty(p: Personality) {
+    let _g = serial();
+    let t = TempDir::new();
+    let f = open(&t.join("f"), libc::O_RDWR | libc::O_CREAT);
+    let g = open(&t.join("g"), libc::O_RDWR | libc::O_CREAT);
+    let inner = kq(p);
+    let outer = kq(p);
+    // SAFETY: plain epoll_create1.
+    let ep = unsafe { OwnedFd::from_raw_fd(libc::epoll_create1(libc::EPOLL_CLOEXEC)) };
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+        u64: 1,
+    };
+    // SAFETY: valid epoll and descriptor, `ev` lives across the call.
+    assert_eq!(
+        unsafe {
+            libc::epoll_ctl(
+                ep.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                inner.as_raw_fd(),
+                &mut ev,
+            )
+        },
+        0
+    );
+    let edges = || {
+        let mut out = [libc::epoll_event { events: 0, u64: 0 }; 4];
+        // SAFETY: `out` has room for 4 events.
+        unsafe { libc::epoll_wait(ep.as_raw_fd(), out.as_mut_ptr(), 4, 0) }
+    };
+    ch_ok(&outer, &[rd(id(&inner), EV_ADD | EV_CLEAR, 5)]);
+    ch_ok(
+        &inner,
+        &[
+            vn(&f, EV_ADD | EV_CLEAR, NOTE_ATTRIB),
+            vn(&g, EV_ADD | EV_CLEAR, NOTE_WRITE),
+        ],
+    );
+    assert_eq!(edges(), 0);
+    assert_eq!(poll_fd(&inner, 0), 0);
+    expect_no_events(&outer);
+    // A write of f: not in its interest.
+    pwrite(&f, b"abc", 0);
+    let _ = edges();
+    expect_no_events(&outer);
+    expect_no_events(&inner);
+    assert_eq!(poll_fd(&inner, 0), 0, "no event pending: not readable");
+    let _ = edges();
+    assert_eq!(edges(), 0);
+    // An event: readable, an edge, the outer knote fires.
+    fchmod(&f, 0o640);
+    assert_ne!(poll_fd(&inner, 1000) & libc::POLLIN, 0);
+    assert_eq!(edges(), 1);
+    assert_eq!(expect_one(&outer).ident, id(&inner));
+    // A second event while the first waits: a new edge, the outer knote again.
+    pwrite(&g, b"abc", 0);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut seen = 0;
+    while seen == 0 && Instant::now() < deadline {
+        seen = edges();
+    }
+    assert_eq!(seen, 1, "an edge for the second event");
+    assert_eq!(expect_one(&outer).ident, id(&inner));
+    let mut got = records(&inner);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (id(&f), EVFILT_VNODE, NOTE_ATTRIB),
+            (id(&g), EVFILT_VNODE, NOTE_WRITE | NOTE_EXTEND)
+        ]
+    );
+    assert_eq!(poll_fd(&inner, 0), 0);
+    // EVFILT_EMPTY through the nesting: the buffer drains with no thread in kevent().
+    let (w, r) = tcp_pair();
+    fill(&w);
+    ch_ok(&inner, &[em(&w, EV_ADD | EV_CLEAR)]);
+    expect_no_events(&inner);
+    let _ = edges();
+    let _ = poll(&outer, 4);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let evs = loop {
+        drain(&r);
+        let evs = get(&outer, 4, Some(Duration::from_millis(10)));
+        if !evs.is_empty() {
+            break evs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the drain never reached the outer kqueue"
+        );
+    };
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert_ne!(poll_fd(&inner, 0) & libc::POLLIN, 0);
+    let evs = poll(&inner, 4);
+    assert!(
+        evs.iter().any(|e| e.filter == EVFILT_EMPTY && e.data == 0),
+        "{evs:?}"
+    );
+}
+
+both!(g_nested_vnode_and_empty);
+
+/// The kqueue closed (told, as the C library's close() does) while threads sleep in
+/// kevent() on it with vnode and EVFILT_EMPTY knotes: they wake with EBADF, the inotify
+/// instance and the timerfd go.
+fn g29_close_while_sleeping(p: Personality) {
+    let _g = serial();
+    let t = TempDir::new();
+    let f = open(&t.join("f"), libc::O_RDWR | libc::O_CREAT);
+    let (w, _r) = tcp_pair();
+    fill(&w);
+    let base_fds = open_fds();
+    let base_ino = inotify_fds();
+    let raw = Kqueue::new_raw_fd(p).unwrap();
+    {
+        let k = Kqueue::find(kq_fd(raw)).unwrap();
+        ch_ok(&k, &[vn(&f, EV_ADD, NOTE_DELETE), em(&w, EV_ADD)]);
+    }
+    let sleepers: Vec<_> = (0..2)
+        .map(|_| {
+            thread::spawn(move || {
+                let k = Kqueue::find(kq_fd(raw)).unwrap();
+                let mut evs = [Kevent::default(); 2];
+                k.kevent(&[], &mut evs, Some(Duration::from_secs(20)))
+                    .map_err(|e| e.raw_os_error())
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(100));
+    kq::fdclose(raw);
+    // SAFETY: our descriptor, closed once.
+    unsafe { libc::close(raw) };
+    for s in sleepers {
+        assert_eq!(s.join().unwrap(), Err(Some(libc::EBADF)));
+    }
+    assert_eq!(inotify_fds(), base_ino);
+    assert_eq!(open_fds(), base_fds);
+}
+
+fn kq_fd(raw: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: the test keeps `raw` open while the borrow is used.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) }
+}
+
+both!(g29_close_while_sleeping);
+
+/// The descriptors an epoll instance holds, from /proc/self/fdinfo.
+fn epoll_targets(ep: RawFd) -> Vec<RawFd> {
+    std::fs::read_to_string(format!("/proc/self/fdinfo/{ep}"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("tfd:"))
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// Regression: an EV_ONESHOT vnode knote, the kqueue's only one, is delivered, and so
+/// dropped; so is a knote deleted with EV_DELETE. Each closed the kqueue's inotify
+/// instance at once, which waits in the kernel for the removed watch to be freed (5 to 20
+/// ms, with the kqueue locked, in every such kevent()). Now the instance is kept, out of
+/// the epoll (the kqueue descriptor does not become readable for the watch's removal), the
+/// next knote reuses it, and it is closed once it has been idle for 100 ms.
+fn v7_oneshot_rearm_keeps_instance(p: Personality) {
+    let _g = serial();
+    let t = TempDir::new();
+    let f = open(&t.join("f"), libc::O_RDWR | libc::O_CREAT);
+    let before = inotify_fds();
+    let kq = kq(p);
+    ch_ok(&kq, &[vn(&f, EV_ADD | EV_ONESHOT, NOTE_WRITE)]);
+    let ino = new_inotify(&before);
+    assert!(epoll_targets(kq.as_raw_fd()).contains(&ino));
+    for i in 0..20 {
+        pwrite(&f, b"x", i);
+        let evs = poll(&kq, 4);
+        assert_eq!(evs.len(), 1, "{evs:?}");
+        assert_eq!(inotify_fds(), [before.clone(), vec![ino]].concat(), "kept");
+        assert!(
+            !epoll_targets(kq.as_raw_fd()).contains(&ino),
+            "idle: out of the epoll"
+        );
+        assert_eq!(poll_fd(&kq, 0), 0, "not readable");
+        ch_ok(&kq, &[vn(&f, EV_ADD | EV_ONESHOT, NOTE_WRITE)]);
+        assert_eq!(new_inotify(&before), ino, "reused");
+        assert!(
+            epoll_targets(kq.as_raw_fd()).contains(&ino),
+            "back in the epoll"
+        );
+    }
+    ch_ok(&kq, &[vn(&f, EV_DELETE, 0)]);
+    assert_eq!(poll_fd(&kq, 0), 0, "not readable");
+    // A sleeper is not woken by the idle instance.
+    let start = Instant::now();
+    assert!(get(&kq, 1, Some(Duration::from_millis(50))).is_empty());
+    assert!(start.elapsed() >= Duration::from_millis(50));
+    settle(&kq);
+    assert_eq!(inotify_fds(), before, "closed once idle");
+    // And made again when needed.
+    ch_ok(&kq, &[vn(&f, EV_ADD | EV_CLEAR, NOTE_WRITE)]);
+    pwrite(&f, b"y", 0);
+    assert_eq!(records(&kq), [(id(&f), EVFILT_VNODE, NOTE_WRITE)]);
+}
+
+both!(v7_oneshot_rearm_keeps_instance);
