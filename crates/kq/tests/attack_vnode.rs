@@ -1221,3 +1221,66 @@ fn v7_oneshot_rearm_keeps_instance(p: Personality) {
 }
 
 both!(v7_oneshot_rearm_keeps_instance);
+
+/// Drops this (forked, single-threaded) process's privileges to user and group `nobody`.
+fn become_nobody() {
+    // SAFETY: plain system calls on this process.
+    unsafe {
+        assert_eq!(libc::setgroups(0, std::ptr::null()), 0);
+        assert_eq!(libc::setgid(65534), 0);
+        assert_eq!(libc::setuid(65534), 0);
+    }
+}
+
+/// A file the process may not read: a descriptor opened for writing only, and one opened
+/// for reading before the file's mode took the permission away (a daemon that opened its
+/// files, then dropped its privileges). The BSDs watch any open file; inotify refuses to
+/// watch a file its caller may not read, so EVFILT_VNODE, and EVFILT_READ on such a
+/// regular file, fail with EACCES (a documented Linux difference). The failure leaves
+/// nothing behind: no knote, no instance, and the other knotes work.
+fn v7_unreadable_file(p: Personality) {
+    let _g = serial();
+    let t = TempDir::new();
+    let path = t.join("f");
+    drop(open(&path, libc::O_RDWR | libc::O_CREAT));
+    let other = t.join("g");
+    drop(open(&other, libc::O_RDWR | libc::O_CREAT));
+    // SAFETY: plain chown/chmod of our own test files.
+    unsafe {
+        let c = c_path(&t.0);
+        assert_eq!(libc::chmod(c.as_ptr(), 0o777), 0);
+        for f in [&path, &other] {
+            let c = c_path(f);
+            assert_eq!(libc::chown(c.as_ptr(), 65534, 65534), 0);
+            assert_eq!(libc::chmod(c.as_ptr(), 0o600), 0);
+        }
+    }
+    forked(move || {
+        become_nobody();
+        let r = open(&path, libc::O_RDONLY);
+        fchmod(&r, 0o200);
+        let w = open(&path, libc::O_WRONLY);
+        let g = open(&other, libc::O_RDWR);
+        let before = inotify_fds();
+        let kq = kq(p);
+        for fd in [&r, &w] {
+            ch_err(&kq, &[vn(fd, EV_ADD, NOTE_WRITE)], libc::EACCES);
+            ch_err(&kq, &[vn(fd, EV_DELETE, 0)], libc::ENOENT);
+        }
+        ch_err(&kq, &[rd(id(&r), EV_ADD, 0)], libc::EACCES);
+        ch_err(&kq, &[rd(id(&r), EV_DELETE, 0)], libc::ENOENT);
+        settle(&kq);
+        assert_eq!(inotify_fds(), before);
+        ch_ok(&kq, &[vn(&g, EV_ADD | EV_CLEAR, NOTE_WRITE)]);
+        // The failing file next to a watched one: the watch is not disturbed.
+        ch_err(&kq, &[vn(&w, EV_ADD, NOTE_WRITE)], libc::EACCES);
+        pwrite(&w, b"abc", 0);
+        pwrite(&g, b"abc", 0);
+        assert_eq!(
+            records(&kq),
+            [(id(&g), EVFILT_VNODE, NOTE_WRITE | NOTE_EXTEND)]
+        );
+    });
+}
+
+both!(v7_unreadable_file);
