@@ -1284,3 +1284,156 @@ fn v7_unreadable_file(p: Personality) {
 }
 
 both!(v7_unreadable_file);
+
+/// Garbage input: every combination of the action and behaviour flags, odd `fflags` (every
+/// bit, unknown bits) and `data` (negative, huge) on vnode and EVFILT_EMPTY knotes, and
+/// idents that are no descriptor: a BSD answer each time, never a panic, and the kqueue
+/// keeps working.
+fn g16_garbage_input(p: Personality) {
+    let _g = serial();
+    let t = TempDir::new();
+    let f = open(&t.join("f"), libc::O_RDWR | libc::O_CREAT);
+    std::fs::create_dir(t.join("d")).unwrap();
+    let d = open(&t.join("d"), libc::O_RDONLY | libc::O_DIRECTORY);
+    let (s, _peer) = stream_pair();
+    let kq = kq(p);
+    let flags = [
+        EV_ADD,
+        EV_DELETE,
+        EV_ENABLE,
+        EV_DISABLE,
+        EV_ONESHOT,
+        EV_CLEAR,
+        EV_RECEIPT,
+        EV_DISPATCH,
+        EV_EOF,
+        EV_ERROR,
+        0x8000,
+    ];
+    let fflags = [0, u32::MAX, NOTE_WRITE, 0x8000_0000, 0x00ff_ff00];
+    let data = [0, -1, isize::MIN, isize::MAX];
+    let idents = [
+        id(&f),
+        id(&d),
+        id(&s),
+        usize::MAX,
+        i32::MAX as usize + 1,
+        closed_number(),
+    ];
+    let mut out = [Kevent::default(); 4];
+    let mut n = 0u32;
+    for (i, &ident) in idents.iter().enumerate() {
+        for filter in [EVFILT_VNODE, EVFILT_EMPTY] {
+            for mask in 0..(1u32 << flags.len()) {
+                n = n.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                if n % 7 != 0 && i > 0 {
+                    continue; // a sample for the odd idents
+                }
+                let fl = flags
+                    .iter()
+                    .enumerate()
+                    .filter(|(b, _)| mask & (1 << b) != 0)
+                    .fold(0u16, |a, (_, f)| a | f);
+                let c = Kevent::new(
+                    ident,
+                    filter,
+                    fl,
+                    fflags[(n >> 3) as usize % fflags.len()],
+                    data[(n >> 7) as usize % data.len()],
+                    ptr(1),
+                );
+                match kq.kevent(&[c], &mut out, Some(Duration::ZERO)) {
+                    Ok(_) => {}
+                    Err(e) => {
+                        let errno = e.raw_os_error().unwrap();
+                        assert!(
+                            [libc::EINVAL, libc::ENOENT, libc::EBADF].contains(&errno),
+                            "{c:?}: {e}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // Still working: a clean knote reports.
+    for ident in [id(&f), id(&d), id(&s)] {
+        for filter in [EVFILT_VNODE, EVFILT_EMPTY] {
+            let _ = ch(&kq, &[Kevent::new(ident, filter, EV_DELETE, 0, 0, ptr(0))]);
+        }
+    }
+    let _ = poll(&kq, 16);
+    ch_ok(
+        &kq,
+        &[vn(&f, EV_ADD | EV_CLEAR, NOTE_WRITE), em(&s, EV_ADD)],
+    );
+    pwrite(&f, b"x", 0);
+    let mut got: Vec<i16> = poll(&kq, 4).iter().map(|e| e.filter).collect();
+    got.sort();
+    assert_eq!(got, [EVFILT_EMPTY, EVFILT_VNODE]);
+}
+
+both!(g16_garbage_input);
+
+/// An overflow of the inotify queue with EVFILT_READ knotes on regular files in the same
+/// kqueue (file `a` chmod'ed and file `c` rewritten in turn until the queue overflows, then
+/// `b` grows, its event lost): the read knotes are evaluated again (`b` fires with its
+/// size), the vnode knote reports what its file shows (the mode is back where it was, the
+/// status change time tells of the lost chmods), and afterwards every knote works as
+/// before.
+fn v_overflow_with_read_knotes(p: Personality) {
+    let _g = serial();
+    let limit: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(16384);
+    if limit > 1 << 20 {
+        return;
+    }
+    let t = TempDir::new();
+    let a = open(&t.join("a"), libc::O_RDWR | libc::O_CREAT);
+    let b = open(&t.join("b"), libc::O_RDWR | libc::O_CREAT);
+    let c = open(&t.join("c"), libc::O_RDWR | libc::O_CREAT);
+    let kq = kq(p);
+    ch_ok(
+        &kq,
+        &[
+            vn(&a, EV_ADD | EV_CLEAR, NOTE_ATTRIB),
+            rd(id(&b), EV_ADD | EV_CLEAR, 2),
+            rd(id(&c), EV_ADD | EV_CLEAR, 3),
+        ],
+    );
+    for i in 0..limit / 2 + 16 {
+        fchmod(&a, if i % 2 == 0 { 0o640 } else { 0o600 });
+        pwrite(&c, b"c", 0); // no growth after the first
+        fchmod(&a, if i % 2 == 0 { 0o600 } else { 0o640 });
+    }
+    pwrite(&b, b"grown", 0);
+    // Proof of the overflow: an open after it is lost (opens cannot be recovered).
+    let e = open(&t.join("e"), libc::O_RDWR | libc::O_CREAT);
+    ch_ok(&kq, &[vn(&e, EV_ADD | EV_CLEAR, NOTE_OPEN)]);
+    drop(open(&t.join("e"), libc::O_RDONLY));
+    let mut got: Vec<(usize, i16, isize)> = poll(&kq, 8)
+        .iter()
+        .map(|e| (e.ident, e.filter, e.data))
+        .collect();
+    got.sort();
+    let mut want = vec![
+        (id(&a), EVFILT_VNODE, 0),
+        (id(&b), EVFILT_READ, 5),
+        (id(&c), EVFILT_READ, 1),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    pwrite(&c, b"abc", 0);
+    fchmod(&a, 0o644);
+    let mut got = records(&kq);
+    got.sort();
+    let mut want = vec![
+        (id(&a), EVFILT_VNODE, NOTE_ATTRIB),
+        (id(&c), EVFILT_READ, 0),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+}
+
+both!(v_overflow_with_read_knotes);
