@@ -1326,7 +1326,7 @@ fn g16_garbage_input(p: Personality) {
         for filter in [EVFILT_VNODE, EVFILT_EMPTY] {
             for mask in 0..(1u32 << flags.len()) {
                 n = n.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                if n % 7 != 0 && i > 0 {
+                if i > 0 && n.checked_rem(7) != Some(0) {
                     continue; // a sample for the odd idents
                 }
                 let fl = flags
