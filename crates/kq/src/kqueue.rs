@@ -438,6 +438,7 @@ impl Inner {
 
     /// Collects the descriptor edges that are waiting, without blocking.
     fn harvest_now(&self, st: &mut State) -> bool {
+        st.objs.fds.inotify.close_if_idle();
         let mut queued = false;
         if st.objs.polled() == 0 {
             return false;
@@ -605,7 +606,6 @@ impl Inner {
         }
         let fd = process::with_fds(|| timerfd::create(clock))?;
         process::number_taken(fd.as_raw_fd());
-        process::mark_library_fd(fd.as_raw_fd(), true);
         epoll::add(
             self.epoll.as_fd(),
             fd.as_fd(),
@@ -613,6 +613,9 @@ impl Inner {
             epoll::IN | epoll::ET,
         )?;
         process::watch_timerfd(fd.as_fd(), self.id)?;
+        // Marked only once it is kept: a descriptor dropped on a failure above must not
+        // leave its number taken for one of the library's own.
+        process::mark_library_fd(fd.as_raw_fd(), true);
         Ok(slot.get_or_init(|| fd).as_fd())
     }
 
@@ -741,6 +744,7 @@ impl Inner {
                 events.put(nerrors, kev);
                 nerrors += 1;
             }
+            st.objs.fds.inotify.close_if_idle();
             self.sync_timerfd(&mut st);
             let notify = queued && self.signal(&mut st, true);
             // A deletion may have taken the last queued knote.

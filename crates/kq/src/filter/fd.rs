@@ -410,11 +410,24 @@ impl Descriptors {
 /// found to name its file is not checked again in the same lock hold.
 pub(crate) fn is_stale(objs: &mut super::Objects, fd: RawFd, now: &Identity) -> bool {
     let (epoll_fd, epoch) = (objs.epoll, objs.epoch);
-    match objs.fds.regs.get_mut(&fd) {
+    let Descriptors { regs, inotify, .. } = &mut objs.fds;
+    match regs.get_mut(&fd) {
         None => false,
         Some(reg) if reg.verified == epoch => false,
         Some(reg) => {
-            let same = same_file(epoll_fd, fd, reg, Some(now));
+            let mut same = same_file(epoll_fd, fd, reg, Some(now));
+            if same && reg.interest == 0 {
+                // Told by the inode number alone: a file watched through inotify must
+                // also still carry its watch (the number may be a new file's).
+                let wd = match (reg.wd, reg.vnode) {
+                    (wd, _) if wd >= 0 => Some(wd),
+                    (_, NIL) => None,
+                    (_, id) => Some(inotify.vnode_watch(id)),
+                };
+                if let Some(wd) = wd {
+                    same = inotify.still_watching(fd, wd);
+                }
+            }
             if same {
                 reg.verified = epoch;
             }
@@ -720,7 +733,7 @@ fn empty_status(fd: RawFd, reg: &Reg) -> Result<Status, Errno> {
     let queued = if listening {
         Ok(0)
     } else {
-        io::queued_for_output(sys::borrow(fd))
+        io::unsent(sys::borrow(fd))
     };
     let data = match queued {
         Ok(q) => q,
