@@ -37,7 +37,7 @@ use crate::sys::{self, epoll, signals::SignalsBlocked, timerfd, Clock, Fd};
 use crate::wait::Spin;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -149,6 +149,8 @@ pub(crate) struct Inner {
     pending: Fd,
     /// One timerfd per `Clock`, made with the first timer on it.
     timerfds: [OnceLock<Fd>; 2],
+    /// The mount table EVFILT_FS has open (-1: none), for a fork's child to close.
+    fs_fd: Arc<AtomicI32>,
     /// The waiting policy.
     spin: Spin,
 }
@@ -184,6 +186,7 @@ impl Inner {
             .into_iter()
             .chain(self.timerfds.iter().filter_map(|t| t.get()))
             .map(|fd| fd.as_raw_fd())
+            .chain(Some(self.fs_fd.load(Ordering::Relaxed)).filter(|&fd| fd >= 0))
             .collect()
     }
 
@@ -394,6 +397,11 @@ impl Inner {
                 for (id, f) in objs.fds.file_edges() {
                     queued |= self.evaluate(knotes, objs, id, f, 0);
                 }
+            } else if data == filter::fd::TOKEN_FS {
+                let (hint, ids) = objs.fs.edge();
+                for id in ids {
+                    queued |= self.evaluate(knotes, objs, id, EVFILT_FS, hint);
+                }
             } else if !filter::fd::is_internal(data) {
                 for (id, f) in objs.fds.edge(data, e.events) {
                     queued |= self.evaluate(knotes, objs, id, f, filter::fd::edge_hint(e.events));
@@ -424,7 +432,7 @@ impl Inner {
     /// Collects the descriptor edges that are waiting, without blocking.
     fn harvest_now(&self, st: &mut State) -> bool {
         let mut queued = false;
-        if st.objs.fds.polled() == 0 {
+        if st.objs.polled() == 0 {
             return false;
         }
         let mut buf = [epoll::EMPTY; HARVEST];
@@ -702,6 +710,9 @@ impl Inner {
                 events.put(nerrors, kev);
                 nerrors += 1;
             }
+            if std::mem::take(&mut st.objs.harvest_due) {
+                queued |= self.harvest_now(&mut st);
+            }
             self.sync_timerfd(&mut st);
             let notify = queued && self.signal(&mut st, true);
             // A deletion may have taken the last queued knote.
@@ -806,7 +817,7 @@ impl Inner {
                 Some(blocked) => blocked,
                 None => SignalsBlocked::new(),
             };
-            if !park.spun && st.objs.fds.polled() == 0 {
+            if !park.spun && st.objs.polled() == 0 {
                 // Before sleeping, spin for a few microseconds (the policy is in
                 // `wait.rs`): once per call, and only for kqueues without descriptors, whose
                 // events arrive through epoll, which the spin does not watch.
@@ -931,6 +942,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         Ok((ep, pending))
     })?;
     let id = process::new_id();
+    let fs_fd = Arc::new(AtomicI32::new(-1));
     epoll::add(
         epoll.as_fd(),
         pending.as_fd(),
@@ -957,6 +969,8 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
                 epoll: epoll.as_raw_fd(),
                 epoch: 0,
                 kq: id,
+                fs: filter::Mounts::new(Arc::clone(&fs_fd)),
+                harvest_due: false,
             },
             sleepers: 0,
             readable: false,
@@ -969,6 +983,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         epoll,
         pending,
         timerfds: [OnceLock::new(), OnceLock::new()],
+        fs_fd: Arc::clone(&fs_fd),
         spin: Spin::new(),
     }))
 }

@@ -287,6 +287,7 @@ c_programs!(
     errors,
     fdfilter,
     fork,
+    fs,
     interpose,
     leak,
     lifetime,
@@ -717,6 +718,14 @@ fn kernel_fallbacks() {
             &[("KQ_NO_EPOLL_PWAIT2", std::ffi::OsStr::new("1"))],
         );
     }
+}
+
+/// EVFILT_FS as on kernels before 6.8, forced on this one: with `KQ_NO_LISTMOUNT` the
+/// library tells mounts apart by mountinfo's ids alone.
+#[test]
+fn fs_without_listmount() {
+    let exe = compile("fs", Build::C);
+    run_with(&exe, &[], &[("KQ_NO_LISTMOUNT", std::ffi::OsStr::new("1"))]);
 }
 
 /// The README's C examples are complete programs: each is compiled against the header and

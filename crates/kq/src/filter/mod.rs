@@ -8,9 +8,11 @@
 //! there with the `custom-filters` feature.
 
 pub(crate) mod fd;
+mod fs;
 mod timer;
 mod user;
 
+pub(crate) use fs::Mounts;
 pub(crate) use timer::Timers;
 
 use crate::consts::*;
@@ -44,6 +46,18 @@ pub(crate) struct Objects {
     pub(crate) epoch: u64,
     /// The kqueue's id.
     pub(crate) kq: u64,
+    /// The mount table EVFILT_FS watches.
+    pub(crate) fs: Mounts,
+    /// A registration just added to the epoll may be ready at once without an event
+    /// behind it: the kqueue takes the waiting edges in before the lock is released.
+    pub(crate) harvest_due: bool,
+}
+
+impl Objects {
+    /// Registrations in the epoll that deliver edges to filters.
+    pub(crate) fn polled(&self) -> usize {
+        self.fds.polled() + self.fs.polled()
+    }
 }
 
 /// What a filter hook may see and ask of the kqueue it runs in.
@@ -230,6 +244,7 @@ static USER: user::UserFilter = user::UserFilter;
 static TIMER: timer::TimerFilter = timer::TimerFilter;
 static READ: fd::ReadFilter = fd::ReadFilter;
 static WRITE: fd::WriteFilter = fd::WriteFilter;
+static FS: fs::FsFilter = fs::FsFilter;
 
 /// The system filters whose idents are descriptor numbers, whose knotes close() drops.
 pub(crate) const DESCRIPTOR_FILTERS: [i16; 4] =
@@ -261,6 +276,7 @@ pub(crate) fn lookup(filter: i16) -> Option<FilterRef> {
         EVFILT_TIMER => Some(FilterRef::System(&TIMER)),
         EVFILT_READ => Some(FilterRef::System(&READ)),
         EVFILT_WRITE => Some(FilterRef::System(&WRITE)),
+        EVFILT_FS => Some(FilterRef::System(&FS)),
         n if n > 0 => {
             let table = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
             table
