@@ -1,4 +1,4 @@
-//! EVFILT_FS: the cases F1-F15 of docs/semantics.md §7 (sections, §, cited here are that
+//! EVFILT_FS: the cases F1-F16 of docs/semantics.md §7 (sections, §, cited here are that
 //! document's), each in both personalities.
 //!
 //! Mounting needs a mount namespace of our own, so that nothing is seen by (or leaks to)
@@ -664,6 +664,45 @@ fn f15_idents_and_receipt(p: Personality) {
     });
 }
 
+/// F16 other_namespace_thread (derived): the kqueue watches the namespace its first
+/// EVFILT_FS knote was added in. A thread that moved to a namespace of its own collects the
+/// mounts of the first namespace, not its own.
+fn f16_other_namespace_thread(p: Personality) {
+    in_namespace(false, |a, b| {
+        let kq = std::sync::Arc::new(kq(p));
+        ch_ok(&kq, &[fs(EV_ADD, 0, 0)]);
+        let (to_main, from_thread) = std::sync::mpsc::channel();
+        let (to_thread, from_main) = std::sync::mpsc::channel::<()>();
+        let b = b.to_path_buf();
+        let other = {
+            let kq = std::sync::Arc::clone(&kq);
+            thread::spawn(move || {
+                // SAFETY: unshares this thread's mount namespace only.
+                let r = unsafe { libc::unshare(libc::CLONE_NEWNS) };
+                assert_eq!(r, 0, "unshare: {}", io::Error::last_os_error());
+                // A mount in the thread's own namespace is not the kqueue's business.
+                mount_tmpfs(&b);
+                let mine = poll(&kq, 4);
+                to_main.send(()).unwrap();
+                from_main.recv().unwrap();
+                let theirs = get(&kq, 4, Some(Duration::from_secs(5)));
+                unmount(&b);
+                (mine, theirs)
+            })
+        };
+        from_thread.recv().unwrap();
+        mount_tmpfs(a);
+        to_thread.send(()).unwrap();
+        let (mine, theirs) = other.join().expect("the other thread");
+        assert!(mine.is_empty(), "{mine:?}");
+        assert_eq!(theirs.len(), 1, "{theirs:?}");
+        assert_eq!((theirs[0].filter, theirs[0].fflags), (EVFILT_FS, VQ_MOUNT));
+        expect_no_events(&kq);
+        unmount(a);
+        expect_fs(&kq, p, 0, EV_ADD, VQ_UNMOUNT);
+    });
+}
+
 both!(
     f1_mount_unmount,
     f1_mount_unmount_mountinfo,
@@ -683,4 +722,5 @@ both!(
     f14_reused_mount_id,
     f14_reused_mount_id_mountinfo,
     f15_idents_and_receipt,
+    f16_other_namespace_thread,
 );

@@ -24,7 +24,8 @@
 //! The registration itself is ready at once (epoll reports EPOLLIN, which the table always
 //! has, when it is added): the attach asks the kqueue to take that edge in before the
 //! change's lock hold ends (`Objects::harvest_due`), so the kqueue descriptor does not
-//! become readable for it.
+//! become readable for it. That edge is the first look at the table, which only takes
+//! note of the mounts: the knote sees what changes after the change that added it.
 
 use super::fd::TOKEN_FS;
 use super::{Context, Filter};
@@ -47,12 +48,12 @@ pub(crate) struct Mounts {
     table: Option<Fd>,
     /// Ids of the kqueue's EVFILT_FS knotes.
     knotes: Vec<u32>,
+    /// The table was looked at since it was opened (the first look only takes note).
+    seen: bool,
     /// The mount ids seen at the last look, sorted.
     ids: Vec<u32>,
     /// listmount's ids seen at the last look, sorted (`None`: not had then).
     unique: Option<Vec<u64>>,
-    /// The mount namespace of the table.
-    ns: Option<(u64, u64)>,
     /// Scratch space for reading the table.
     buf: Vec<u8>,
 }
@@ -64,9 +65,9 @@ impl Mounts {
             published,
             table: None,
             knotes: Vec::new(),
+            seen: false,
             ids: Vec::new(),
             unique: None,
-            ns: None,
             buf: Vec::new(),
         }
     }
@@ -76,7 +77,8 @@ impl Mounts {
         usize::from(self.table.is_some())
     }
 
-    /// Opens the table, registers it in `epoll_fd` and takes the first look.
+    /// Opens the table and registers it in `epoll_fd`. The registration is ready at once:
+    /// the edge it gives is the first look, which only takes note of the mounts.
     fn open(&mut self, epoll_fd: RawFd) -> Result<(), Errno> {
         let table = process::with_fds(sys::mounts::open_table)?;
         let n = table.as_raw_fd();
@@ -92,20 +94,10 @@ impl Mounts {
             process::mark_library_fd(n, false);
             return Err(e);
         }
-        self.ns = sys::mounts::namespace();
         self.published.store(n, Ordering::Relaxed);
         self.table = Some(table);
-        match self.read() {
-            Ok((ids, unique)) => {
-                self.ids = ids;
-                self.unique = unique;
-                Ok(())
-            }
-            Err(e) => {
-                self.close(epoll_fd, false);
-                Err(e)
-            }
-        }
+        self.seen = false;
+        Ok(())
     }
 
     /// Closes the table (the kqueue's last EVFILT_FS knote went). `closing`: the kqueue's
@@ -120,25 +112,17 @@ impl Mounts {
             self.published.store(-1, Ordering::Relaxed);
             process::mark_library_fd(table.as_raw_fd(), false);
         }
+        self.seen = false;
         self.ids = Vec::new();
         self.unique = None;
         self.buf = Vec::new();
     }
 
-    /// The mounts now: mountinfo's ids, and listmount's where the calling thread is in
-    /// the table's namespace (listmount lists the caller's).
+    /// The mounts now: mountinfo's ids, and listmount's (where the kernel has it).
     fn read(&mut self) -> Result<(Vec<u32>, Option<Vec<u64>>), Errno> {
         let table = self.table.as_ref().ok_or(Errno::BADF)?;
         let ids = sys::mounts::table_ids(table.as_fd(), &mut self.buf)?;
-        let unique = if sys::mounts::use_listmount()
-            && self.ns.is_some()
-            && sys::mounts::namespace() == self.ns
-        {
-            sys::mounts::unique_ids()
-        } else {
-            None
-        };
-        Ok((ids, unique))
+        Ok((ids, sys::mounts::unique_ids()))
     }
 
     /// Looks at the table again: the VQ_* hint of what changed since the last look.
@@ -148,9 +132,17 @@ impl Mounts {
             return 0;
         };
         let hint = match (&self.unique, &unique) {
-            (Some(old), Some(new)) => difference(old, new),
+            _ if !self.seen => 0,
+            // listmount lists the mounts of the calling thread's namespace, the table
+            // those of the namespace it was opened in. A mount belongs to one namespace
+            // and its id is never reused, so two lists of the same namespace share at
+            // least its root: two lists that share nothing come from different
+            // namespaces (a thread that changed namespace looked), and the table alone
+            // tells what changed in its own.
+            (Some(old), Some(new)) if intersect(old, new) => difference(old, new),
             _ => difference(&self.ids, &ids),
         };
+        self.seen = true;
         self.ids = ids;
         self.unique = unique;
         hint
@@ -164,6 +156,19 @@ impl Mounts {
             hint => (i64::from(hint), self.knotes.clone()),
         }
     }
+}
+
+/// Whether the sorted `a` and `b` have an element in common.
+fn intersect<T: Ord>(a: &[T], b: &[T]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => return true,
+        }
+    }
+    false
 }
 
 /// VQ_MOUNT if `new` has an element `old` has not, VQ_UNMOUNT if `old` has one `new` has
@@ -204,7 +209,10 @@ impl Filter for FsFilter {
         let fs = &mut cx.objs.fs;
         if fs.table.is_none() {
             fs.open(epoll_fd)?;
-            // The registration is ready at once: have its edge taken in now.
+            // The registration is ready at once: the kqueue takes its edge in (the first
+            // look at the table) before the change's lock hold ends, so the knote sees
+            // what happens after the change, and the kqueue descriptor does not become
+            // readable for it.
             cx.objs.harvest_due = true;
         }
         cx.objs.fs.knotes.push(cx.id);
@@ -245,5 +253,12 @@ mod tests {
         assert_eq!(difference(&[5], &[1]), VQ_MOUNT | VQ_UNMOUNT);
         assert_eq!(difference(&[], &[7]), VQ_MOUNT);
         assert_eq!(difference(&[7], &[]), VQ_UNMOUNT);
+    }
+
+    #[test]
+    fn intersection() {
+        assert!(intersect(&[1, 4, 9], &[2, 4]));
+        assert!(!intersect(&[1, 3], &[2, 4]));
+        assert!(!intersect::<u64>(&[], &[1]));
     }
 }

@@ -39,16 +39,6 @@ pub(crate) fn open_table() -> Result<Fd, Errno> {
     }
 }
 
-/// The calling thread's mount namespace (device and inode of its nsfs file), `None` if
-/// /proc does not say.
-pub(crate) fn namespace() -> Option<(u64, u64)> {
-    let [thread, process] = proc_path("ns/mnt");
-    let st = rustix::fs::stat(thread)
-        .or_else(|_| rustix::fs::stat(process))
-        .ok()?;
-    Some((st.st_dev, st.st_ino))
-}
-
 /// Whether the table behind `fd` changed since this was last asked (or since it was
 /// opened). Asking clears the mark.
 fn changed(fd: BorrowedFd<'_>) -> bool {
