@@ -57,8 +57,8 @@ pub(crate) fn table_ids(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> Result<Vec<u32
     let mut ids = Vec::new();
     for _ in 0..TRIES {
         changed(fd);
-        read_all(fd, buf)?;
-        ids = parse_ids(buf);
+        let len = read_all(fd, buf)?;
+        ids = parse_ids(&buf[..len]);
         if !changed(fd) {
             break;
         }
@@ -66,22 +66,21 @@ pub(crate) fn table_ids(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> Result<Vec<u32
     Ok(ids)
 }
 
-fn read_all(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> Result<(), Errno> {
-    const CHUNK: usize = 16 * 1024;
+/// Reads the whole table into `buf` (grown as needed, never shrunk) and returns its length.
+fn read_all(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> Result<usize, Errno> {
     let mut len = 0;
     loop {
-        if buf.len() < len + CHUNK {
-            buf.resize(len + CHUNK, 0);
+        if buf.len() < len + 4096 {
+            // Zeroed once: the buffer keeps its length between calls.
+            buf.resize((2 * buf.len()).max(16 * 1024), 0);
         }
         match rustix::io::pread(fd, &mut buf[len..], len as u64) {
-            Ok(0) => break,
+            Ok(0) => return Ok(len),
             Ok(n) => len += n,
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    buf.truncate(len);
-    Ok(())
 }
 
 /// The first field of every line, as a number, sorted and without duplicates.
@@ -162,8 +161,8 @@ pub(crate) fn unique_ids() -> Option<Vec<u64>> {
     let mut room = 512usize;
     let mut last = 0u64;
     loop {
+        ids.reserve(room);
         let start = ids.len();
-        ids.resize(start + room, 0);
         let req = MntIdReq {
             size: std::mem::size_of::<MntIdReq>() as u32,
             spare: 0,
@@ -171,7 +170,8 @@ pub(crate) fn unique_ids() -> Option<Vec<u64>> {
             param: last,
         };
         // SAFETY: `req` is a live, initialised mnt_id_req of the size it states, and the
-        // kernel writes at most `room` u64s to `ids[start..]`, which has that many.
+        // kernel writes at most `room` u64s at the end of `ids`, which has room for that
+        // many (reserved above).
         let n = unsafe {
             libc::syscall(
                 nr,
@@ -195,15 +195,14 @@ pub(crate) fn unique_ids() -> Option<Vec<u64>> {
                     room *= 4;
                     continue;
                 }
-                libc::EINTR => {
-                    ids.truncate(start);
-                    continue;
-                }
+                libc::EINTR => continue,
                 _ => return None,
             }
         }
         let n = (n as usize).min(room);
-        ids.truncate(start + n);
+        // SAFETY: the kernel wrote `n` ids (at most `room`, within the reserved capacity)
+        // after the first `start`.
+        unsafe { ids.set_len(start + n) };
         if n < room {
             break;
         }
