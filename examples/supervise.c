@@ -5,7 +5,9 @@
  * restarts those that exit (up to a limit per child), and watches SIGTERM and SIGINT with
  * EVFILT_SIGNAL, the signals being set to SIG_IGN first (the BSD idiom: their default
  * action does not run, and the kqueue still reports them), to stop every child and exit
- * cleanly.  One line per event on standard output:
+ * cleanly: SIGTERM to each child, then SIGKILL to those still there when a second signal
+ * comes or a grace period (EVFILT_TIMER, 3 s) ends.  One line per event on standard
+ * output:
  *
  *   started child 0: pid 4242
  *   child 0 (pid 4242) exited with status 3
@@ -37,6 +39,8 @@
 #include <sys/event.h>
 
 #define MAX_CHILDREN	64
+#define GRACE		1	/* EVFILT_TIMER ident */
+#define GRACE_MS	3000
 
 struct slot {
 	pid_t pid;		/* 0: not running */
@@ -81,17 +85,29 @@ static void exited(int i, pid_t pid, int status);
 static pid_t start(int i)
 {
 	struct kevent ev;
+	sigset_t stop, old;
+
+	/*
+	 * Ignored signals stay ignored across exec: the child gets the default actions back.
+	 * SIGTERM and SIGINT are blocked across the fork, so that one sent to the child
+	 * before it has reset them waits, and then ends it.
+	 */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigprocmask(SIG_BLOCK, &stop, &old);
 	pid_t pid = fork();
 	if (pid < 0)
 		die("fork");
 	if (pid == 0) {
-		/* Ignored signals stay ignored across exec: give the child the defaults. */
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_DFL);
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		execvp(command[0], command);
 		fprintf(stderr, "supervise: %s: %s\n", command[0], strerror(errno));
 		_exit(127);
 	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	slots[i].pid = pid;
 	/*
 	 * NOTE_EXIT: the event comes with the wait status in data, EV_EOF and EV_ONESHOT.  The
@@ -215,12 +231,21 @@ int main(int argc, char **argv)
 					       running());
 					kill_all(SIGKILL);
 				} else {
+					struct kevent t;
 					stopping = 1;
 					printf("%s: stopping %d children\n", signal_name(sig),
 					       running());
 					kill_all(SIGTERM);
+					EV_SET(&t, GRACE, EVFILT_TIMER, EV_ADD | EV_ONESHOT, 0,
+					       GRACE_MS, NULL);
+					if (kevent(kq, &t, 1, NULL, 0, NULL) == -1)
+						die("EV_ADD EVFILT_TIMER");
 				}
 				fflush(stdout);
+			} else if (ev[k].filter == EVFILT_TIMER && ev[k].ident == GRACE) {
+				printf("grace period over: killing %d children\n", running());
+				fflush(stdout);
+				kill_all(SIGKILL);
 			}
 		}
 	}

@@ -2,7 +2,9 @@
 //! be: it starts N children, watches each with EVFILT_PROC/NOTE_EXIT, restarts those that
 //! exit (up to a limit per child), and watches SIGTERM and SIGINT with EVFILT_SIGNAL (set
 //! to SIG_IGN first, as BSD programs do, so that the kqueue alone sees them) to stop every
-//! child and exit cleanly. It prints one line per event, on standard output.
+//! child and exit cleanly: SIGTERM to each child, then SIGKILL to those still there when a
+//! second signal comes or a grace period (EVFILT_TIMER, 3 s) ends. It prints one line per
+//! event, on standard output.
 //!
 //! ```text
 //! cargo run -p kq --example supervise -- [-n CHILDREN] [-r RESTARTS] [COMMAND [ARG...]]
@@ -23,11 +25,18 @@
 //! all children stopped
 //! ```
 
-use kq::{Kevent, Kqueue, EVFILT_PROC, EVFILT_SIGNAL, EV_ADD, EV_CLEAR, NOTE_EXIT};
+use kq::{
+    Kevent, Kqueue, EVFILT_PROC, EVFILT_SIGNAL, EVFILT_TIMER, EV_ADD, EV_CLEAR, EV_ONESHOT,
+    NOTE_EXIT,
+};
+use std::ffi::CString;
 use std::io::{self, Write};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, ExitCode};
-use std::ptr::null_mut;
+use std::process::ExitCode;
+use std::ptr::{null, null_mut};
+
+/// The EVFILT_TIMER ident of the grace period after SIGTERM, and its length.
+const GRACE: usize = 1;
+const GRACE_MS: isize = 3000;
 
 struct Options {
     children: usize,
@@ -35,9 +44,9 @@ struct Options {
     command: Vec<String>,
 }
 
-fn usage() -> ExitCode {
+fn usage() -> i32 {
     eprintln!("usage: supervise [-n CHILDREN] [-r RESTARTS] [COMMAND [ARG...]]");
-    ExitCode::from(2)
+    2
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Option<Options> {
@@ -68,15 +77,17 @@ fn parse(mut args: impl Iterator<Item = String>) -> Option<Options> {
     Some(o)
 }
 
-/// One supervised child: the running process, if any, and the restarts it has had.
+/// One supervised child: the running process (0: none) and the restarts it has had.
 struct Slot {
-    child: Option<Child>,
+    pid: libc::pid_t,
     restarts: u32,
 }
 
 struct Supervisor {
     kq: Kqueue,
     opts: Options,
+    /// The command, for execvp.
+    argv: Vec<CString>,
     slots: Vec<Slot>,
     /// A signal asked us to stop: no more restarts.
     stopping: bool,
@@ -110,23 +121,47 @@ fn signal_name(sig: i32) -> &'static str {
 }
 
 impl Supervisor {
-    /// Starts the command for slot `i` and watches its exit. The child gets the default
-    /// dispositions of SIGTERM and SIGINT back (ignored signals stay ignored across exec).
-    fn start(&mut self, i: usize) -> io::Result<u32> {
-        let mut cmd = Command::new(&self.opts.command[0]);
-        cmd.args(&self.opts.command[1..]);
-        // SAFETY: signal() is async-signal-safe, which is all the child may call between
-        // fork and exec.
+    /// Forks and execs the command, as a C program does. Ignored signals stay ignored
+    /// across exec, so the child gets the default actions of SIGTERM and SIGINT back; the
+    /// two are blocked across the fork, so that one sent to the child before it has reset
+    /// them waits, and then ends it.
+    fn spawn(&self) -> io::Result<libc::pid_t> {
+        let mut ptrs: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
+        ptrs.push(null());
+        // SAFETY: sigset_t is plain data, filled by sigemptyset/sigaddset before use.
+        let mut stop: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: fork() in a process whose child calls only async-signal-safe functions
+        // (signal, sigprocmask, execvp, write, _exit) on data prepared before the fork.
         unsafe {
-            cmd.pre_exec(|| {
+            libc::sigemptyset(&mut stop);
+            libc::sigaddset(&mut stop, libc::SIGTERM);
+            libc::sigaddset(&mut stop, libc::SIGINT);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &stop, &mut old);
+            let pid = libc::fork();
+            if pid == 0 {
                 libc::signal(libc::SIGTERM, libc::SIG_DFL);
                 libc::signal(libc::SIGINT, libc::SIG_DFL);
-                Ok(())
-            });
+                libc::pthread_sigmask(libc::SIG_SETMASK, &old, null_mut());
+                libc::execvp(ptrs[0], ptrs.as_ptr());
+                let msg = b"supervise: cannot run the command\n";
+                libc::write(2, msg.as_ptr().cast(), msg.len());
+                libc::_exit(127);
+            }
+            let e = io::Error::last_os_error();
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old, null_mut());
+            if pid < 0 {
+                return Err(e);
+            }
+            Ok(pid)
         }
-        let child = cmd.spawn()?;
-        let pid = child.id();
-        self.slots[i].child = Some(child);
+    }
+
+    /// Starts the command for slot `i` and watches its exit.
+    fn start(&mut self, i: usize) -> io::Result<libc::pid_t> {
+        let pid = self.spawn()?;
+        self.slots[i].pid = pid;
         // NOTE_EXIT: the event comes with the wait status in `data`, EV_EOF and EV_ONESHOT.
         // The child may already be gone: then EV_ADD fails with ESRCH, and the exit is
         // handled as if the event had come.
@@ -134,15 +169,14 @@ impl Supervisor {
         match self.kq.kevent(&[watch], &mut [], None) {
             Ok(_) => Ok(pid),
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
-                let status = self.reap(i).unwrap_or(0);
+                let status = self.reap(i);
                 self.exited(i, pid, status)?;
                 Ok(pid)
             }
             Err(e) => {
-                let _ = self.slots[i].child.take().map(|mut c| {
-                    let _ = c.kill();
-                    c.wait()
-                });
+                // SAFETY: killing our own child, not yet reaped.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                self.reap(i);
                 Err(io::Error::new(
                     e.kind(),
                     format!("EV_ADD EVFILT_PROC NOTE_EXIT of pid {pid}: {e}"),
@@ -152,15 +186,21 @@ impl Supervisor {
     }
 
     /// Collects the exited child of slot `i` (its zombie), returning its wait status.
-    fn reap(&mut self, i: usize) -> Option<i32> {
-        use std::os::unix::process::ExitStatusExt;
-        let mut child = self.slots[i].child.take()?;
-        child.wait().ok().map(|s| s.into_raw())
+    fn reap(&mut self, i: usize) -> i32 {
+        let pid = std::mem::take(&mut self.slots[i].pid);
+        let mut status = 0;
+        if pid > 0 {
+            // SAFETY: waiting for our own child; `status` is a valid int.
+            while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
+                && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+            {}
+        }
+        status
     }
 
     /// Child `i`, pid `pid`, exited with wait status `status`: restart it, unless it has no
     /// restarts left or we are stopping.
-    fn exited(&mut self, i: usize, pid: u32, status: i32) -> io::Result<()> {
+    fn exited(&mut self, i: usize, pid: libc::pid_t, status: i32) -> io::Result<()> {
         let what = describe(status);
         let slot = &mut self.slots[i];
         if self.stopping {
@@ -183,17 +223,15 @@ impl Supervisor {
     }
 
     fn running(&self) -> usize {
-        self.slots.iter().filter(|s| s.child.is_some()).count()
+        self.slots.iter().filter(|s| s.pid > 0).count()
     }
 
     /// Sends `sig` to every running child.
     fn kill_all(&self, sig: i32) {
-        for s in &self.slots {
-            if let Some(c) = &s.child {
-                // SAFETY: kill() of our own child, which has not been reaped (its pid is
-                // not reused).
-                unsafe { libc::kill(c.id() as libc::pid_t, sig) };
-            }
+        for s in self.slots.iter().filter(|s| s.pid > 0) {
+            // SAFETY: kill() of our own child, which has not been reaped (its pid is not
+            // reused).
+            unsafe { libc::kill(s.pid, sig) };
         }
     }
 
@@ -213,10 +251,10 @@ impl Supervisor {
                 match ev.filter {
                     EVFILT_PROC if ev.fflags & NOTE_EXIT != 0 => {
                         let i = ev.udata as usize;
-                        let pid = ev.ident as u32;
+                        let pid = ev.ident as libc::pid_t;
                         // The status is in the event; the zombie is still ours to reap.
                         let status = ev.data as i32;
-                        if self.slots[i].child.as_ref().map(Child::id) == Some(pid) {
+                        if self.slots.get(i).is_some_and(|s| s.pid == pid) {
                             self.reap(i);
                             self.exited(i, pid, status)?;
                         }
@@ -234,7 +272,23 @@ impl Supervisor {
                             self.stopping = true;
                             say(format_args!("{name}: stopping {} children", self.running()));
                             self.kill_all(libc::SIGTERM);
+                            let grace = Kevent::new(
+                                GRACE,
+                                EVFILT_TIMER,
+                                EV_ADD | EV_ONESHOT,
+                                0,
+                                GRACE_MS,
+                                null_mut(),
+                            );
+                            self.kq.kevent(&[grace], &mut [], None)?;
                         }
+                    }
+                    EVFILT_TIMER if ev.ident == GRACE => {
+                        say(format_args!(
+                            "grace period over: killing {} children",
+                            self.running()
+                        ));
+                        self.kill_all(libc::SIGKILL);
                     }
                     _ => say(format_args!("unexpected event {ev:?}")),
                 }
@@ -250,13 +304,19 @@ impl Supervisor {
 }
 
 fn main() -> ExitCode {
-    let Some(opts) = parse(std::env::args().skip(1)) else {
+    ExitCode::from(run(std::env::args().skip(1).collect()) as u8)
+}
+
+/// The program, given its arguments (without the program name): returns the exit status.
+/// Public so that a test can run it in a process of its own.
+pub fn run(args: Vec<String>) -> i32 {
+    let Some(opts) = parse(args.into_iter()) else {
         return usage();
     };
     // As BSD programs do: the signals are ignored, so that their default action (ending
     // the process) does not run, and the kqueue reports them (EVFILT_SIGNAL sees ignored
     // signals too).
-    // SAFETY: setting dispositions to SIG_IGN, before any thread is started.
+    // SAFETY: signal() with SIG_IGN installs no function of ours.
     unsafe {
         libc::signal(libc::SIGTERM, libc::SIG_IGN);
         libc::signal(libc::SIGINT, libc::SIG_IGN);
@@ -265,7 +325,7 @@ fn main() -> ExitCode {
         Ok(kq) => kq,
         Err(e) => {
             eprintln!("supervise: kqueue: {e}");
-            return ExitCode::FAILURE;
+            return 1;
         }
     };
     let signals = [libc::SIGTERM, libc::SIGINT].map(|s| {
@@ -280,29 +340,38 @@ fn main() -> ExitCode {
     });
     if let Err(e) = kq.kevent(&signals, &mut [], None) {
         eprintln!("supervise: EV_ADD EVFILT_SIGNAL: {e}");
-        return ExitCode::FAILURE;
+        return 1;
     }
+    let Ok(argv) = opts
+        .command
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return usage();
+    };
     let children = opts.children;
     let mut sup = Supervisor {
         kq,
         opts,
+        argv,
         slots: (0..children)
             .map(|_| Slot {
-                child: None,
+                pid: 0,
                 restarts: 0,
             })
             .collect(),
         stopping: false,
     };
     match sup.run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("supervise: {e}");
             sup.kill_all(libc::SIGKILL);
             for i in 0..sup.slots.len() {
                 sup.reap(i);
             }
-            ExitCode::FAILURE
+            1
         }
     }
 }
