@@ -154,6 +154,8 @@ pub(crate) struct Inner {
     /// The number of the kqueue's inotify instance (-1: none), readable without the lock
     /// (for the fork handler).
     inotify: Arc<AtomicI32>,
+    /// The mount table EVFILT_FS has open (-1: none), for a fork's child to close.
+    fs_fd: Arc<AtomicI32>,
     /// The waiting policy.
     spin: Spin,
 }
@@ -191,6 +193,7 @@ impl Inner {
             .chain(self.timerfds.iter().filter_map(|t| t.get()))
             .map(|fd| fd.as_raw_fd())
             .chain((inotify >= 0).then_some(inotify))
+            .chain(Some(self.fs_fd.load(Ordering::Relaxed)).filter(|&fd| fd >= 0))
             .collect()
     }
 
@@ -409,6 +412,11 @@ impl Inner {
                 objs.fds.recycle(edges);
             } else if let Some(id) = objs.signals.edge(data) {
                 queued |= self.evaluate(knotes, objs, id, EVFILT_SIGNAL, 0);
+            } else if data == filter::fd::TOKEN_FS {
+                let (hint, ids) = objs.fs.edge();
+                for id in ids {
+                    queued |= self.evaluate(knotes, objs, id, EVFILT_FS, hint);
+                }
             } else if !filter::fd::is_internal(data) {
                 for (id, f) in objs.fds.edge(data, e.events) {
                     queued |= self.evaluate(knotes, objs, id, f, filter::fd::edge_hint(e.events));
@@ -745,6 +753,9 @@ impl Inner {
                 nerrors += 1;
             }
             st.objs.fds.inotify.close_if_idle();
+            if std::mem::take(&mut st.objs.harvest_due) {
+                queued |= self.harvest_now(&mut st);
+            }
             self.sync_timerfd(&mut st);
             let notify = queued && self.signal(&mut st, true);
             // A deletion may have taken the last queued knote.
@@ -985,6 +996,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         Ok((ep, pending))
     })?;
     let id = process::new_id();
+    let fs_fd = Arc::new(AtomicI32::new(-1));
     epoll::add(
         epoll.as_fd(),
         pending.as_fd(),
@@ -1015,6 +1027,8 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
                 epoll: epoll.as_raw_fd(),
                 epoch: 0,
                 kq: id,
+                fs: filter::Mounts::new(Arc::clone(&fs_fd)),
+                harvest_due: false,
             },
             sleepers: 0,
             readable: false,
@@ -1028,6 +1042,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         pending,
         timerfds: [OnceLock::new(), OnceLock::new()],
         inotify,
+        fs_fd: Arc::clone(&fs_fd),
         spin: Spin::new(),
     }))
 }

@@ -815,7 +815,9 @@ fn install_fork_handlers() {
     });
 }
 
-/// Makes waits use the fallbacks of older kernels (for tests).
+/// Makes waits, and looks at the mount table, use the fallbacks of older kernels (for
+/// tests).
 pub(crate) fn force_fallbacks() {
     epoll::force_pwait_fallback();
+    sys::mounts::force_table_fallback();
 }

@@ -58,7 +58,7 @@ pub enum EventFilter {
     Timer,
     /// `EVFILT_NETDEV` (not implemented).
     Netdev,
-    /// `EVFILT_FS` (not implemented).
+    /// `EVFILT_FS`: file systems mounted and unmounted (ident 0).
     Fs,
     /// `EVFILT_LIO` (not implemented).
     Lio,

@@ -289,6 +289,7 @@ c_programs!(
     errors,
     fdfilter,
     fork,
+    fs,
     interpose,
     leak,
     lifetime,
@@ -743,6 +744,38 @@ fn kernel_fallbacks() {
             ],
         );
     }
+}
+
+/// EVFILT_FS as on kernels before 6.8, forced on this one: with `KQ_NO_LISTMOUNT` the
+/// library tells mounts apart by mountinfo's ids alone.
+#[test]
+fn fs_without_listmount() {
+    let exe = compile("fs", Build::C);
+    run_with(&exe, &[], &[("KQ_NO_LISTMOUNT", std::ffi::OsStr::new("1"))]);
+}
+
+/// `examples/supervise.c` (EVFILT_PROC and EVFILT_SIGNAL) builds against the header and the
+/// library, warning-free.
+#[test]
+fn example_supervise_compiles() {
+    let s = setup();
+    let exe = s.out_dir.join("supervise");
+    let out = Command::new(compiler(false))
+        .args(["-Wall", "-Werror", "-O1", "-I"])
+        .arg(s.root.join("include"))
+        .arg(s.root.join("examples/supervise.c"))
+        .arg("-L")
+        .arg(&s.lib_dir)
+        .args(["-lkqueue", "-o"])
+        .arg(&exe)
+        .output()
+        .expect("run the compiler");
+    assert!(
+        out.status.success(),
+        "compiling examples/supervise.c failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The README's C examples are complete programs: each is compiled against the header and

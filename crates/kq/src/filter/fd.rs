@@ -111,7 +111,6 @@ pub(crate) const TAG_PROC: u64 = TAG_BASE + 9;
 /// the high half carries the signal number.
 pub(crate) const TAG_SIGNAL: u64 = TAG_BASE + 10;
 /// Epoll user data of the mount table descriptor (EVFILT_FS).
-#[allow(dead_code)] // until its filter lands
 pub(crate) const TOKEN_FS: u64 = TAG_BASE + 11;
 
 /// Whether epoll user data `data` is one of the kqueue's own registrations.

@@ -9,6 +9,7 @@
 
 mod empty;
 pub(crate) mod fd;
+mod fs;
 mod inotify;
 pub(crate) mod signal;
 mod timer;
@@ -16,6 +17,7 @@ mod user;
 mod vnode;
 
 pub(crate) use empty::EmptyPoll;
+pub(crate) use fs::Mounts;
 pub(crate) use timer::Timers;
 
 use crate::consts::*;
@@ -52,6 +54,11 @@ pub(crate) struct Objects {
     pub(crate) epoch: u64,
     /// The kqueue's id.
     pub(crate) kq: u64,
+    /// The mount table EVFILT_FS watches.
+    pub(crate) fs: Mounts,
+    /// A registration just added to the epoll may be ready at once without an event
+    /// behind it: the kqueue takes the waiting edges in before the lock is released.
+    pub(crate) harvest_due: bool,
 }
 
 /// What a filter hook may see and ask of the kqueue it runs in.
@@ -68,7 +75,7 @@ impl Objects {
     /// Registrations in the kqueue's epoll that deliver edges: a `kevent()` must look at
     /// the epoll while there are any.
     pub(crate) fn polled(&self) -> usize {
-        self.fds.polled() + self.signals.polled()
+        self.fds.polled() + self.signals.polled() + self.fs.polled()
     }
 
     /// Whether the inotify instance is the only registration that delivers edges (it can
@@ -255,6 +262,7 @@ static WRITE: fd::WriteFilter = fd::WriteFilter;
 static VNODE: vnode::VnodeFilter = vnode::VnodeFilter;
 static EMPTY: empty::EmptyFilter = empty::EmptyFilter;
 static SIGNAL: signal::SignalFilter = signal::SignalFilter;
+static FS: fs::FsFilter = fs::FsFilter;
 
 /// The system filters whose idents are descriptor numbers, whose knotes close() drops.
 pub(crate) const DESCRIPTOR_FILTERS: [i16; 4] =
@@ -289,6 +297,7 @@ pub(crate) fn lookup(filter: i16) -> Option<FilterRef> {
         EVFILT_VNODE => Some(FilterRef::System(&VNODE)),
         EVFILT_EMPTY => Some(FilterRef::System(&EMPTY)),
         EVFILT_SIGNAL => Some(FilterRef::System(&SIGNAL)),
+        EVFILT_FS => Some(FilterRef::System(&FS)),
         n if n > 0 => {
             let table = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
             table
