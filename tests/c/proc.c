@@ -1,6 +1,6 @@
 /*
- * EVFILT_PROC through the C API (docs/semantics.md §5.7, cases P1-P5): exit statuses of
- * children (exited, killed) and of a process that is not a child, the child reapable with
+ * EVFILT_PROC through the C API (docs/semantics.md §5.11, cases P1-P5 of §7.9): exit
+ * statuses of children (exited, killed) and of a process that is not a child, the child reapable with
  * the same status once NOTE_EXIT was read, ESRCH, zombies per personality, forks and execs,
  * NOTE_TRACK, descriptors released by close(), and a forked child of the program using
  * EVFILT_PROC without disturbing its parent's watches.

@@ -18,7 +18,9 @@
 //!   queued, so the descriptor is readable while events are pending and stops being readable
 //!   once the last one was collected; it is written again for every batch of new events, so
 //!   an edge-triggered watcher gets a new edge for each;
-//! - one timerfd per clock, armed for the kqueue's earliest timer deadline.
+//! - one timerfd per clock, armed for the kqueue's earliest timer deadline;
+//! - the eventfd of each signal an EVFILT_SIGNAL knote watches (`crate::signal`), written
+//!   by the library's handler at every delivery.
 //!
 //! Threads blocked in kevent() sleep in epoll_wait on the same epoll. A caller may take that
 //! wait over ([`Park`]): the call then returns where it would sleep and is resumed after the
@@ -37,7 +39,7 @@ use crate::sys::{self, epoll, signals::SignalsBlocked, timerfd, Clock, Fd};
 use crate::wait::Spin;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -149,6 +151,11 @@ pub(crate) struct Inner {
     pending: Fd,
     /// One timerfd per `Clock`, made with the first timer on it.
     timerfds: [OnceLock<Fd>; 2],
+    /// The number of the kqueue's inotify instance (-1: none), readable without the lock
+    /// (for the fork handler).
+    inotify: Arc<AtomicI32>,
+    /// The mount table EVFILT_FS has open (-1: none), for a fork's child to close.
+    fs_fd: Arc<AtomicI32>,
     /// The waiting policy.
     spin: Spin,
 }
@@ -180,10 +187,13 @@ impl Inner {
 
     /// Descriptors the kqueue owns (for the fork handler).
     pub(crate) fn raw_fds(&self) -> Vec<RawFd> {
+        let inotify = self.inotify.load(Ordering::Relaxed);
         [&self.epoll, &self.pending]
             .into_iter()
             .chain(self.timerfds.iter().filter_map(|t| t.get()))
             .map(|fd| fd.as_raw_fd())
+            .chain((inotify >= 0).then_some(inotify))
+            .chain(Some(self.fs_fd.load(Ordering::Relaxed)).filter(|&fd| fd >= 0))
             .collect()
     }
 
@@ -210,6 +220,10 @@ impl Inner {
                 Clock::Monotonic
             };
             self.timerfd(clock)?;
+        }
+        // So does EVFILT_EMPTY, whose knotes are re-checked on a timer.
+        if kev.filter == EVFILT_EMPTY && kev.flags & EV_ADD != 0 {
+            self.timerfd(Clock::Monotonic)?;
         }
         let State { knotes, objs, .. } = st;
         let mut queued = false;
@@ -396,8 +410,17 @@ impl Inner {
         for e in events {
             let data = e.u64;
             if data == filter::fd::TOKEN_INOTIFY {
-                for (id, f) in objs.fds.file_edges() {
+                let edges = objs.fds.file_edges();
+                for &(id, f) in &edges {
                     queued |= self.evaluate(knotes, objs, id, f, 0);
+                }
+                objs.fds.recycle(edges);
+            } else if let Some(id) = objs.signals.edge(data) {
+                queued |= self.evaluate(knotes, objs, id, EVFILT_SIGNAL, 0);
+            } else if data == filter::fd::TOKEN_FS {
+                let (hint, ids) = objs.fs.edge();
+                for id in ids {
+                    queued |= self.evaluate(knotes, objs, id, EVFILT_FS, hint);
                 }
             } else if let Some(pid) = filter::proc::pid_of_token(data) {
                 if let Some(id) = objs.procs.edge(pid) {
@@ -513,9 +536,21 @@ impl Inner {
 
     /// Collects the descriptor edges that are waiting, without blocking.
     fn harvest_now(&self, st: &mut State) -> bool {
+        st.objs.fds.inotify.close_if_idle();
         let mut queued = false;
-        if st.objs.fds.polled() == 0 && st.objs.procs.polled() == 0 {
+        if st.objs.polled() == 0 {
             return false;
+        }
+        if st.objs.only_inotify() {
+            // The inotify instance is the only registration with edges: read it directly,
+            // one system call where epoll_wait and then the read would be two.
+            let State { knotes, objs, .. } = st;
+            let edges = objs.fds.file_edges();
+            for &(id, f) in &edges {
+                queued |= self.evaluate(knotes, objs, id, f, 0);
+            }
+            objs.fds.recycle(edges);
+            return queued;
         }
         let mut buf = [epoll::EMPTY; HARVEST];
         loop {
@@ -669,7 +704,6 @@ impl Inner {
         }
         let fd = process::with_fds(|| timerfd::create(clock))?;
         process::number_taken(fd.as_raw_fd());
-        process::mark_library_fd(fd.as_raw_fd(), true);
         epoll::add(
             self.epoll.as_fd(),
             fd.as_fd(),
@@ -677,16 +711,29 @@ impl Inner {
             epoll::IN | epoll::ET,
         )?;
         process::watch_timerfd(fd.as_fd(), self.id)?;
+        // Marked only once it is kept: a descriptor dropped on a failure above must not
+        // leave its number taken for one of the library's own.
+        process::mark_library_fd(fd.as_raw_fd(), true);
         Ok(slot.get_or_init(|| fd).as_fd())
     }
 
-    /// Counts due timer expirations and re-arms the timerfds. Returns whether a knote was
-    /// queued.
+    /// Counts due timer expirations, re-checks EVFILT_EMPTY knotes if that is due, and
+    /// re-arms the timerfds. Returns whether a knote was queued.
     fn expire_timers(&self, st: &mut State) -> bool {
-        if st.objs.timers.is_empty() {
+        let polling = st.objs.empty.deadline().is_some();
+        if st.objs.timers.is_empty() && !polling {
             return false;
         }
-        let queued = st.objs.timers.expire(&mut st.knotes);
+        let mut queued = false;
+        if !st.objs.timers.is_empty() {
+            queued = st.objs.timers.expire(&mut st.knotes);
+        }
+        if polling {
+            let State { knotes, objs, .. } = st;
+            for id in objs.empty.due(knotes) {
+                queued |= self.evaluate(knotes, objs, id, EVFILT_EMPTY, 0);
+            }
+        }
         self.sync_timerfd(st);
         queued
     }
@@ -695,7 +742,10 @@ impl Inner {
     /// resets a timerfd that fired, so that it no longer makes the descriptor readable).
     fn sync_timerfd(&self, st: &mut State) {
         for clock in [Clock::Monotonic, Clock::Realtime] {
-            let next = st.objs.timers.next_deadline(clock).unwrap_or(0);
+            let mut next = st.objs.timers.next_deadline(clock).unwrap_or(0);
+            if let (Clock::Monotonic, Some(look)) = (clock, st.objs.empty.deadline()) {
+                next = if next == 0 { look } else { next.min(look) };
+            }
             if next != st.armed[clock as usize] {
                 if let Some(fd) = self.timerfds[clock as usize].get() {
                     if timerfd::arm(fd.as_fd(), next).is_ok() {
@@ -792,6 +842,10 @@ impl Inner {
                 events.put(nerrors, kev);
                 nerrors += 1;
             }
+            st.objs.fds.inotify.close_if_idle();
+            if std::mem::take(&mut st.objs.harvest_due) {
+                queued |= self.harvest_now(&mut st);
+            }
             self.sync_timerfd(&mut st);
             let notify = queued && self.signal(&mut st, true);
             // A deletion may have taken the last queued knote.
@@ -839,7 +893,7 @@ impl Inner {
         // Signals stay blocked from the parking until the call returns, as when it sleeps
         // itself: this restores the program's mask on every way out.
         let signals = SignalsBlocked::adopt(park.mask);
-        park.woken = woken?.min(HARVEST);
+        park.woken = park.interrupted(woken)?.min(HARVEST);
         if self.gen != process::fork_gen() {
             return Err(Errno::BADF);
         }
@@ -871,6 +925,8 @@ impl Inner {
             news |= self.expire_timers(&mut st);
             let notify = news && self.signal(&mut st, false);
             let n = self.collect(&mut st, events, max);
+            // A delivery may have scheduled a re-check (EVFILT_EMPTY).
+            self.sync_timerfd(&mut st);
             self.sync_pending(&mut st);
             self.publish(&st);
             if notify {
@@ -880,6 +936,13 @@ impl Inner {
             }
             if n > 0 {
                 return Ok(n);
+            }
+            // The wait was interrupted by signals the library took care of alone (a
+            // watched signal the program ignores): that is no EINTR for the program if it
+            // brought an event, but with nothing to return the call must not sleep on
+            // (another signal may have interrupted the wait too).
+            if std::mem::take(&mut park.absorbed) {
+                return Err(Errno::INTR);
             }
             let remaining = match park.deadline {
                 // Wait forever.
@@ -896,7 +959,7 @@ impl Inner {
                 Some(blocked) => blocked,
                 None => SignalsBlocked::new(),
             };
-            if !park.spun && st.objs.fds.polled() == 0 && st.objs.procs.polled() == 0 {
+            if !park.spun && st.objs.polled() == 0 {
                 // Before sleeping, spin for a few microseconds (the policy is in
                 // `wait.rs`): once per call, and only for kqueues without descriptors, whose
                 // events arrive through epoll, which the spin does not watch.
@@ -921,12 +984,14 @@ impl Inner {
                 park.mask = blocked.keep();
                 park.epfd = self.epoll.as_raw_fd();
                 park.precise = epoll::use_pwait2();
+                park.intr_mark = crate::signal::absorbed();
                 park.waiting = true;
                 return Ok(0);
             }
             st.sleepers += 1;
             drop(st);
             let mask = blocked.sleep_mask(filter::proc::watching());
+            park.intr_mark = crate::signal::absorbed();
             let r = epoll::wait(
                 self.epoll.as_fd(),
                 park.edges.buffer(),
@@ -936,7 +1001,7 @@ impl Inner {
             signals = Some(blocked);
             st = self.lock();
             st.sleepers -= 1;
-            park.woken = r?;
+            park.woken = park.interrupted(r)?;
         }
     }
 
@@ -1026,6 +1091,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         Ok((ep, pending))
     })?;
     let id = process::new_id();
+    let fs_fd = Arc::new(AtomicI32::new(-1));
     epoll::add(
         epoll.as_fd(),
         pending.as_fd(),
@@ -1036,6 +1102,8 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         process::number_taken(fd);
         process::mark_library_fd(fd, true);
     }
+    let fds = Descriptors::default();
+    let inotify = fds.inotify.number_slot();
     Ok(Arc::new_cyclic(|me| Inner {
         me: me.clone(),
         id,
@@ -1048,11 +1116,15 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
             knotes: Knotes::new(),
             objs: Objects {
                 timers: Timers::default(),
-                fds: Descriptors::default(),
+                fds,
+                empty: Default::default(),
+                signals: Default::default(),
                 procs: Default::default(),
                 epoll: epoll.as_raw_fd(),
                 epoch: 0,
                 kq: id,
+                fs: filter::Mounts::new(Arc::clone(&fs_fd)),
+                harvest_due: false,
             },
             sleepers: 0,
             readable: false,
@@ -1065,6 +1137,8 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         epoll,
         pending,
         timerfds: [OnceLock::new(), OnceLock::new()],
+        inotify,
+        fs_fd: Arc::clone(&fs_fd),
         spin: Spin::new(),
     }))
 }
@@ -1566,6 +1640,11 @@ pub struct Park {
     /// The edges the last wait returned, `woken` of them.
     edges: epoll::Edges<HARVEST>,
     woken: usize,
+    /// Signals the library absorbed in this thread before the last wait (see
+    /// `signal::absorbed`).
+    intr_mark: u64,
+    /// The last wait was interrupted, and the library absorbed a signal meanwhile.
+    absorbed: bool,
 }
 
 impl Park {
@@ -1581,6 +1660,8 @@ impl Park {
             precise: false,
             edges: epoll::Edges::new(),
             woken: 0,
+            intr_mark: 0,
+            absorbed: false,
         }
     }
 
@@ -1622,6 +1703,18 @@ impl Park {
     /// that a child's exit cannot end the wait with EINTR).
     pub fn wait_mask(&self) -> &libc::sigset_t {
         &self.wait_mask
+    }
+
+    /// The result of a wait, except that EINTR becomes a wakeup with no edge when the
+    /// library's handler absorbed a signal in this thread meanwhile (see `scan`).
+    fn interrupted(&mut self, r: Result<usize, Errno>) -> Result<usize, Errno> {
+        match r {
+            Err(e) if e == Errno::INTR && crate::signal::absorbed() != self.intr_mark => {
+                self.absorbed = true;
+                Ok(0)
+            }
+            r => r,
+        }
     }
 
     /// Gives up a waiting call: puts the thread's signal mask back. Does nothing if the

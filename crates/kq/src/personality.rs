@@ -107,6 +107,13 @@ impl Personality {
         self == Personality::FreeBsd
     }
 
+    /// EVFILT_SIGNAL on SIGCHLD while the program ignores SIGCHLD (`SIG_IGN`): NetBSD
+    /// counts every post, as for any signal; FreeBSD records no ignored SIGCHLD (its
+    /// kevent(2) page).
+    pub(crate) fn counts_ignored_sigchld(self) -> bool {
+        self == Personality::NetBsd
+    }
+
     /// EVFILT_WRITE on a pipe whose read end is closed: NetBSD refuses it with EBADF,
     /// FreeBSD with EPIPE (§5.3).
     pub(crate) fn write_to_readerless_pipe(self) -> crate::kevent::Errno {
@@ -116,16 +123,55 @@ impl Personality {
         }
     }
 
+    /// A regular file lost a link but has others left (unlink of one of its names, or a
+    /// rename over one): NetBSD reports NOTE_LINK (NOTE_DELETE only once none is left);
+    /// FreeBSD reports NOTE_DELETE for every removal of a name (§5.7).
+    pub(crate) fn unlink_note(self) -> u32 {
+        match self {
+            Personality::NetBsd => NOTE_LINK,
+            Personality::FreeBsd => NOTE_DELETE,
+        }
+    }
+
+    /// A rename from a watched directory into another one: FreeBSD reports NOTE_EXTEND on
+    /// both directories, NetBSD only on the one the entry went to (§5.7).
+    pub(crate) fn move_out_extends_dir(self) -> bool {
+        self == Personality::FreeBsd
+    }
+
+    /// A vnode knote after its file system went away (NOTE_REVOKE, with EV_EOF): FreeBSD
+    /// keeps it active (the vnode is dead), NetBSD reports the revocation once (§5.7).
+    pub(crate) fn revoked_vnode_stays_active(self) -> bool {
+        self == Personality::FreeBsd
+    }
+
+    /// EVFILT_VNODE on a FIFO: FreeBSD's FIFOs are vnodes to the filter (FB vnode.c
+    /// `note_delete_fifo`); NetBSD's fifofs refuses the filter (EINVAL) (§5.7).
+    pub(crate) fn vnode_on_fifo(self) -> bool {
+        self == Personality::FreeBsd
+    }
+
+    /// A filter on a descriptor of a kind with no kqueue support at all (NetBSD's
+    /// `fnullop_kqfilter` objects: here block devices and the Linux descriptors with no BSD
+    /// counterpart, such as signalfd, inotify or pidfd): NetBSD says EOPNOTSUPP (t_kevent
+    /// kqueue_unsupported_fd), FreeBSD's `invfo_kqfilter` EINVAL (§5.7).
+    pub(crate) fn unsupported_fd(self) -> crate::kevent::Errno {
+        match self {
+            Personality::NetBsd => crate::kevent::Errno(libc::EOPNOTSUPP),
+            Personality::FreeBsd => crate::kevent::Errno::INVAL,
+        }
+    }
+
     /// EVFILT_PROC on a process that has exited but was not reaped (a zombie): NetBSD says
     /// ESRCH; FreeBSD registers the knote when NOTE_EXIT is asked for (`sfflags`), and it
-    /// fires at once with the exit status (§5.7).
+    /// fires at once with the exit status (§5.11).
     pub(crate) fn proc_attaches_zombie(self, sfflags: u32) -> bool {
         self == Personality::FreeBsd && sfflags & NOTE_EXIT != 0
     }
 
     /// EVFILT_PROC on a process of another user, or one that changed its ids: NetBSD says
     /// EACCES unless the caller is root; FreeBSD's visibility check (p_cansee) lets any
-    /// process through that the caller can see (§5.7).
+    /// process through that the caller can see (§5.11).
     pub(crate) fn proc_requires_same_user(self) -> bool {
         self == Personality::NetBsd
     }
@@ -133,7 +179,7 @@ impl Personality {
     /// The exit of a process watched without NOTE_EXIT: NetBSD always reports it (EV_EOF,
     /// the status in `data`, `fflags` without NOTE_EXIT). FreeBSD fills `data` only when
     /// NOTE_EXIT was asked for, and drops the knote unreported when no event asked for
-    /// fired (§5.7).
+    /// fired (§5.11).
     pub(crate) fn proc_exit_needs_interest(self) -> bool {
         self == Personality::FreeBsd
     }
@@ -142,7 +188,7 @@ impl Personality {
     /// a knote tracking the child; FreeBSD registers both under the child's key, so the
     /// second lands on the first: one oneshot knote with NOTE_CHILD (`data` the parent's
     /// pid) and the parent's interest, whose delivery ends the tracking of the child, and
-    /// in which the child's own events (its exit status in `data`) merge until then (§5.7).
+    /// in which the child's own events (its exit status in `data`) merge until then (§5.11).
     pub(crate) fn proc_track_merges_child(self) -> bool {
         self == Personality::FreeBsd
     }

@@ -3,8 +3,8 @@
 //!
 //! Not here: G3 (a bad kq fd cannot be passed to the Rust API; the C tests cover it), G11
 //! (user.rs u37_kqueue_read_errors), G22/G23 (fd_semantics.rs: closing and dup2 over a
-//! watched number), G31 (EVFILT_VNODE, not implemented), G18 (bad pointers: C only),
-//! G26/G27 (fd passing, vnode), G28 (filters.rs), G29 (close while blocked needs ownership
+//! watched number), G27 and G31 (vnode.rs), G18 (bad pointers: C only),
+//! G26 (fd passing), G28 (filters.rs), G29 (close while blocked needs ownership
 //! of a shared Kqueue: Rust cannot express it; the C tests cover it), G32 (fstat of the
 //! descriptor: a documented divergence).
 
@@ -291,14 +291,11 @@ fn g7b_signal_before_sleep_not_lost(p: Personality) {
 }
 
 /// G9 evfilt_aio_unimplemented: EVFILT_AIO has no filter operations: EV_ADD is EINVAL
-/// (NetBSD's answer; libkqueue's number -3 in both personalities), as are the other system
-/// filters this library does not implement yet.
+/// (NetBSD's answer; libkqueue's number -3 in both personalities).
 fn g9_evfilt_aio_unimplemented(p: Personality) {
     let kq = kq(p);
-    for filter in [EVFILT_AIO, EVFILT_VNODE, EVFILT_SIGNAL, EVFILT_FS] {
-        let c = Kevent::new(1, filter, EV_ADD, 0, 0, ptr(0x8));
-        ch_err(&kq, &[c], libc::EINVAL);
-    }
+    let c = Kevent::new(1, EVFILT_AIO, EV_ADD, 0, 0, ptr(0x8));
+    ch_err(&kq, &[c], libc::EINVAL);
 }
 
 /// §1.5: one call returns as many events as there are slots and pending events, with no

@@ -1,4 +1,4 @@
-//! EVFILT_PROC (docs/semantics.md §5.7, cases P1-P5 of §7.7): exit statuses of children
+//! EVFILT_PROC (docs/semantics.md §5.11, cases P1-P5 of §7.9): exit statuses of children
 //! and of other processes, forks and execs, NOTE_TRACK, the errors, and the fallbacks for
 //! older kernels, which `fallbacks_*` run by starting this test binary again with
 //! `KQ_NO_PIDFD`, `KQ_NO_PIDFD_INFO` or `KQ_NO_PROC_CONNECTOR` set.

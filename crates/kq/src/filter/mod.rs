@@ -7,12 +7,19 @@
 //! This module, [`Knote`] and [`Kqueue::post`](crate::Kqueue::post) are
 //! there with the `custom-filters` feature.
 
+mod empty;
 pub(crate) mod fd;
+mod fs;
+mod inotify;
 pub(crate) mod proc;
 pub(crate) mod procmon;
+pub(crate) mod signal;
 mod timer;
 mod user;
+mod vnode;
 
+pub(crate) use empty::EmptyPoll;
+pub(crate) use fs::Mounts;
 pub(crate) use timer::Timers;
 
 use crate::consts::*;
@@ -38,6 +45,9 @@ pub enum Touch {
 pub(crate) struct Objects {
     pub(crate) timers: Timers,
     pub(crate) fds: fd::Descriptors,
+    /// The re-checks of EVFILT_EMPTY knotes waiting for their send buffer to drain.
+    pub(crate) empty: EmptyPoll,
+    pub(crate) signals: signal::Signals,
     /// Processes watched by EVFILT_PROC.
     pub(crate) procs: proc::Procs,
     /// The kqueue's epoll (valid while the kqueue lives, which it does while its lock is
@@ -48,6 +58,11 @@ pub(crate) struct Objects {
     pub(crate) epoch: u64,
     /// The kqueue's id.
     pub(crate) kq: u64,
+    /// The mount table EVFILT_FS watches.
+    pub(crate) fs: Mounts,
+    /// A registration just added to the epoll may be ready at once without an event
+    /// behind it: the kqueue takes the waiting edges in before the lock is released.
+    pub(crate) harvest_due: bool,
 }
 
 /// What a filter hook may see and ask of the kqueue it runs in.
@@ -79,6 +94,20 @@ pub(crate) struct Spawn {
     /// exist beside it. Otherwise a knote like one made by EV_ADD, which is not made if its
     /// key exists already.
     pub(crate) record: bool,
+}
+
+impl Objects {
+    /// Registrations in the kqueue's epoll that deliver edges: a `kevent()` must look at
+    /// the epoll while there are any.
+    pub(crate) fn polled(&self) -> usize {
+        self.fds.polled() + self.signals.polled() + self.fs.polled() + self.procs.polled()
+    }
+
+    /// Whether the inotify instance is the only registration that delivers edges (it can
+    /// then be read directly, without asking the epoll first).
+    pub(crate) fn only_inotify(&self) -> bool {
+        self.fds.only_inotify() && self.polled() == self.fds.polled()
+    }
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -268,6 +297,10 @@ static USER: user::UserFilter = user::UserFilter;
 static TIMER: timer::TimerFilter = timer::TimerFilter;
 static READ: fd::ReadFilter = fd::ReadFilter;
 static WRITE: fd::WriteFilter = fd::WriteFilter;
+static VNODE: vnode::VnodeFilter = vnode::VnodeFilter;
+static EMPTY: empty::EmptyFilter = empty::EmptyFilter;
+static SIGNAL: signal::SignalFilter = signal::SignalFilter;
+static FS: fs::FsFilter = fs::FsFilter;
 static PROC: proc::ProcFilter = proc::ProcFilter;
 
 /// The system filters whose idents are descriptor numbers, whose knotes close() drops.
@@ -300,6 +333,10 @@ pub(crate) fn lookup(filter: i16) -> Option<FilterRef> {
         EVFILT_TIMER => Some(FilterRef::System(&TIMER)),
         EVFILT_READ => Some(FilterRef::System(&READ)),
         EVFILT_WRITE => Some(FilterRef::System(&WRITE)),
+        EVFILT_VNODE => Some(FilterRef::System(&VNODE)),
+        EVFILT_EMPTY => Some(FilterRef::System(&EMPTY)),
+        EVFILT_SIGNAL => Some(FilterRef::System(&SIGNAL)),
+        EVFILT_FS => Some(FilterRef::System(&FS)),
         EVFILT_PROC => Some(FilterRef::System(&PROC)),
         n if n > 0 => {
             let table = REGISTERED.read().unwrap_or_else(|e| e.into_inner());

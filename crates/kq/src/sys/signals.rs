@@ -113,17 +113,15 @@ fn is_empty(set: &libc::sigset_t) -> bool {
     bytes.iter().all(|&b| b == 0)
 }
 
-/// Whether signal `sig`'s disposition discards it.
+/// Whether signal `sig`'s disposition discards it: the action installed in the kernel (the
+/// C library's `sigaction`, never an interposed one, which would give the program's view
+/// where the library's own handler is installed for an EVFILT_SIGNAL knote).
 fn ignored(sig: libc::c_int) -> bool {
-    // SAFETY: sigaction is plain data; sigaction with a null new action only reads the
-    // current one into `sa`.
-    let sa = unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        if libc::sigaction(sig, std::ptr::null(), &mut sa) != 0 {
-            return false;
-        }
-        sa
-    };
+    // SAFETY: sigaction is plain data, valid when zeroed.
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    if super::sigaction::sigaction(sig, None, Some(&mut sa)).is_err() {
+        return false;
+    }
     sa.sa_sigaction == libc::SIG_IGN
         || (sa.sa_sigaction == libc::SIG_DFL
             && matches!(
