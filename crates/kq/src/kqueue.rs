@@ -28,7 +28,8 @@
 //! the eventfd unless a thread sleeps: a trigger then a collect costs no system call.
 
 use crate::consts::*;
-use crate::filter::{self, fd::Descriptors, Context, FilterRef, Objects, Timers, Touch};
+use crate::filter::fd::{Descriptors, Quick};
+use crate::filter::{self, Context, FilterRef, Objects, Timers, Touch};
 use crate::kevent::{ChangeList, Errno, EventList, Kevent, Timespec};
 use crate::knote::{Knote, Knotes, ACTIVE, DISABLED};
 use crate::personality::Personality;
@@ -199,7 +200,7 @@ impl Inner {
         }
         let filter = filter::lookup(kev.filter).ok_or(Errno::INVAL)?;
         if filter.is_fd() {
-            self.check_descriptor(st, kev.ident)?;
+            self.check_descriptor(st, kev)?;
         }
         // A timer needs the kqueue's timerfd for its clock: fail the change now if it cannot
         // be had (EMFILE, ...) rather than leave the timer without a wakeup.
@@ -290,8 +291,16 @@ impl Inner {
     /// and maybe reused, without our hearing of it), those knotes are dropped first, as the
     /// close would have dropped them: a change then finds no knote, and EV_ADD makes a
     /// fresh one.
-    fn check_descriptor(&self, st: &mut State, ident: usize) -> Result<(), Errno> {
-        let fd = sys::fd_number(ident)?;
+    fn check_descriptor(&self, st: &mut State, kev: &Kevent) -> Result<(), Errno> {
+        let fd = sys::fd_number(kev.ident)?;
+        match filter::fd::quick_check(&mut st.objs, fd, kev) {
+            Quick::Fresh => return Ok(()),
+            Quick::Stale(closed) => {
+                self.drop_descriptor_knotes(st, fd);
+                return closed.map_or(Ok(()), Err);
+            }
+            Quick::Slow => {}
+        }
         let open = sys::io::identity(sys::borrow(fd));
         let stale = match &open {
             Err(_) => st.objs.fds.contains(fd),
@@ -777,7 +786,11 @@ impl Inner {
             st.objs.epoch += 1;
             let woken = std::mem::take(&mut park.woken);
             let mut news = self.harvest(&mut st, park.edges.first(woken));
-            news |= self.harvest_now(&mut st);
+            // A wait that returned fewer edges than it had room for took every one there
+            // was; otherwise look again.
+            if woken == 0 || woken == HARVEST {
+                news |= self.harvest_now(&mut st);
+            }
             news |= self.expire_timers(&mut st);
             let notify = news && self.signal(&mut st, false);
             let n = self.collect(&mut st, events, max);

@@ -34,7 +34,7 @@ use crate::kevent::Errno;
 use crate::knote::{Knote, NIL};
 use crate::process;
 use crate::sys::{self, epoll, io, io::Identity};
-use std::collections::HashMap;
+use hashbrown::{HashMap, HashSet};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::{Arc, Weak};
 
@@ -52,12 +52,17 @@ enum Kind {
     Device,
     /// A kqueue descriptor, by kqueue id.
     Kqueue(u64),
+    /// Registered in the epoll by an EV_ADD of EVFILT_READ and not looked at since: what
+    /// it is is found out when epoll first reports it ready (`look`).
+    Unknown,
 }
 
 /// One descriptor watched by one kqueue.
+#[derive(Clone, Copy)]
 struct Reg {
     seq: u32,
-    file: Identity,
+    /// The file's identity (`fstat`), once looked at (`None` while `Kind::Unknown`).
+    file: Option<Identity>,
     kind: Kind,
     /// Knote ids of the READ and WRITE knotes on it (`NIL`: none).
     read: u32,
@@ -79,6 +84,11 @@ struct Reg {
 #[derive(Default)]
 pub(crate) struct Descriptors {
     regs: HashMap<RawFd, Reg>,
+    /// Numbers whose registration was dropped without being taken out of the epoll (the
+    /// number was closed or reused first): a registration of the old open file may live on
+    /// there under the number, so that epoll alone cannot tell whether the number names a
+    /// registered file (see `same_file`).
+    tainted: HashSet<RawFd>,
     seq: u32,
     polled: usize,
     /// The kqueue is being torn down: its epoll goes with it.
@@ -175,6 +185,20 @@ impl Descriptors {
         }
     }
 
+    /// The knote of `filter` on `reg` (`NIL`: none).
+    fn knote_of(reg: &Reg, filter: i16) -> u32 {
+        if filter == EVFILT_READ {
+            reg.read
+        } else {
+            reg.write
+        }
+    }
+
+    /// Whether a registration at `fd` may linger in the epoll (see `tainted`).
+    fn is_tainted(&self, fd: RawFd) -> bool {
+        !self.tainted.is_empty() && self.tainted.contains(&fd)
+    }
+
     fn wanted(reg: &Reg) -> u32 {
         let mut w = 0;
         if reg.read != NIL {
@@ -184,6 +208,95 @@ impl Descriptors {
             w |= WRITE_INTEREST;
         }
         w
+    }
+
+    /// The interest `reg` has once its knote of `filter` is gone.
+    fn wanted_without(reg: &Reg, filter: i16) -> u32 {
+        let mut rest = *reg;
+        *Self::slot(&mut rest, filter) = NIL;
+        Self::wanted(&rest)
+    }
+
+    /// Whether an EV_ADD of EVFILT_READ on `fd`, which this kqueue has no knote on, may
+    /// register it without looking at it first: not a number epoll alone cannot vouch for
+    /// (`tainted`), not a known kqueue descriptor, not one of the library's own.
+    fn unlooked_ok(&self, fd: RawFd) -> bool {
+        !self.is_tainted(fd) && !process::is_kqueue_number(fd) && !process::is_library_fd(fd)
+    }
+
+    /// Registers `fd` in `epoll_fd` for knote `id` of EVFILT_READ without looking at it
+    /// (`Kind::Unknown`): epoll_ctl checks that the number is open, and reports the
+    /// descriptor ready (now, if it is) when there is something to look at. `Ok(false)` if
+    /// epoll will not take it as it is (a file it cannot poll, an epoll instance): the
+    /// caller then looks at it first.
+    fn register_unlooked(
+        &mut self,
+        epoll_fd: RawFd,
+        fd: RawFd,
+        id: u32,
+        epoch: u64,
+    ) -> Result<bool, Errno> {
+        let seq = self.seq.wrapping_add(1).max(1);
+        let (ep, target) = (sys::borrow(epoll_fd), sys::borrow(fd));
+        let data = token(fd, seq);
+        let r = match epoll::add(ep, target, data, READ_INTEREST | epoll::ET) {
+            // A registration of ours under this number whose knotes were dropped without
+            // taking it out (the kqueue's own teardown aside, never here): take it over.
+            Err(e) if e.0 == libc::EEXIST => {
+                epoll::modify(ep, target, data, READ_INTEREST | epoll::ET)
+            }
+            r => r,
+        };
+        match r {
+            Ok(()) => {}
+            Err(e) if [libc::EPERM, libc::ELOOP, libc::EINVAL].contains(&e.0) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        self.seq = seq;
+        self.polled += 1;
+        self.regs.insert(
+            fd,
+            Reg {
+                seq,
+                file: None,
+                kind: Kind::Unknown,
+                read: id,
+                write: NIL,
+                interest: READ_INTEREST,
+                revents: 0,
+                wd: -1,
+                // epoll_ctl just found the number open, and registered the open file it
+                // names now.
+                verified: epoch,
+                error: 0,
+            },
+        );
+        Ok(true)
+    }
+
+    /// Takes `reg` (at `fd`) as out of the epoll, its registration there possibly left
+    /// behind under the number (it no longer names the registered file).
+    fn forsake(&mut self, fd: RawFd) {
+        if let Some(reg) = self.regs.get_mut(&fd) {
+            if reg.interest != 0 {
+                reg.interest = 0;
+                self.polled -= 1;
+                self.tainted.insert(fd);
+            }
+        }
+    }
+
+    /// Records knote `id` of `filter` on `fd`, which this kqueue has a knote on already.
+    fn add_to(&mut self, epoll_fd: RawFd, fd: RawFd, filter: i16, id: u32) -> Result<Kind, Errno> {
+        let reg = self.regs.get_mut(&fd).ok_or(Errno::BADF)?;
+        *Self::slot(reg, filter) = id;
+        let want = Self::wanted(reg);
+        if reg.interest != 0 && want != reg.interest {
+            let (ep, target) = (sys::borrow(epoll_fd), sys::borrow(fd));
+            epoll::modify(ep, target, token(fd, reg.seq), want | epoll::ET)?;
+            reg.interest = want;
+        }
+        Ok(reg.kind)
     }
 
     /// Records knote `id` of `filter` on `fd`, registering the descriptor in `epoll_fd` if
@@ -197,20 +310,14 @@ impl Descriptors {
         filter: i16,
         id: u32,
     ) -> Result<Kind, Errno> {
-        let ep = sys::borrow(epoll_fd);
-        if let Some(reg) = self.regs.get_mut(&fd) {
-            *Self::slot(reg, filter) = id;
-            let want = Self::wanted(reg);
-            if reg.interest != 0 && want != reg.interest {
-                epoll::modify(ep, sys::borrow(fd), token(fd, reg.seq), want | epoll::ET)?;
-                reg.interest = want;
-            }
-            return Ok(reg.kind);
+        if self.regs.contains_key(&fd) {
+            return self.add_to(epoll_fd, fd, filter, id);
         }
+        let ep = sys::borrow(epoll_fd);
         self.seq = self.seq.wrapping_add(1).max(1);
         let mut reg = Reg {
             seq: self.seq,
-            file,
+            file: Some(file),
             kind,
             read: NIL,
             write: NIL,
@@ -339,11 +446,14 @@ impl Descriptors {
             }
             if reg.interest != 0 {
                 self.polled -= 1;
-                if !self.closing && !process::is_library_fd(fd) {
-                    // Fails harmlessly if the number was closed or reused meanwhile (the old
-                    // registration then goes with its file, and its edges carry a stale
-                    // sequence number).
-                    let _ = epoll::delete(sys::borrow(epoll_fd), sys::borrow(fd));
+                // Fails if the number was closed or reused meanwhile: the old registration
+                // then goes with its file, unless another descriptor keeps that open, and
+                // its edges carry a stale sequence number.
+                if !self.closing
+                    && (process::is_library_fd(fd)
+                        || epoll::delete(sys::borrow(epoll_fd), sys::borrow(fd)).is_err())
+                {
+                    self.tainted.insert(fd);
                 }
             }
         } else if reg.interest != 0
@@ -363,16 +473,121 @@ impl Descriptors {
     }
 }
 
+/// What a change of a descriptor filter learnt cheaply about its number (see
+/// `Inner::check_descriptor`).
+pub(crate) enum Quick {
+    /// The number names the file its knotes were registered for; or it carries none in
+    /// this kqueue and the change is an EV_ADD whose epoll_ctl finds out for itself.
+    Fresh,
+    /// The number's knotes are stale (the number was closed, and maybe reused, without our
+    /// hearing of it): drop them. `Some(EBADF)`: it is closed.
+    Stale(Option<Errno>),
+    /// Ask `fstat` (`Inner::check_descriptor`, `is_stale`).
+    Slow,
+}
+
+/// Checks, for a change `kev` of EVFILT_READ or EVFILT_WRITE, that number `fd` names the
+/// file its knotes in this kqueue were registered for, with one epoll_ctl at most: an
+/// EV_DELETE takes the knote's interest out of the epoll, which fails unless the number
+/// names a file registered under it; any other change asks epoll whether the file is
+/// registered (`probe`). A registered file is ours unless the number is `tainted`, which
+/// then takes the slow way.
+pub(crate) fn quick_check(objs: &mut super::Objects, fd: RawFd, kev: &crate::Kevent) -> Quick {
+    let (epoll_fd, epoch) = (objs.epoll, objs.epoch);
+    let fds = &mut objs.fds;
+    if kev.filter != EVFILT_READ && kev.filter != EVFILT_WRITE {
+        return Quick::Slow;
+    }
+    let tainted = fds.is_tainted(fd);
+    let Some(reg) = fds.regs.get_mut(&fd) else {
+        let unlooked = kev.filter == EVFILT_READ && kev.flags & EV_ADD != 0;
+        return if unlooked && fds.unlooked_ok(fd) {
+            Quick::Fresh
+        } else {
+            Quick::Slow
+        };
+    };
+    if reg.verified == epoch {
+        return Quick::Fresh;
+    }
+    if reg.interest == 0
+        || matches!(reg.kind, Kind::Kqueue(_))
+        || tainted
+        || process::is_library_fd(fd)
+    {
+        return Quick::Slow;
+    }
+    let (ep, target, data) = (sys::borrow(epoll_fd), sys::borrow(fd), token(fd, reg.seq));
+    let same = if kev.flags & EV_DELETE != 0 && Descriptors::knote_of(reg, kev.filter) != NIL {
+        let rest = Descriptors::wanted_without(reg, kev.filter);
+        let r = if rest == 0 {
+            epoll::delete(ep, target)
+        } else {
+            epoll::modify(ep, target, data, rest | epoll::ET)
+        };
+        match r {
+            Ok(()) => {
+                // Taken out already: the knote's detach finds nothing left to do.
+                reg.interest = rest;
+                if rest == 0 {
+                    fds.polled -= 1;
+                }
+                Ok(true)
+            }
+            Err(e) if e == Errno::BADF => Err(e),
+            Err(_) => Ok(false),
+        }
+    } else {
+        probe(ep, target, data, reg.interest)
+    };
+    match same {
+        Ok(true) => {
+            if let Some(reg) = fds.regs.get_mut(&fd) {
+                reg.verified = epoch;
+            }
+            Quick::Fresh
+        }
+        Ok(false) => {
+            fds.forsake(fd);
+            Quick::Stale(None)
+        }
+        Err(e) => {
+            fds.forsake(fd);
+            Quick::Stale(Some(e))
+        }
+    }
+}
+
+/// Whether number `fd` names the open file registered under it in epoll `ep`, asked by
+/// registering it again: epoll keys registrations on the pair of open file and number, so
+/// that fails with EEXIST exactly when the number still names that open file (a FIFO or tty
+/// opened again under the number has the same inode but is another open file, and eventfd,
+/// epoll and the like all share one inode). EBADF if the number is closed.
+fn probe(ep: BorrowedFd<'_>, target: BorrowedFd<'_>, data: u64, interest: u32) -> Result<bool, Errno> {
+    match epoll::add(ep, target, data, interest | epoll::ET) {
+        Err(e) if e.0 == libc::EEXIST => Ok(true),
+        Err(e) if e == Errno::BADF => Err(e),
+        // Another file under the number (one epoll cannot poll, among others).
+        Err(_) => Ok(false),
+        Ok(()) => {
+            // Another file under the number: undo the registration just made.
+            let _ = epoll::delete(ep, target);
+            Ok(false)
+        }
+    }
+}
+
 /// Whether number `fd` no longer names the file registered in `objs` (closed, or closed and
 /// reused, without our hearing of it). `now` is the number's current identity. A number
 /// found to name its file is not checked again in the same lock hold.
 pub(crate) fn is_stale(objs: &mut super::Objects, fd: RawFd, now: &Identity) -> bool {
     let (epoll_fd, epoch) = (objs.epoll, objs.epoch);
+    let tainted = objs.fds.is_tainted(fd);
     match objs.fds.regs.get_mut(&fd) {
         None => false,
         Some(reg) if reg.verified == epoch => false,
         Some(reg) => {
-            let same = same_file(epoll_fd, fd, reg, Some(now));
+            let same = same_file(epoll_fd, fd, reg, tainted, Some(now));
             if same {
                 reg.verified = epoch;
             }
@@ -381,43 +596,33 @@ pub(crate) fn is_stale(objs: &mut super::Objects, fd: RawFd, now: &Identity) -> 
     }
 }
 
-/// Whether `fd` still names the open file `reg` was made for. For a descriptor in the
-/// epoll, ask epoll, which keys its registrations on the open file and the number: adding
-/// the number again fails with EEXIST exactly when it still names that open file (a FIFO or
-/// tty opened again under the number has the same inode but is another open file, and
-/// eventfd, epoll and the like all share one inode). A kqueue is checked by its id; a file
-/// that epoll cannot hold by its inode (`now`, or a fresh `fstat`).
-fn same_file(epoll_fd: RawFd, fd: RawFd, reg: &Reg, now: Option<&Identity>) -> bool {
+/// Whether `fd` still names the open file `reg` was made for. A descriptor in the epoll is
+/// checked by epoll (`probe`); where an old registration may linger under the number
+/// (`tainted`), its inode must match too. A kqueue is checked by its id; a file that epoll
+/// cannot hold by its inode (`now`, or a fresh `fstat`).
+fn same_file(epoll_fd: RawFd, fd: RawFd, reg: &Reg, tainted: bool, now: Option<&Identity>) -> bool {
     let target = sys::borrow(fd);
     if process::is_library_fd(fd) && !matches!(reg.kind, Kind::Kqueue(_)) {
         // The number was closed and is now one of the library's own descriptors.
         return false;
     }
+    let same_inode = || {
+        let Some(file) = reg.file else {
+            // Never looked at: registered in the epoll at an untainted number.
+            return true;
+        };
+        now.copied()
+            .map_or_else(|| io::identity(target), Ok)
+            .is_ok_and(|now| (now.dev, now.ino, now.kind) == (file.dev, file.ino, file.kind))
+    };
     match reg.kind {
         Kind::Kqueue(id) => process::lookup(target).is_ok_and(|k| k.id == id),
-        // A socket cannot be opened again: its inode is its open file. (fstat is also cheaper
-        // than the epoll test, which takes a global lock when the kqueue sits in an epoll.)
-        Kind::Socket(_) => now
-            .copied()
-            .map_or_else(|| io::identity(target), Ok)
-            .is_ok_and(|now| (now.dev, now.ino) == (reg.file.dev, reg.file.ino)),
         _ if reg.interest != 0 => {
             let ep = sys::borrow(epoll_fd);
-            match epoll::add(ep, target, token(fd, reg.seq), reg.interest | epoll::ET) {
-                Err(e) => e.0 == libc::EEXIST,
-                Ok(()) => {
-                    // Another file under the number: undo the registration just made.
-                    let _ = epoll::delete(ep, target);
-                    false
-                }
-            }
+            probe(ep, target, token(fd, reg.seq), reg.interest).unwrap_or(false)
+                && (!tainted || same_inode())
         }
-        _ => now
-            .copied()
-            .map_or_else(|| io::identity(target), Ok)
-            .is_ok_and(|now| {
-                (now.dev, now.ino, now.kind) == (reg.file.dev, reg.file.ino, reg.file.kind)
-            }),
+        _ => same_inode(),
     }
 }
 
@@ -444,37 +649,84 @@ fn classify(fd: RawFd, file: &Identity, filter: i16, cx: &Context<'_>) -> Result
 
 fn attach(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) -> Result<Kind, Errno> {
     let fd = sys::fd_number(kn.kev.ident)?;
-    let target = sys::borrow(fd);
-    let file = match cx.objs.fds.checked {
-        Some((n, file, epoch)) if n == fd && epoch == cx.objs.epoch => file,
-        _ => io::identity(target)?,
-    };
-    let kind = match cx.objs.fds.regs.get(&fd) {
-        Some(reg) => reg.kind,
-        None => classify(fd, &file, filter, cx)?,
-    };
-    if filter == EVFILT_WRITE {
-        if matches!(kind, Kind::Kqueue(_)) {
-            return Err(Errno::INVAL);
-        }
-        // A pipe whose reader is gone cannot be written: NetBSD says EBADF, FreeBSD EPIPE.
-        if kind == Kind::Pipe && io::poll_now(target, epoll::OUT).is_ok_and(|r| r & epoll::ERR != 0)
+    let epoll_fd = cx.objs.epoll;
+    if filter == EVFILT_READ && !cx.objs.fds.contains(fd) && cx.objs.fds.unlooked_ok(fd) {
+        let epoch = cx.objs.epoch;
+        if cx
+            .objs
+            .fds
+            .register_unlooked(epoll_fd, fd, cx.id, epoch)?
         {
-            return Err(cx.personality.write_to_readerless_pipe());
+            process::knote_attached(fd, cx.objs.kq);
+            return Ok(Kind::Unknown);
         }
     }
-    let epoll_fd = cx.objs.epoll;
+    let target = sys::borrow(fd);
+    let kind = match cx.objs.fds.regs.get(&fd).map(|r| r.kind) {
+        Some(Kind::Unknown) => look(fd, cx)?,
+        Some(kind) => kind,
+        None => {
+            let file = match cx.objs.fds.checked {
+                Some((n, file, epoch)) if n == fd && epoch == cx.objs.epoch => file,
+                _ => io::identity(target)?,
+            };
+            let kind = classify(fd, &file, filter, cx)?;
+            if filter == EVFILT_WRITE {
+                check_writable(target, kind, cx)?;
+            }
+            let kind = cx
+                .objs
+                .fds
+                .attach(epoll_fd, fd, file, kind, filter, cx.id)?;
+            watch_kqueue(kind, kn.kev.ident, cx);
+            process::knote_attached(fd, cx.objs.kq);
+            return Ok(kind);
+        }
+    };
+    if filter == EVFILT_WRITE {
+        check_writable(target, kind, cx)?;
+    }
     let kind = cx
         .objs
         .fds
-        .attach(epoll_fd, fd, file, kind, filter, cx.id)?;
+        .add_to(epoll_fd, fd, filter, cx.id)?;
+    process::knote_attached(fd, cx.objs.kq);
+    Ok(kind)
+}
+
+/// EINVAL for EVFILT_WRITE on a kqueue; a pipe whose reader is gone cannot be written:
+/// NetBSD says EBADF, FreeBSD EPIPE.
+fn check_writable(target: BorrowedFd<'_>, kind: Kind, cx: &Context<'_>) -> Result<(), Errno> {
+    if matches!(kind, Kind::Kqueue(_)) {
+        return Err(Errno::INVAL);
+    }
+    if kind == Kind::Pipe && io::poll_now(target, epoll::OUT).is_ok_and(|r| r & epoll::ERR != 0) {
+        return Err(cx.personality.write_to_readerless_pipe());
+    }
+    Ok(())
+}
+
+/// A READ knote on a kqueue descriptor: the watched kqueue keeps its readability exact
+/// and tells this one of its new events.
+fn watch_kqueue(kind: Kind, ident: usize, cx: &Context<'_>) {
     if let Kind::Kqueue(id) = kind {
         if let Some(watched) = process::lookup_id(id) {
             watched.expose();
-            watched.add_watcher(cx.kq.clone(), kn.kev.ident);
+            watched.add_watcher(cx.kq.clone(), ident);
         }
     }
-    process::knote_attached(fd, cx.objs.kq);
+}
+
+/// Finds out what descriptor `fd`, registered without a look (`Kind::Unknown`, which only
+/// has a READ knote), is; the caller checks afterwards that the number still names the
+/// registered file.
+fn look(fd: RawFd, cx: &mut Context<'_>) -> Result<Kind, Errno> {
+    let file = io::identity(sys::borrow(fd))?;
+    let kind = classify(fd, &file, EVFILT_READ, cx)?;
+    let reg = cx.objs.fds.regs.get_mut(&fd).ok_or(Errno::BADF)?;
+    reg.file = Some(file);
+    reg.kind = kind;
+    watch_kqueue(kind, fd as usize, cx);
     Ok(kind)
 }
 
@@ -572,7 +824,7 @@ fn read_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
             eof: false,
             error: false,
         },
-        Kind::Kqueue(_) => level(0, false, false),
+        Kind::Kqueue(_) | Kind::Unknown => level(0, false, false),
     })
 }
 
@@ -636,7 +888,7 @@ fn write_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
             eof: false,
             error: false,
         },
-        Kind::Kqueue(_) => Status {
+        Kind::Kqueue(_) | Kind::Unknown => Status {
             active: false,
             data: 0,
             eof: false,
@@ -659,8 +911,19 @@ fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>) -> bool {
     let Some(reg) = cx.objs.fds.regs.get(&fd) else {
         return false;
     };
+    if reg.kind == Kind::Unknown {
+        // Registered without a look: until epoll reports it ready there is nothing to see
+        // (it reports it at once if it was ready when registered).
+        if hint == 0 || look(fd, cx).is_err() {
+            return false;
+        }
+    }
+    let tainted = cx.objs.fds.is_tainted(fd);
+    let Some(reg) = cx.objs.fds.regs.get(&fd) else {
+        return false;
+    };
     if let Kind::Kqueue(id) = reg.kind {
-        if reg.verified != epoch && !same_file(cx.objs.epoll, fd, reg, None) {
+        if reg.verified != epoch && !same_file(cx.objs.epoll, fd, reg, tainted, None) {
             return false;
         }
         return kqueue_event(kn, id, hint);
@@ -673,8 +936,10 @@ fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>) -> bool {
     let Ok(status) = status else {
         return false;
     };
-    if reg.verified != epoch {
-        if !same_file(cx.objs.epoll, fd, reg, None) {
+    // What is reported was read from the registered file: check that the number still
+    // names it. A knote found inactive reports nothing, whatever file it looked at.
+    if status.active && reg.verified != epoch {
+        if !same_file(cx.objs.epoll, fd, reg, tainted, None) {
             return false;
         }
         if let Some(reg) = cx.objs.fds.regs.get_mut(&fd) {
