@@ -77,12 +77,14 @@ struct Locked<'a> {
 
 impl std::ops::Deref for Locked<'_> {
     type Target = State;
+    #[inline]
     fn deref(&self) -> &State {
         self.guard.as_ref().expect("held until dropped")
     }
 }
 
 impl std::ops::DerefMut for Locked<'_> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut State {
         self.guard.as_mut().expect("held until dropped")
     }
@@ -436,12 +438,12 @@ impl Inner {
         if st.objs.fds.polled() == 0 {
             return false;
         }
-        let mut buf = [epoll::EMPTY; HARVEST];
+        let mut buf = [const { std::mem::MaybeUninit::uninit() }; HARVEST];
         loop {
-            let n =
-                epoll::wait(self.epoll.as_fd(), &mut buf, Some(Duration::ZERO), None).unwrap_or(0);
-            queued |= self.harvest(st, &buf[..n]);
-            if n < HARVEST {
+            let edges = epoll::wait_uninit(self.epoll.as_fd(), &mut buf, Some(Duration::ZERO), None)
+                .unwrap_or_default();
+            queued |= self.harvest(st, edges);
+            if edges.len() < HARVEST {
                 return queued;
             }
         }

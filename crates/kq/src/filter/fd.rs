@@ -908,47 +908,47 @@ fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>) -> bool {
     if hint == 0 && kn.hookid == fresh {
         return true;
     }
-    let Some(reg) = cx.objs.fds.regs.get(&fd) else {
+    let Some(mut reg) = cx.objs.fds.regs.get(&fd).copied() else {
         return false;
     };
     if reg.kind == Kind::Unknown {
         // Registered without a look: until epoll reports it ready there is nothing to see
         // (it reports it at once if it was ready when registered).
-        if hint == 0 || look(fd, cx).is_err() {
+        if hint == 0 {
             return false;
+        }
+        match look(fd, cx) {
+            Ok(kind) => reg.kind = kind,
+            Err(_) => return false,
         }
     }
     let tainted = cx.objs.fds.is_tainted(fd);
-    let Some(reg) = cx.objs.fds.regs.get(&fd) else {
-        return false;
-    };
     if let Kind::Kqueue(id) = reg.kind {
-        if reg.verified != epoch && !same_file(cx.objs.epoll, fd, reg, tainted, None) {
+        if reg.verified != epoch && !same_file(cx.objs.epoll, fd, &reg, tainted, None) {
             return false;
         }
         return kqueue_event(kn, id, hint);
     }
     let status = if filter == EVFILT_READ {
-        read_status(fd, reg, kn)
+        read_status(fd, &reg, kn)
     } else {
-        write_status(fd, reg, kn)
+        write_status(fd, &reg, kn)
     };
     let Ok(status) = status else {
         return false;
     };
     // What is reported was read from the registered file: check that the number still
     // names it. A knote found inactive reports nothing, whatever file it looked at.
-    if status.active && reg.verified != epoch {
-        if !same_file(cx.objs.epoll, fd, reg, tainted, None) {
-            return false;
-        }
-        if let Some(reg) = cx.objs.fds.regs.get_mut(&fd) {
-            reg.verified = epoch;
-        }
+    let verify = status.active && reg.verified != epoch;
+    if verify && !same_file(cx.objs.epoll, fd, &reg, tainted, None) {
+        return false;
     }
     let Some(reg) = cx.objs.fds.regs.get_mut(&fd) else {
         return false;
     };
+    if verify {
+        reg.verified = epoch;
+    }
     kn.kev.data = status.data as isize;
     if status.error && matches!(reg.kind, Kind::Socket(_)) {
         let e = io::take_socket_error(sys::borrow(fd));
