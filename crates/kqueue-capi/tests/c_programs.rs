@@ -285,6 +285,7 @@ c_programs!(
     dup,
     eintr,
     errors,
+    fdepoll,
     fdfilter,
     fork,
     interpose,
