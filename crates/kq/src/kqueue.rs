@@ -292,7 +292,8 @@ impl Inner {
     /// the number no longer names the file its knotes were registered for (it was closed,
     /// and maybe reused, without our hearing of it), those knotes are dropped first, as the
     /// close would have dropped them: a change then finds no knote, and EV_ADD makes a
-    /// fresh one.
+    /// fresh one. The kqueue's epoll answers both for the files it holds, with one
+    /// epoll_ctl at most (`filter::fd::quick_check`); otherwise `fstat`.
     fn check_descriptor(&self, st: &mut State, kev: &Kevent) -> Result<(), Errno> {
         let fd = sys::fd_number(kev.ident)?;
         match filter::fd::quick_check(&mut st.objs, fd, kev) {

@@ -9,11 +9,24 @@
 //! descriptor; so does every re-evaluation (after a change, before a delivery), because the
 //! program may have read or written meanwhile and Linux gives no edge for that.
 //!
+//! An EV_ADD of EVFILT_READ on a descriptor the kqueue has no knote on only registers it
+//! (`Kind::Unknown`; epoll_ctl fails with EBADF on a closed number): what it is (`look`) and
+//! what it holds are read once epoll reports it ready, which it does at once for a
+//! descriptor that is ready when registered, so the event still comes from the same
+//! `kevent()` (its scan takes the edges in first). An idle descriptor costs one system call
+//! to add and one to delete, as with epoll. EVFILT_WRITE, numbers known as kqueue
+//! descriptors, and files epoll refuses are looked at when added.
+//!
 //! Knotes belong to the descriptor number. The library cannot see a close() unless it is
 //! told (`crate::fdclose`, which the C library's interposed close() calls), so every look
-//! at a descriptor also checks, after reading its state, that the number still names the
-//! file the knote was registered for: a knote never fires for another file, and a change on
-//! a reused number finds the old knotes gone (see `Inner::check_descriptor`).
+//! at a descriptor that is to be reported also checks, after reading its state, that the
+//! number still names the file the knote was registered for: a knote never fires for
+//! another file, and a change on a reused number finds the old knotes gone (see
+//! `Inner::check_descriptor` and `quick_check`). epoll answers that for the files it holds
+//! (`probe`; an EV_DELETE's own epoll_ctl answers it too). A registration the library could
+//! not take out (the number was closed and reused first, the file living on through a dup)
+//! may linger under the number and answer for its old file: such numbers are `tainted`, and
+//! there the inode must match as well.
 //!
 //! What is reported, as on the BSDs:
 //! - READ: bytes readable (`FIONREAD`; for datagram sockets Linux gives the size of the next
