@@ -441,8 +441,9 @@ impl Inner {
         }
         let mut buf = [const { std::mem::MaybeUninit::uninit() }; HARVEST];
         loop {
-            let edges = epoll::wait_uninit(self.epoll.as_fd(), &mut buf, Some(Duration::ZERO), None)
-                .unwrap_or_default();
+            let edges =
+                epoll::wait_uninit(self.epoll.as_fd(), &mut buf, Some(Duration::ZERO), None)
+                    .unwrap_or_default();
             queued |= self.harvest(st, edges);
             if edges.len() < HARVEST {
                 return queued;

@@ -58,7 +58,11 @@ fn r1_add_on_ready_socket_reports_in_the_same_call(p: Personality) {
         let (c, d) = stream_pair();
         put(&d, 2);
         ch_ok(&kq, &[rd(id(&c), flags, 2)]);
-        assert_ne!(poll_fd(&kq, 0) & libc::POLLIN, 0, "readable before any scan");
+        assert_ne!(
+            poll_fd(&kq, 0) & libc::POLLIN,
+            0,
+            "readable before any scan"
+        );
         let ev = expect_one(&kq);
         assert_fd_event(&ev, id(&c), EVFILT_READ, delivered_flags(p, flags), 2);
         if flags & EV_CLEAR != 0 {
@@ -168,7 +172,7 @@ fn g23_number_back_on_an_old_file_reports_nothing(p: Personality) {
     let ev = expect_one(&kq);
     assert_eq!((ev.data, udata(&ev)), (1, 2));
     drop(b); // unseen again: B's file is gone, its record still queued
-    // SAFETY: n is this test's reserved number, free again; it becomes a copy of A.
+             // SAFETY: n is this test's reserved number, free again; it becomes a copy of A.
     assert_eq!(
         unsafe { libc::dup3(keep_a.as_raw_fd(), n, libc::O_CLOEXEC) },
         n
@@ -205,7 +209,10 @@ fn u37_outer_watches_an_unseen_dup_of_the_inner(p: Personality) {
     ch_ok(&inner, &[user(1, EV_ADD | EV_CLEAR, 0, 0)]);
     trigger(&inner, 1);
     let ev = expect_one(&outer);
-    assert_eq!((ev.ident, ev.filter, ev.data, udata(&ev)), (di, EVFILT_READ, 1, 7));
+    assert_eq!(
+        (ev.ident, ev.filter, ev.data, udata(&ev)),
+        (di, EVFILT_READ, 1, 7)
+    );
     assert_eq!(poll(&inner, 4).len(), 1);
     expect_no_events(&outer);
     let dup_outer = dup(&outer.as_fd());

@@ -576,7 +576,12 @@ pub(crate) fn quick_check(objs: &mut super::Objects, fd: RawFd, kev: &crate::Kev
 /// that fails with EEXIST exactly when the number still names that open file (a FIFO or tty
 /// opened again under the number has the same inode but is another open file, and eventfd,
 /// epoll and the like all share one inode). EBADF if the number is closed.
-fn probe(ep: BorrowedFd<'_>, target: BorrowedFd<'_>, data: u64, interest: u32) -> Result<bool, Errno> {
+fn probe(
+    ep: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+    data: u64,
+    interest: u32,
+) -> Result<bool, Errno> {
     match epoll::add(ep, target, data, interest | epoll::ET) {
         Err(e) if e.0 == libc::EEXIST => Ok(true),
         Err(e) if e == Errno::BADF => Err(e),
@@ -665,11 +670,7 @@ fn attach(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) -> Result<Kind, Err
     let epoll_fd = cx.objs.epoll;
     if filter == EVFILT_READ && !cx.objs.fds.contains(fd) && cx.objs.fds.unlooked_ok(fd) {
         let epoch = cx.objs.epoch;
-        if cx
-            .objs
-            .fds
-            .register_unlooked(epoll_fd, fd, cx.id, epoch)?
-        {
+        if cx.objs.fds.register_unlooked(epoll_fd, fd, cx.id, epoch)? {
             process::knote_attached(fd, cx.objs.kq);
             return Ok(Kind::Unknown);
         }
@@ -699,10 +700,7 @@ fn attach(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) -> Result<Kind, Err
     if filter == EVFILT_WRITE {
         check_writable(target, kind, cx)?;
     }
-    let kind = cx
-        .objs
-        .fds
-        .add_to(epoll_fd, fd, filter, cx.id)?;
+    let kind = cx.objs.fds.add_to(epoll_fd, fd, filter, cx.id)?;
     process::knote_attached(fd, cx.objs.kq);
     Ok(kind)
 }

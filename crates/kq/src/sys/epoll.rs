@@ -173,9 +173,14 @@ pub(crate) fn wait_uninit<'a>(
         };
         // SAFETY: as above: `events` has room for `max` entries and `mask_ptr` is null or a
         // live sigset_t.
-        let n =
-            unsafe {
-            libc::epoll_pwait(epoll.as_raw_fd(), events.as_mut_ptr().cast(), max, ms, mask_ptr)
+        let n = unsafe {
+            libc::epoll_pwait(
+                epoll.as_raw_fd(),
+                events.as_mut_ptr().cast(),
+                max,
+                ms,
+                mask_ptr,
+            )
         };
         if n < 0 {
             return Err(Errno::from(std::io::Error::last_os_error()));
