@@ -928,9 +928,9 @@ fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>) -> bool {
         if hint == 0 {
             return false;
         }
-        match look(fd, cx) {
-            Ok(kind) => reg.kind = kind,
-            Err(_) => return false,
+        match look(fd, cx).ok().and(cx.objs.fds.regs.get(&fd)) {
+            Some(looked) => reg = *looked,
+            None => return false,
         }
     }
     let tainted = cx.objs.fds.is_tainted(fd);
