@@ -171,15 +171,19 @@ pub(crate) fn wait_uninit<'a>(
                 ms.min(i32::MAX as u128) as libc::c_int
             }
         };
+        // The system call itself, not the C library's wrapper, which is a cancellation point
+        // (the engine's waits are not: see the C library's kevent()).
         // SAFETY: as above: `events` has room for `max` entries and `mask_ptr` is null or a
-        // live sigset_t.
+        // live sigset_t of at least KERNEL_SIGSET_SIZE bytes.
         let n = unsafe {
-            libc::epoll_pwait(
+            libc::syscall(
+                libc::SYS_epoll_pwait,
                 epoll.as_raw_fd(),
-                events.as_mut_ptr().cast(),
+                events.as_mut_ptr(),
                 max,
                 ms,
                 mask_ptr,
+                KERNEL_SIGSET_SIZE,
             )
         };
         if n < 0 {
@@ -213,9 +217,7 @@ impl<const N: usize> Edges<N> {
     /// The whole buffer, for a wait to write to (cleared the first time).
     pub(crate) fn buffer(&mut self) -> &mut [Event; N] {
         if !self.init {
-            for e in &mut self.buf {
-                e.write(EMPTY);
-            }
+            self.buf = [const { std::mem::MaybeUninit::new(EMPTY) }; N];
             self.init = true;
         }
         // SAFETY: every entry is initialised (just above, or before), and
