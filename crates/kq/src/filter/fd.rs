@@ -448,12 +448,15 @@ impl Descriptors {
     /// Forgets the knote of `filter` on `fd`; the last one takes the descriptor out of the
     /// epoll.
     fn detach(&mut self, epoll_fd: RawFd, fd: RawFd, filter: i16) -> Option<Kind> {
-        let reg = self.regs.get_mut(&fd)?;
+        let hashbrown::hash_map::Entry::Occupied(mut entry) = self.regs.entry(fd) else {
+            return None;
+        };
+        let reg = entry.get_mut();
         *Self::slot(reg, filter) = NIL;
         let kind = reg.kind;
         let want = Self::wanted(reg);
         if want == 0 {
-            let reg = self.regs.remove(&fd)?;
+            let reg = entry.remove();
             if reg.wd >= 0 {
                 self.unwatch_file(fd, reg.wd);
             }
@@ -672,6 +675,7 @@ fn attach(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) -> Result<Kind, Err
         let epoch = cx.objs.epoch;
         if cx.objs.fds.register_unlooked(epoll_fd, fd, cx.id, epoch)? {
             process::knote_attached(fd, cx.objs.kq);
+            kn.hookid = unlooked(epoch);
             return Ok(Kind::Unknown);
         }
     }
@@ -715,6 +719,12 @@ fn check_writable(target: BorrowedFd<'_>, kind: Kind, cx: &Context<'_>) -> Resul
         return Err(cx.personality.write_to_readerless_pipe());
     }
     Ok(())
+}
+
+/// `hookid` of a knote whose descriptor was registered without a look in lock hold
+/// `epoch` (an evaluation leaves 0, or an odd value: see `event`).
+fn unlooked(epoch: u64) -> u64 {
+    epoch << 1
 }
 
 /// A READ knote on a kqueue descriptor: the watched kqueue keeps its readability exact
@@ -918,6 +928,10 @@ fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>) -> bool {
     let fresh = (epoch << 1) | 1;
     if hint == 0 && kn.hookid == fresh {
         return true;
+    }
+    // Registered without a look in this lock hold: nothing to see before epoll reports it.
+    if hint == 0 && kn.hookid == unlooked(epoch) {
+        return false;
     }
     let Some(mut reg) = cx.objs.fds.regs.get(&fd).copied() else {
         return false;
