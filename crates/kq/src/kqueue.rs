@@ -38,7 +38,7 @@ use crate::sys::{self, epoll, signals::SignalsBlocked, timerfd, Clock, Fd};
 use crate::wait::Spin;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -152,6 +152,9 @@ pub(crate) struct Inner {
     pending: Fd,
     /// One timerfd per `Clock`, made with the first timer on it.
     timerfds: [OnceLock<Fd>; 2],
+    /// The number of the kqueue's inotify instance (-1: none), readable without the lock
+    /// (for the fork handler).
+    inotify: Arc<AtomicI32>,
     /// The waiting policy.
     spin: Spin,
 }
@@ -183,10 +186,12 @@ impl Inner {
 
     /// Descriptors the kqueue owns (for the fork handler).
     pub(crate) fn raw_fds(&self) -> Vec<RawFd> {
+        let inotify = self.inotify.load(Ordering::Relaxed);
         [&self.epoll, &self.pending]
             .into_iter()
             .chain(self.timerfds.iter().filter_map(|t| t.get()))
             .map(|fd| fd.as_raw_fd())
+            .chain((inotify >= 0).then_some(inotify))
             .collect()
     }
 
@@ -213,6 +218,10 @@ impl Inner {
                 Clock::Monotonic
             };
             self.timerfd(clock)?;
+        }
+        // So does EVFILT_EMPTY, whose knotes are re-checked on a timer.
+        if kev.filter == EVFILT_EMPTY && kev.flags & EV_ADD != 0 {
+            self.timerfd(Clock::Monotonic)?;
         }
         let State { knotes, objs, .. } = st;
         let mut queued = false;
@@ -403,9 +412,11 @@ impl Inner {
         for e in events {
             let data = e.u64;
             if data == filter::fd::TOKEN_INOTIFY {
-                for (id, f) in objs.fds.file_edges() {
+                let edges = objs.fds.file_edges();
+                for &(id, f) in &edges {
                     queued |= self.evaluate(knotes, objs, id, f, 0);
                 }
+                objs.fds.recycle(edges);
             } else if !filter::fd::is_internal(data) {
                 for (id, f) in objs.fds.edge(data, e.events) {
                     queued |= self.evaluate(knotes, objs, id, f, filter::fd::edge_hint(e.events));
@@ -438,6 +449,17 @@ impl Inner {
         let mut queued = false;
         if st.objs.fds.polled() == 0 {
             return false;
+        }
+        if st.objs.fds.only_inotify() {
+            // The inotify instance is the only registration with edges: read it directly,
+            // one system call where epoll_wait and then the read would be two.
+            let State { knotes, objs, .. } = st;
+            let edges = objs.fds.file_edges();
+            for &(id, f) in &edges {
+                queued |= self.evaluate(knotes, objs, id, f, 0);
+            }
+            objs.fds.recycle(edges);
+            return queued;
         }
         let mut buf = [const { std::mem::MaybeUninit::uninit() }; HARVEST];
         loop {
@@ -603,13 +625,23 @@ impl Inner {
         Ok(slot.get_or_init(|| fd).as_fd())
     }
 
-    /// Counts due timer expirations and re-arms the timerfds. Returns whether a knote was
-    /// queued.
+    /// Counts due timer expirations, re-checks EVFILT_EMPTY knotes if that is due, and
+    /// re-arms the timerfds. Returns whether a knote was queued.
     fn expire_timers(&self, st: &mut State) -> bool {
-        if st.objs.timers.is_empty() {
+        let polling = st.objs.empty.deadline().is_some();
+        if st.objs.timers.is_empty() && !polling {
             return false;
         }
-        let queued = st.objs.timers.expire(&mut st.knotes);
+        let mut queued = false;
+        if !st.objs.timers.is_empty() {
+            queued = st.objs.timers.expire(&mut st.knotes);
+        }
+        if polling {
+            let State { knotes, objs, .. } = st;
+            for id in objs.empty.due(knotes) {
+                queued |= self.evaluate(knotes, objs, id, EVFILT_EMPTY, 0);
+            }
+        }
         self.sync_timerfd(st);
         queued
     }
@@ -618,7 +650,10 @@ impl Inner {
     /// resets a timerfd that fired, so that it no longer makes the descriptor readable).
     fn sync_timerfd(&self, st: &mut State) {
         for clock in [Clock::Monotonic, Clock::Realtime] {
-            let next = st.objs.timers.next_deadline(clock).unwrap_or(0);
+            let mut next = st.objs.timers.next_deadline(clock).unwrap_or(0);
+            if let (Clock::Monotonic, Some(look)) = (clock, st.objs.empty.deadline()) {
+                next = if next == 0 { look } else { next.min(look) };
+            }
             if next != st.armed[clock as usize] {
                 if let Some(fd) = self.timerfds[clock as usize].get() {
                     if timerfd::arm(fd.as_fd(), next).is_ok() {
@@ -798,6 +833,8 @@ impl Inner {
             news |= self.expire_timers(&mut st);
             let notify = news && self.signal(&mut st, false);
             let n = self.collect(&mut st, events, max);
+            // A delivery may have scheduled a re-check (EVFILT_EMPTY).
+            self.sync_timerfd(&mut st);
             self.sync_pending(&mut st);
             self.publish(&st);
             if notify {
@@ -958,6 +995,8 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         process::number_taken(fd);
         process::mark_library_fd(fd, true);
     }
+    let fds = Descriptors::default();
+    let inotify = fds.inotify.number_slot();
     Ok(Arc::new_cyclic(|me| Inner {
         me: me.clone(),
         id,
@@ -970,7 +1009,8 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
             knotes: Knotes::new(),
             objs: Objects {
                 timers: Timers::default(),
-                fds: Descriptors::default(),
+                fds,
+                empty: Default::default(),
                 epoll: epoll.as_raw_fd(),
                 epoch: 0,
                 kq: id,
@@ -986,6 +1026,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         epoll,
         pending,
         timerfds: [OnceLock::new(), OnceLock::new()],
+        inotify,
         spin: Spin::new(),
     }))
 }

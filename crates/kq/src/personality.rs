@@ -115,4 +115,43 @@ impl Personality {
             Personality::FreeBsd => crate::kevent::Errno(libc::EPIPE),
         }
     }
+
+    /// A regular file lost a link but has others left (unlink of one of its names, or a
+    /// rename over one): NetBSD reports NOTE_LINK (NOTE_DELETE only once none is left);
+    /// FreeBSD reports NOTE_DELETE for every removal of a name (§5.7).
+    pub(crate) fn unlink_note(self) -> u32 {
+        match self {
+            Personality::NetBsd => NOTE_LINK,
+            Personality::FreeBsd => NOTE_DELETE,
+        }
+    }
+
+    /// A rename from a watched directory into another one: FreeBSD reports NOTE_EXTEND on
+    /// both directories, NetBSD only on the one the entry went to (§5.7).
+    pub(crate) fn move_out_extends_dir(self) -> bool {
+        self == Personality::FreeBsd
+    }
+
+    /// A vnode knote after its file system went away (NOTE_REVOKE, with EV_EOF): FreeBSD
+    /// keeps it active (the vnode is dead), NetBSD reports the revocation once (§5.7).
+    pub(crate) fn revoked_vnode_stays_active(self) -> bool {
+        self == Personality::FreeBsd
+    }
+
+    /// EVFILT_VNODE on a FIFO: FreeBSD's FIFOs are vnodes to the filter (FB vnode.c
+    /// `note_delete_fifo`); NetBSD's fifofs refuses the filter (EINVAL) (§5.7).
+    pub(crate) fn vnode_on_fifo(self) -> bool {
+        self == Personality::FreeBsd
+    }
+
+    /// A filter on a descriptor of a kind with no kqueue support at all (NetBSD's
+    /// `fnullop_kqfilter` objects: here block devices and the Linux descriptors with no BSD
+    /// counterpart, such as signalfd, inotify or pidfd): NetBSD says EOPNOTSUPP (t_kevent
+    /// kqueue_unsupported_fd), FreeBSD's `invfo_kqfilter` EINVAL (§5.7).
+    pub(crate) fn unsupported_fd(self) -> crate::kevent::Errno {
+        match self {
+            Personality::NetBsd => crate::kevent::Errno(libc::EOPNOTSUPP),
+            Personality::FreeBsd => crate::kevent::Errno::INVAL,
+        }
+    }
 }

@@ -48,7 +48,7 @@ pub enum EventFilter {
     Write,
     /// `EVFILT_AIO` (not implemented).
     Aio,
-    /// `EVFILT_VNODE` (not implemented).
+    /// `EVFILT_VNODE`.
     Vnode,
     /// `EVFILT_PROC` (not implemented).
     Proc,
@@ -64,7 +64,7 @@ pub enum EventFilter {
     Lio,
     /// `EVFILT_USER`: events user code triggers.
     User,
-    /// `EVFILT_EMPTY` (not implemented).
+    /// `EVFILT_EMPTY`.
     Empty,
     /// A number that has no name above: a filter registered at run time, or an unknown
     /// number (a change naming it fails with EINVAL).

@@ -3,8 +3,8 @@
 //!
 //! Not here: G3 (a bad kq fd cannot be passed to the Rust API; the C tests cover it), G11
 //! (user.rs u37_kqueue_read_errors), G22/G23 (fd_semantics.rs: closing and dup2 over a
-//! watched number), G31 (EVFILT_VNODE, not implemented), G18 (bad pointers: C only),
-//! G26/G27 (fd passing, vnode), G28 (filters.rs), G29 (close while blocked needs ownership
+//! watched number), G27 and G31 (vnode.rs), G18 (bad pointers: C only),
+//! G26 (fd passing), G28 (filters.rs), G29 (close while blocked needs ownership
 //! of a shared Kqueue: Rust cannot express it; the C tests cover it), G32 (fstat of the
 //! descriptor: a documented divergence).
 
@@ -295,13 +295,7 @@ fn g7b_signal_before_sleep_not_lost(p: Personality) {
 /// filters this library does not implement yet.
 fn g9_evfilt_aio_unimplemented(p: Personality) {
     let kq = kq(p);
-    for filter in [
-        EVFILT_AIO,
-        EVFILT_VNODE,
-        EVFILT_PROC,
-        EVFILT_SIGNAL,
-        EVFILT_FS,
-    ] {
+    for filter in [EVFILT_AIO, EVFILT_PROC, EVFILT_SIGNAL, EVFILT_FS] {
         let c = Kevent::new(1, filter, EV_ADD, 0, 0, ptr(0x8));
         ch_err(&kq, &[c], libc::EINVAL);
     }

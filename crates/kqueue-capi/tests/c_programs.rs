@@ -284,6 +284,7 @@ c_programs!(
     close,
     dup,
     eintr,
+    empty,
     errors,
     fdepoll,
     fdfilter,
@@ -295,6 +296,7 @@ c_programs!(
     poll,
     timer,
     user,
+    vnode,
 );
 
 /// The header also compiles as C++ (extern "C", no C-only constructs in the macros).
@@ -704,18 +706,22 @@ fn every_program_is_run() {
 }
 
 /// The fallbacks for kernels before 5.11, forced on this one: `KQ_NO_EPOLL_PWAIT2` makes
-/// every wait use epoll_pwait (millisecond timeouts, rounded up). The programs whose waits
+/// every wait use epoll_pwait (millisecond timeouts, rounded up); `KQ_NO_STATX` makes
+/// EVFILT_VNODE look at files with fstat (where statx is refused, by a seccomp filter). The programs whose waits
 /// matter most (timeouts, EINTR, wakeups, descriptor filters) must pass unchanged.
 #[test]
 fn kernel_fallbacks() {
     for name in [
-        "eintr", "timer", "user", "fdfilter", "close", "netbsd", "cancel",
+        "eintr", "timer", "user", "fdfilter", "close", "netbsd", "cancel", "vnode", "empty",
     ] {
         let exe = compile(name, Build::C);
         run_with(
             &exe,
             &[],
-            &[("KQ_NO_EPOLL_PWAIT2", std::ffi::OsStr::new("1"))],
+            &[
+                ("KQ_NO_EPOLL_PWAIT2", std::ffi::OsStr::new("1")),
+                ("KQ_NO_STATX", std::ffi::OsStr::new("1")),
+            ],
         );
     }
 }
@@ -764,4 +770,104 @@ fn readme_c_examples() {
         );
         run(&exe);
     }
+}
+
+/// Waits for every line of `want` on `lines` (in any order), failing after 10 s; any other
+/// line fails too.
+fn expect_lines(lines: &std::sync::mpsc::Receiver<String>, want: &[String]) {
+    let mut missing = want.to_vec();
+    while !missing.is_empty() {
+        let line = lines
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("watch.c: still waiting for {missing:?}"));
+        let i = missing
+            .iter()
+            .position(|m| *m == line)
+            .unwrap_or_else(|| panic!("watch.c printed {line:?}, expected one of {missing:?}"));
+        missing.remove(i);
+    }
+}
+
+/// The C file watcher, `examples/watch.c`, through a scripted scenario: a file created in
+/// the watched directory, written, renamed and deleted; each step waits for the lines the
+/// watcher prints for it. Closing its standard input stops it.
+#[test]
+fn example_watch_c() {
+    use std::io::{BufRead, BufReader, Write};
+    let s = setup();
+    let exe = s.out_dir.join("watch");
+    let out = Command::new(compiler(false))
+        .args(["-Wall", "-Werror", "-O1", "-I"])
+        .arg(s.root.join("include"))
+        .arg(s.root.join("examples/watch.c"))
+        .arg("-L")
+        .arg(&s.lib_dir)
+        .args(["-lkqueue", "-o"])
+        .arg(&exe)
+        .output()
+        .expect("run the compiler");
+    assert!(
+        out.status.success(),
+        "examples/watch.c does not compile:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = s.out_dir.join(format!("watch-dir-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let mut child = Command::new(&exe)
+        .arg(&dir)
+        .env("LD_LIBRARY_PATH", &s.lib_dir)
+        .env_remove("KQUEUE_PERSONALITY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run watch");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let d = dir.display().to_string();
+    let step = |want: &[&str]| {
+        let want: Vec<String> = want.iter().map(|w| w.replace("DIR", &d)).collect();
+        expect_lines(&lines, &want);
+    };
+    step(&["watching DIR"]);
+    std::fs::File::create(dir.join("a")).unwrap();
+    step(&["DIR: write", "new a"]);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("a"))
+        .unwrap();
+    f.write_all(b"hello\n").unwrap();
+    drop(f);
+    step(&["a: write extend"]);
+    std::fs::rename(dir.join("a"), dir.join("b")).unwrap();
+    step(&["a: rename", "a renamed to b", "DIR: write"]);
+    std::fs::remove_file(dir.join("b")).unwrap();
+    step(&["b: delete", "DIR: write"]);
+    drop(child.stdin.take()); // end of its standard input: it stops
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("watch.c did not stop at the end of its input");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "watch.c: {status}");
+    reader.join().unwrap();
+    assert!(
+        lines.try_recv().is_err(),
+        "unexpected output after the scenario"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

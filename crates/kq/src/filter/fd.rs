@@ -14,7 +14,7 @@
 //! what it holds are read once epoll reports it ready, which it does at once for a
 //! descriptor that is ready when registered, so the event still comes from the same
 //! `kevent()` (its scan takes the edges in first). An idle descriptor costs one system call
-//! to add and one to delete, as with epoll. EVFILT_WRITE, numbers known as kqueue
+//! to add and one to delete, as with epoll. The other filters, numbers known as kqueue
 //! descriptors, and files epoll refuses are looked at when added.
 //!
 //! Knotes belong to the descriptor number. The library cannot see a close() unless it is
@@ -41,6 +41,7 @@
 //!   regular files and devices without poll are always writable with `data` 0. EV_EOF when
 //!   no reader is left (pipes) or the connection is gone (sockets).
 
+use super::inotify::Inotify;
 use super::{Context, Filter};
 use crate::consts::*;
 use crate::kevent::Errno;
@@ -48,7 +49,7 @@ use crate::knote::{Knote, NIL};
 use crate::process;
 use crate::sys::{self, epoll, io, io::Identity};
 use hashbrown::{HashMap, HashSet};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::{Arc, Weak};
 
 /// What kind of descriptor a registration is on.
@@ -77,14 +78,16 @@ struct Reg {
     /// The file's identity (`fstat`), once looked at (`None` while `Kind::Unknown`).
     file: Option<Identity>,
     kind: Kind,
-    /// Knote ids of the READ and WRITE knotes on it (`NIL`: none).
+    /// Knote ids of the READ, WRITE, EMPTY and VNODE knotes on it (`NIL`: none).
     read: u32,
     write: u32,
+    empty: u32,
+    vnode: u32,
     /// Interest registered in the epoll (0: not in it).
     interest: u32,
     /// Ready bits of the last edge (or of a poll at registration).
     revents: u32,
-    /// inotify watch of a regular file (-1: none).
+    /// inotify watch of a regular file with a READ knote, for its growth (-1: none).
     wd: i32,
     /// The lock hold (`Objects::epoch`) in which the number was last seen to name `file`.
     verified: u64,
@@ -106,10 +109,10 @@ pub(crate) struct Descriptors {
     polled: usize,
     /// The kqueue is being torn down: its epoll goes with it.
     pub(crate) closing: bool,
-    /// inotify instance for regular files (made with the first), in the kqueue's epoll.
-    inotify: Option<sys::Fd>,
-    /// Descriptors by inotify watch.
-    watches: HashMap<i32, Vec<RawFd>>,
+    /// The inotify instance and its watches (regular files' growth, EVFILT_VNODE).
+    pub(crate) inotify: Inotify,
+    /// Scratch list for [`Descriptors::file_edges`].
+    edges: Vec<(u32, i16)>,
     /// The identity of the descriptor a change is being applied to, as checked for it (the
     /// number, the file, the lock hold).
     checked: Option<(RawFd, Identity, u64)>,
@@ -161,12 +164,18 @@ impl Descriptors {
 
     /// The inotify instance's number, if there is one.
     pub(crate) fn inotify_fd(&self) -> Option<RawFd> {
-        self.inotify.as_ref().map(|i| i.as_raw_fd())
+        self.inotify.raw_fd()
+    }
+
+    /// Whether the inotify instance is the only registration in the epoll that delivers
+    /// edges: reading it then takes the place of an epoll_wait.
+    pub(crate) fn only_inotify(&self) -> bool {
+        self.polled == 0 && self.inotify.is_open()
     }
 
     /// Registrations in the epoll that deliver edges (the inotify instance included).
     pub(crate) fn polled(&self) -> usize {
-        self.polled + usize::from(self.inotify.is_some())
+        self.polled + usize::from(self.inotify.is_open())
     }
 
     pub(crate) fn contains(&self, fd: RawFd) -> bool {
@@ -177,7 +186,7 @@ impl Descriptors {
     pub(crate) fn edge(&mut self, data: u64, events: u32) -> impl Iterator<Item = (u32, i16)> {
         let fd = data as u32 as RawFd;
         let seq = (data >> 32) as u32;
-        let mut out = [(NIL, EVFILT_READ), (NIL, EVFILT_WRITE)];
+        let mut out = [(NIL, EVFILT_READ), (NIL, EVFILT_WRITE), (NIL, EVFILT_EMPTY)];
         if let Some(reg) = self.regs.get_mut(&fd).filter(|r| r.seq == seq) {
             reg.revents = events;
             if events & (READ_INTEREST | epoll::HUP | epoll::ERR) != 0 {
@@ -185,31 +194,20 @@ impl Descriptors {
             }
             if events & (WRITE_INTEREST | epoll::HUP | epoll::ERR) != 0 {
                 out[1].0 = reg.write;
+                // Room was freed in the send buffer: it may be empty now.
+                out[2].0 = reg.empty;
             }
         }
         out.into_iter().filter(|(id, _)| *id != NIL)
     }
 
     fn slot(reg: &mut Reg, filter: i16) -> &mut u32 {
-        if filter == EVFILT_READ {
-            &mut reg.read
-        } else {
-            &mut reg.write
+        match filter {
+            EVFILT_READ => &mut reg.read,
+            EVFILT_WRITE => &mut reg.write,
+            EVFILT_EMPTY => &mut reg.empty,
+            _ => &mut reg.vnode,
         }
-    }
-
-    /// The knote of `filter` on `reg` (`NIL`: none).
-    fn knote_of(reg: &Reg, filter: i16) -> u32 {
-        if filter == EVFILT_READ {
-            reg.read
-        } else {
-            reg.write
-        }
-    }
-
-    /// Whether a registration at `fd` may linger in the epoll (see `tainted`).
-    fn is_tainted(&self, fd: RawFd) -> bool {
-        !self.tainted.is_empty() && self.tainted.contains(&fd)
     }
 
     fn wanted(reg: &Reg) -> u32 {
@@ -217,10 +215,17 @@ impl Descriptors {
         if reg.read != NIL {
             w |= READ_INTEREST;
         }
-        if reg.write != NIL {
+        if reg.write != NIL || reg.empty != NIL {
             w |= WRITE_INTEREST;
         }
         w
+    }
+
+    /// Whether any knote is left on the registration.
+    fn used(reg: &Reg) -> bool {
+        [reg.read, reg.write, reg.empty, reg.vnode]
+            .iter()
+            .any(|&id| id != NIL)
     }
 
     /// The interest `reg` has once its knote of `filter` is gone.
@@ -228,6 +233,11 @@ impl Descriptors {
         let mut rest = *reg;
         *Self::slot(&mut rest, filter) = NIL;
         Self::wanted(&rest)
+    }
+
+    /// Whether a registration at `fd` may linger in the epoll (see `tainted`).
+    fn is_tainted(&self, fd: RawFd) -> bool {
+        !self.tainted.is_empty() && self.tainted.contains(&fd)
     }
 
     /// Whether an EV_ADD of EVFILT_READ on `fd`, which this kqueue has no knote on, may
@@ -275,6 +285,8 @@ impl Descriptors {
                 kind: Kind::Unknown,
                 read: id,
                 write: NIL,
+                empty: NIL,
+                vnode: NIL,
                 interest: READ_INTEREST,
                 revents: 0,
                 wd: -1,
@@ -287,8 +299,8 @@ impl Descriptors {
         Ok(true)
     }
 
-    /// Takes `reg` (at `fd`) as out of the epoll, its registration there possibly left
-    /// behind under the number (it no longer names the registered file).
+    /// Takes the registration at `fd` as out of the epoll, where it may be left behind under
+    /// the number (which no longer names the registered file).
     fn forsake(&mut self, fd: RawFd) {
         if let Some(reg) = self.regs.get_mut(&fd) {
             if reg.interest != 0 {
@@ -297,19 +309,6 @@ impl Descriptors {
                 self.tainted.insert(fd);
             }
         }
-    }
-
-    /// Records knote `id` of `filter` on `fd`, which this kqueue has a knote on already.
-    fn add_to(&mut self, epoll_fd: RawFd, fd: RawFd, filter: i16, id: u32) -> Result<Kind, Errno> {
-        let reg = self.regs.get_mut(&fd).ok_or(Errno::BADF)?;
-        *Self::slot(reg, filter) = id;
-        let want = Self::wanted(reg);
-        if reg.interest != 0 && want != reg.interest {
-            let (ep, target) = (sys::borrow(epoll_fd), sys::borrow(fd));
-            epoll::modify(ep, target, token(fd, reg.seq), want | epoll::ET)?;
-            reg.interest = want;
-        }
-        Ok(reg.kind)
     }
 
     /// Records knote `id` of `filter` on `fd`, registering the descriptor in `epoll_fd` if
@@ -324,7 +323,14 @@ impl Descriptors {
         id: u32,
     ) -> Result<Kind, Errno> {
         if self.regs.contains_key(&fd) {
-            return self.add_to(epoll_fd, fd, filter, id);
+            let r = self.attach_more(epoll_fd, fd, &file, filter, id);
+            if r.is_err() {
+                // The knote is discarded: its slot must not name it.
+                if let Some(reg) = self.regs.get_mut(&fd) {
+                    *Self::slot(reg, filter) = NIL;
+                }
+            }
+            return r;
         }
         let ep = sys::borrow(epoll_fd);
         self.seq = self.seq.wrapping_add(1).max(1);
@@ -334,6 +340,8 @@ impl Descriptors {
             kind,
             read: NIL,
             write: NIL,
+            empty: NIL,
+            vnode: NIL,
             interest: 0,
             revents: 0,
             wd: -1,
@@ -344,7 +352,12 @@ impl Descriptors {
         // Just looked at (`checked`), and registered below by epoll_ctl, which names the
         // open file the number has now.
         reg.verified = self.checked.map_or(0, |(_, _, e)| e);
-        if let Kind::Kqueue(_) = kind {
+        if Self::wanted(&reg) == 0 {
+            // EVFILT_VNODE watches through inotify: nothing for the epoll yet.
+            if matches!(file.kind, libc::S_IFREG | libc::S_IFDIR | libc::S_IFBLK) {
+                reg.kind = Kind::File;
+            }
+        } else if let Kind::Kqueue(_) = kind {
             // Nest the watched kqueue's epoll in ours, so that its new events (descriptor
             // edges included) reach us with no thread of either awake. epoll refuses loops
             // and deep nesting (ELOOP): the watched kqueue then still tells us of the events
@@ -381,109 +394,123 @@ impl Descriptors {
             }
             reg.revents = io::poll_now(target, READ_INTEREST | WRITE_INTEREST).unwrap_or_default();
         }
-        if reg.kind == Kind::File && file.kind == libc::S_IFREG {
-            reg.wd = self.watch_file(ep, fd)?;
+        if filter == EVFILT_READ && reg.kind == Kind::File && file.kind == libc::S_IFREG {
+            reg.wd = self.inotify.add_reader(epoll_fd, fd, &file)?;
         }
         let kind = reg.kind;
         self.regs.insert(fd, reg);
         Ok(kind)
     }
 
-    /// Watches the regular file behind `fd` for growth.
-    fn watch_file(&mut self, ep: BorrowedFd<'_>, fd: RawFd) -> Result<i32, Errno> {
-        if self.inotify.is_none() {
-            let ino = process::with_fds(sys::inotify::create)?;
-            process::number_taken(ino.as_raw_fd());
-            process::mark_library_fd(ino.as_raw_fd(), true);
-            epoll::add(ep, ino.as_fd(), TOKEN_INOTIFY, epoll::IN | epoll::ET)?;
-            self.inotify = Some(ino);
-        }
-        let ino = self
-            .inotify
-            .as_ref()
-            .map(|i| i.as_fd())
-            .ok_or(Errno::NOMEM)?;
-        let wd = sys::inotify::watch_modify(ino, fd)?;
-        self.watches.entry(wd).or_default().push(fd);
-        Ok(wd)
-    }
-
-    fn unwatch_file(&mut self, fd: RawFd, wd: i32) {
-        if let Some(fds) = self.watches.get_mut(&wd) {
-            fds.retain(|&f| f != fd);
-            if fds.is_empty() {
-                self.watches.remove(&wd);
-                if let Some(ino) = &self.inotify {
-                    sys::inotify::unwatch(ino.as_fd(), wd);
-                }
-            }
-        }
-    }
-
-    /// The READ knotes of files that inotify says were modified.
-    pub(crate) fn file_edges(&mut self) -> Vec<(u32, i16)> {
-        let Some(ino) = &self.inotify else {
-            return Vec::new();
+    /// [`Self::attach`] for a descriptor the kqueue has a registration for already.
+    fn attach_more(
+        &mut self,
+        epoll_fd: RawFd,
+        fd: RawFd,
+        file: &Identity,
+        filter: i16,
+        id: u32,
+    ) -> Result<Kind, Errno> {
+        let ep = sys::borrow(epoll_fd);
+        let Some(reg) = self.regs.get_mut(&fd) else {
+            return Err(Errno::BADF);
         };
-        let mut wds = sys::inotify::drain(ino.as_fd());
-        if wds.contains(&-1) {
-            // The queue overflowed: look at every watched file.
-            wds = self.watches.keys().copied().collect();
-        }
-        wds.sort_unstable();
-        wds.dedup();
-        let mut out = Vec::new();
-        for wd in wds {
-            for fd in self.watches.get(&wd).into_iter().flatten() {
-                if let Some(reg) = self.regs.get(fd) {
-                    if reg.read != NIL {
-                        out.push((reg.read, EVFILT_READ));
-                    }
+        *Self::slot(reg, filter) = id;
+        let want = Self::wanted(reg);
+        if reg.interest != 0 && want != reg.interest {
+            epoll::modify(ep, sys::borrow(fd), token(fd, reg.seq), want | epoll::ET)?;
+            reg.interest = want;
+        } else if reg.interest == 0 && want != 0 && !matches!(reg.kind, Kind::File | Kind::Device) {
+            // Registered for EVFILT_VNODE only until now (a FIFO): into the epoll.
+            let target = sys::borrow(fd);
+            match epoll::add(ep, target, token(fd, reg.seq), want | epoll::ET) {
+                Err(e) if e.0 == libc::EEXIST => {
+                    epoll::modify(ep, target, token(fd, reg.seq), want | epoll::ET)?
                 }
+                r => r?,
+            }
+            reg.interest = want;
+            self.polled += 1;
+            reg.revents = io::poll_now(target, READ_INTEREST | WRITE_INTEREST).unwrap_or_default();
+        }
+        let kind = reg.kind;
+        if filter == EVFILT_READ && kind == Kind::File && file.kind == libc::S_IFREG && reg.wd < 0 {
+            let wd = self.inotify.add_reader(epoll_fd, fd, file)?;
+            if let Some(reg) = self.regs.get_mut(&fd) {
+                reg.wd = wd;
             }
         }
+        Ok(kind)
+    }
+
+    /// The knotes inotify has news for: EVFILT_READ knotes of regular files that were
+    /// modified, and EVFILT_VNODE knotes. Give the list back with [`Self::recycle`].
+    pub(crate) fn file_edges(&mut self) -> Vec<(u32, i16)> {
+        let mut out = std::mem::take(&mut self.edges);
+        out.clear();
+        let woken = self.inotify.drain();
+        for fd in &woken.readers {
+            if let Some(reg) = self.regs.get(fd).filter(|r| r.read != NIL) {
+                out.push((reg.read, EVFILT_READ));
+            }
+        }
+        out.extend(woken.vnodes.iter().map(|&id| (id, EVFILT_VNODE)));
         out
+    }
+
+    /// Takes back a list [`Self::file_edges`] gave, to reuse its memory.
+    pub(crate) fn recycle(&mut self, edges: Vec<(u32, i16)>) {
+        self.edges = edges;
     }
 
     /// Forgets the knote of `filter` on `fd`; the last one takes the descriptor out of the
     /// epoll.
     fn detach(&mut self, epoll_fd: RawFd, fd: RawFd, filter: i16) -> Option<Kind> {
-        let hashbrown::hash_map::Entry::Occupied(mut entry) = self.regs.entry(fd) else {
-            return None;
-        };
-        let reg = entry.get_mut();
+        let reg = self.regs.get_mut(&fd)?;
         *Self::slot(reg, filter) = NIL;
         let kind = reg.kind;
         let want = Self::wanted(reg);
-        if want == 0 {
-            let reg = entry.remove();
-            if reg.wd >= 0 {
-                self.unwatch_file(fd, reg.wd);
+        if filter == EVFILT_READ && reg.wd >= 0 {
+            let wd = std::mem::replace(&mut reg.wd, -1);
+            self.inotify.remove_reader(epoll_fd, fd, wd, self.closing);
+        }
+        let Some(reg) = self.regs.get_mut(&fd) else {
+            return Some(kind);
+        };
+        let take_out = if !Self::used(reg) {
+            let reg = self.regs.remove(&fd)?;
+            reg.interest != 0
+        } else if reg.interest != 0 && want == 0 {
+            // Only EVFILT_VNODE is left, which needs no registration.
+            reg.interest = 0;
+            true
+        } else {
+            if reg.interest != 0
+                && want != reg.interest
+                && !self.closing
+                && !process::is_library_fd(fd)
+            {
+                let _ = epoll::modify(
+                    sys::borrow(epoll_fd),
+                    sys::borrow(fd),
+                    token(fd, reg.seq),
+                    want | epoll::ET,
+                );
+                reg.interest = want;
             }
-            if reg.interest != 0 {
-                self.polled -= 1;
-                // Fails if the number was closed or reused meanwhile: the old registration
-                // then goes with its file, unless another descriptor keeps that open, and
-                // its edges carry a stale sequence number.
-                if !self.closing
-                    && (process::is_library_fd(fd)
-                        || epoll::delete(sys::borrow(epoll_fd), sys::borrow(fd)).is_err())
-                {
-                    self.tainted.insert(fd);
-                }
+            false
+        };
+        if take_out {
+            self.polled -= 1;
+            // Fails if the number was closed or reused meanwhile: the old registration then
+            // goes with its file, unless another descriptor keeps that open, and its edges
+            // carry a stale sequence number.
+            if !self.closing
+                && (process::is_library_fd(fd)
+                    || epoll::delete(sys::borrow(epoll_fd), sys::borrow(fd)).is_err())
+            {
+                self.tainted.insert(fd);
             }
-        } else if reg.interest != 0
-            && want != reg.interest
-            && !self.closing
-            && !process::is_library_fd(fd)
-        {
-            let _ = epoll::modify(
-                sys::borrow(epoll_fd),
-                sys::borrow(fd),
-                token(fd, reg.seq),
-                want | epoll::ET,
-            );
-            reg.interest = want;
         }
         Some(kind)
     }
@@ -534,7 +561,12 @@ pub(crate) fn quick_check(objs: &mut super::Objects, fd: RawFd, kev: &crate::Kev
         return Quick::Slow;
     }
     let (ep, target, data) = (sys::borrow(epoll_fd), sys::borrow(fd), token(fd, reg.seq));
-    let same = if kev.flags & EV_DELETE != 0 && Descriptors::knote_of(reg, kev.filter) != NIL {
+    let knote = if kev.filter == EVFILT_READ {
+        reg.read
+    } else {
+        reg.write
+    };
+    let same = if kev.flags & EV_DELETE != 0 && knote != NIL {
         let rest = Descriptors::wanted_without(reg, kev.filter);
         let r = if rest == 0 {
             epoll::delete(ep, target)
@@ -668,57 +700,78 @@ fn classify(fd: RawFd, file: &Identity, filter: i16, cx: &Context<'_>) -> Result
     })
 }
 
-fn attach(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) -> Result<Kind, Errno> {
+/// The errno for a filter (EVFILT_VNODE, EVFILT_EMPTY) that a descriptor's kind refuses:
+/// EINVAL where the BSDs have the kind and refuse the filter (sockets, pipes, FIFOs, ttys,
+/// kqueues, eventfds, timerfds, files for EVFILT_EMPTY), the personality's answer for kinds
+/// with no kqueue support at all (block devices, and Linux-only descriptors).
+pub(super) fn refused(fd: RawFd, kind: u32, cx: &Context<'_>) -> Errno {
+    let unsupported = match kind {
+        libc::S_IFBLK => true,
+        0 => io::anon_inode_kind(sys::borrow(fd))
+            .is_some_and(|k| !matches!(k.as_str(), "eventfd" | "timerfd" | "eventpoll")),
+        _ => false,
+    };
+    if unsupported {
+        cx.personality.unsupported_fd()
+    } else {
+        Errno::INVAL
+    }
+}
+
+/// Attaches knote `kn` of descriptor filter `filter` (READ, WRITE, EMPTY, VNODE): registers
+/// its descriptor. Returns the file's identity.
+pub(super) fn attach(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) -> Result<Identity, Errno> {
     let fd = sys::fd_number(kn.kev.ident)?;
+    let target = sys::borrow(fd);
+    let file = match cx.objs.fds.checked {
+        Some((n, file, epoch)) if n == fd && epoch == cx.objs.epoch => file,
+        _ => io::identity(target)?,
+    };
+    let kind = match cx.objs.fds.regs.get(&fd).map(|r| r.kind) {
+        Some(Kind::Unknown) => look_as(fd, file, cx)?,
+        Some(kind) => kind,
+        None => classify(fd, &file, filter, cx)?,
+    };
+    // EVFILT_EMPTY is the sockets' (the BSDs' pipes, FIFOs, files and kqueues refuse it).
+    if filter == EVFILT_EMPTY && !matches!(kind, Kind::Socket(_)) {
+        return Err(refused(fd, file.kind, cx));
+    }
+    if filter == EVFILT_WRITE {
+        if matches!(kind, Kind::Kqueue(_)) {
+            return Err(Errno::INVAL);
+        }
+        // A pipe whose reader is gone cannot be written: NetBSD says EBADF, FreeBSD EPIPE.
+        if kind == Kind::Pipe && io::poll_now(target, epoll::OUT).is_ok_and(|r| r & epoll::ERR != 0)
+        {
+            return Err(cx.personality.write_to_readerless_pipe());
+        }
+    }
     let epoll_fd = cx.objs.epoll;
-    if filter == EVFILT_READ && !cx.objs.fds.contains(fd) && cx.objs.fds.unlooked_ok(fd) {
-        let epoch = cx.objs.epoch;
+    let fresh = !cx.objs.fds.contains(fd);
+    let kind = cx
+        .objs
+        .fds
+        .attach(epoll_fd, fd, file, kind, filter, cx.id)?;
+    if fresh {
+        watch_kqueue(kind, fd, cx);
+    }
+    process::knote_attached(fd, cx.objs.kq);
+    Ok(file)
+}
+
+/// EVFILT_READ's attach: a descriptor this kqueue has no knote on is registered without a
+/// look where it can be (see the module's documentation).
+fn attach_read(kn: &mut Knote, cx: &mut Context<'_>) -> Result<(), Errno> {
+    let fd = sys::fd_number(kn.kev.ident)?;
+    if !cx.objs.fds.contains(fd) && cx.objs.fds.unlooked_ok(fd) {
+        let (epoll_fd, epoch) = (cx.objs.epoll, cx.objs.epoch);
         if cx.objs.fds.register_unlooked(epoll_fd, fd, cx.id, epoch)? {
             process::knote_attached(fd, cx.objs.kq);
             kn.hookid = unlooked(epoch);
-            return Ok(Kind::Unknown);
+            return Ok(());
         }
     }
-    let target = sys::borrow(fd);
-    let kind = match cx.objs.fds.regs.get(&fd).map(|r| r.kind) {
-        Some(Kind::Unknown) => look(fd, cx)?,
-        Some(kind) => kind,
-        None => {
-            let file = match cx.objs.fds.checked {
-                Some((n, file, epoch)) if n == fd && epoch == cx.objs.epoch => file,
-                _ => io::identity(target)?,
-            };
-            let kind = classify(fd, &file, filter, cx)?;
-            if filter == EVFILT_WRITE {
-                check_writable(target, kind, cx)?;
-            }
-            let kind = cx
-                .objs
-                .fds
-                .attach(epoll_fd, fd, file, kind, filter, cx.id)?;
-            watch_kqueue(kind, kn.kev.ident, cx);
-            process::knote_attached(fd, cx.objs.kq);
-            return Ok(kind);
-        }
-    };
-    if filter == EVFILT_WRITE {
-        check_writable(target, kind, cx)?;
-    }
-    let kind = cx.objs.fds.add_to(epoll_fd, fd, filter, cx.id)?;
-    process::knote_attached(fd, cx.objs.kq);
-    Ok(kind)
-}
-
-/// EINVAL for EVFILT_WRITE on a kqueue; a pipe whose reader is gone cannot be written:
-/// NetBSD says EBADF, FreeBSD EPIPE.
-fn check_writable(target: BorrowedFd<'_>, kind: Kind, cx: &Context<'_>) -> Result<(), Errno> {
-    if matches!(kind, Kind::Kqueue(_)) {
-        return Err(Errno::INVAL);
-    }
-    if kind == Kind::Pipe && io::poll_now(target, epoll::OUT).is_ok_and(|r| r & epoll::ERR != 0) {
-        return Err(cx.personality.write_to_readerless_pipe());
-    }
-    Ok(())
+    attach(kn, EVFILT_READ, cx).map(|_| ())
 }
 
 /// `hookid` of a knote whose descriptor was registered without a look in lock hold
@@ -729,11 +782,11 @@ fn unlooked(epoch: u64) -> u64 {
 
 /// A READ knote on a kqueue descriptor: the watched kqueue keeps its readability exact
 /// and tells this one of its new events.
-fn watch_kqueue(kind: Kind, ident: usize, cx: &Context<'_>) {
+fn watch_kqueue(kind: Kind, fd: RawFd, cx: &Context<'_>) {
     if let Kind::Kqueue(id) = kind {
         if let Some(watched) = process::lookup_id(id) {
             watched.expose();
-            watched.add_watcher(cx.kq.clone(), ident);
+            watched.add_watcher(cx.kq.clone(), fd as usize);
         }
     }
 }
@@ -743,15 +796,21 @@ fn watch_kqueue(kind: Kind, ident: usize, cx: &Context<'_>) {
 /// registered file.
 fn look(fd: RawFd, cx: &mut Context<'_>) -> Result<Kind, Errno> {
     let file = io::identity(sys::borrow(fd))?;
+    look_as(fd, file, cx)
+}
+
+/// [`look`], the number's identity being `file`.
+fn look_as(fd: RawFd, file: Identity, cx: &mut Context<'_>) -> Result<Kind, Errno> {
     let kind = classify(fd, &file, EVFILT_READ, cx)?;
     let reg = cx.objs.fds.regs.get_mut(&fd).ok_or(Errno::BADF)?;
     reg.file = Some(file);
     reg.kind = kind;
-    watch_kqueue(kind, fd as usize, cx);
+    watch_kqueue(kind, fd, cx);
     Ok(kind)
 }
 
-fn detach(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) {
+/// Undoes [`attach`].
+pub(super) fn detach(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) {
     let fd = kn.kev.ident as RawFd;
     let epoll_fd = cx.objs.epoll;
     if let Some(Kind::Kqueue(id)) = cx.objs.fds.detach(epoll_fd, fd, filter) {
@@ -918,9 +977,63 @@ fn write_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
     })
 }
 
-/// Evaluates knote `kn` of `filter`: reads the descriptor's state, then checks that the
-/// number still names the registered file (so that the state read was that file's).
-fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>) -> bool {
+/// EVFILT_EMPTY: active while nothing is left in the send buffer (unsent or, on TCP,
+/// unacknowledged), `data` what is left. `SIOCOUTQ` counts bytes on TCP, buffer memory on
+/// AF_UNIX (0 once the peer has read everything). A listening socket is always empty.
+fn empty_status(fd: RawFd, reg: &Reg) -> Result<Status, Errno> {
+    let listening = matches!(reg.kind, Kind::Socket(s) if s.listening);
+    let queued = if listening {
+        Ok(0)
+    } else {
+        io::queued_for_output(sys::borrow(fd))
+    };
+    let data = match queued {
+        Ok(q) => q,
+        // Linux refuses SIOCOUTQ on a TCP socket that became a listener after it was
+        // registered.
+        Err(e) if e.0 == libc::EINVAL => 0,
+        Err(e) => return Err(e),
+    };
+    Ok(Status {
+        active: data == 0,
+        data,
+        eof: false,
+        error: false,
+    })
+}
+
+/// Whether number `fd` still names the file its knotes were registered for (checked at most
+/// once per lock hold), for filters that read a file's state elsewhere than through the
+/// number.
+pub(super) fn still_names(cx: &mut Context<'_>, fd: RawFd) -> bool {
+    let (epoll_fd, epoch) = (cx.objs.epoll, cx.objs.epoch);
+    let tainted = cx.objs.fds.is_tainted(fd);
+    let Some(reg) = cx.objs.fds.regs.get_mut(&fd) else {
+        return false;
+    };
+    if reg.verified == epoch {
+        return true;
+    }
+    let same = same_file(epoll_fd, fd, reg, tainted, None);
+    if same {
+        reg.verified = epoch;
+    }
+    same
+}
+
+/// Records that number `fd` was just seen to name its registered file (by a filter that
+/// checked it itself), so that it is not checked again in this lock hold.
+pub(super) fn seen_naming(cx: &mut Context<'_>, fd: RawFd) {
+    let epoch = cx.objs.epoch;
+    if let Some(reg) = cx.objs.fds.regs.get_mut(&fd) {
+        reg.verified = epoch;
+    }
+}
+
+/// Evaluates knote `kn` of `filter`: reads the descriptor's state, then, if it is to be
+/// reported, checks that the number still names the registered file (so that the state
+/// read was that file's).
+pub(super) fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>) -> bool {
     let fd = kn.kev.ident as RawFd;
     let epoch = cx.objs.epoch;
     // Found active in this lock hold already (an edge taken in just before the delivery):
@@ -954,10 +1067,10 @@ fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>) -> bool {
         }
         return kqueue_event(kn, id, hint);
     }
-    let status = if filter == EVFILT_READ {
-        read_status(fd, &reg, kn)
-    } else {
-        write_status(fd, &reg, kn)
+    let status = match filter {
+        EVFILT_READ => read_status(fd, &reg, kn),
+        EVFILT_WRITE => write_status(fd, &reg, kn),
+        _ => empty_status(fd, &reg),
     };
     let Ok(status) = status else {
         return false;
@@ -1022,7 +1135,7 @@ impl Filter for ReadFilter {
     }
 
     fn attach(&self, kn: &mut Knote, cx: &mut Context<'_>) -> Result<(), Errno> {
-        attach(kn, EVFILT_READ, cx).map(|_| ())
+        attach_read(kn, cx)
     }
 
     fn detach(&self, kn: &mut Knote, cx: &mut Context<'_>) {

@@ -7,10 +7,14 @@
 //! This module, [`Knote`] and [`Kqueue::post`](crate::Kqueue::post) are
 //! there with the `custom-filters` feature.
 
+mod empty;
 pub(crate) mod fd;
+mod inotify;
 mod timer;
 mod user;
+mod vnode;
 
+pub(crate) use empty::EmptyPoll;
 pub(crate) use timer::Timers;
 
 use crate::consts::*;
@@ -36,6 +40,8 @@ pub enum Touch {
 pub(crate) struct Objects {
     pub(crate) timers: Timers,
     pub(crate) fds: fd::Descriptors,
+    /// The re-checks of EVFILT_EMPTY knotes waiting for their send buffer to drain.
+    pub(crate) empty: EmptyPoll,
     /// The kqueue's epoll (valid while the kqueue lives, which it does while its lock is
     /// held).
     pub(crate) epoll: std::os::fd::RawFd,
@@ -230,6 +236,8 @@ static USER: user::UserFilter = user::UserFilter;
 static TIMER: timer::TimerFilter = timer::TimerFilter;
 static READ: fd::ReadFilter = fd::ReadFilter;
 static WRITE: fd::WriteFilter = fd::WriteFilter;
+static VNODE: vnode::VnodeFilter = vnode::VnodeFilter;
+static EMPTY: empty::EmptyFilter = empty::EmptyFilter;
 
 /// The system filters whose idents are descriptor numbers, whose knotes close() drops.
 pub(crate) const DESCRIPTOR_FILTERS: [i16; 4] =
@@ -261,6 +269,8 @@ pub(crate) fn lookup(filter: i16) -> Option<FilterRef> {
         EVFILT_TIMER => Some(FilterRef::System(&TIMER)),
         EVFILT_READ => Some(FilterRef::System(&READ)),
         EVFILT_WRITE => Some(FilterRef::System(&WRITE)),
+        EVFILT_VNODE => Some(FilterRef::System(&VNODE)),
+        EVFILT_EMPTY => Some(FilterRef::System(&EMPTY)),
         n if n > 0 => {
             let table = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
             table

@@ -1,0 +1,365 @@
+//! The kqueue's inotify instance and its watches, shared by EVFILT_VNODE and by EVFILT_READ
+//! on regular files (whose growth Linux can only tell through inotify).
+//!
+//! One instance per kqueue at most, made with the first watch, in the kqueue's epoll
+//! (`TOKEN_INOTIFY`), and closed with the last. inotify has one watch per inode per
+//! instance, so every knote on one file shares it (whatever descriptor it came through):
+//! the watch's mask is the union of what its users need, widened with IN_MASK_ADD when a
+//! user comes and narrowed again when one goes. The users of a watch: descriptor numbers
+//! with an EVFILT_READ knote on a regular file (IN_MODIFY) and EVFILT_VNODE knotes (each
+//! with its own mask and state, see `vnode.rs`).
+//!
+//! A drain reads every queued event and hands each to the users of its watch; a vnode knote
+//! accumulates the raw bits until it is evaluated. On IN_Q_OVERFLOW (events were lost) every
+//! user is told to look again from scratch.
+
+use super::fd::TOKEN_INOTIFY;
+use super::vnode::VnodeState;
+use crate::kevent::Errno;
+use crate::process;
+use crate::sys::{self, epoll, inotify as ino, io};
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+
+const MOVES: u32 = ino::MOVED_FROM | ino::MOVED_TO;
+
+/// One watched inode.
+struct Watch {
+    /// The mask the kernel has for the watch.
+    mask: u32,
+    /// The inode, to tell whether a descriptor number still names it.
+    dev: u64,
+    ino: u64,
+    /// Descriptor numbers with an EVFILT_READ knote on this (regular) file.
+    readers: Vec<RawFd>,
+    /// EVFILT_VNODE knotes on the inode.
+    vnodes: Vec<u32>,
+}
+
+/// A kqueue's inotify instance, watches and vnode knote states.
+pub(crate) struct Inotify {
+    fd: Option<sys::Fd>,
+    /// The instance's number (-1: none), which the kqueue shares for its fork handler.
+    number: Arc<AtomicI32>,
+    watches: HashMap<i32, Watch>,
+    /// The state of each EVFILT_VNODE knote, by knote id.
+    vnodes: HashMap<u32, VnodeState>,
+    /// Scratch space for drains.
+    events: Vec<ino::Event>,
+    buf: Vec<u8>,
+    woken: Woken,
+}
+
+impl Default for Inotify {
+    fn default() -> Inotify {
+        Inotify {
+            fd: None,
+            number: Arc::new(AtomicI32::new(-1)),
+            watches: HashMap::new(),
+            vnodes: HashMap::new(),
+            events: Vec::new(),
+            buf: Vec::new(),
+            woken: Woken::default(),
+        }
+    }
+}
+
+/// What a drain found: the descriptors whose EVFILT_READ knotes and the EVFILT_VNODE
+/// knotes to evaluate.
+#[derive(Default)]
+pub(crate) struct Woken {
+    pub(crate) readers: Vec<RawFd>,
+    pub(crate) vnodes: Vec<u32>,
+}
+
+impl Inotify {
+    /// The number slot shared with the kqueue (see `Inner::raw_fds`).
+    pub(crate) fn number_slot(&self) -> Arc<AtomicI32> {
+        Arc::clone(&self.number)
+    }
+
+    /// The instance's number, if there is one.
+    pub(crate) fn raw_fd(&self) -> Option<RawFd> {
+        self.fd.as_ref().map(|f| f.as_raw_fd())
+    }
+
+    /// Whether an instance exists (it sits in the epoll, delivering edges).
+    pub(crate) fn is_open(&self) -> bool {
+        self.fd.is_some()
+    }
+
+    /// The state of vnode knote `id`.
+    pub(crate) fn vnode(&mut self, id: u32) -> Option<&mut VnodeState> {
+        self.vnodes.get_mut(&id)
+    }
+
+    /// Makes the instance if there is none.
+    fn open(&mut self, epoll_fd: RawFd) -> Result<BorrowedFd<'_>, Errno> {
+        if self.fd.is_none() {
+            let fd = process::with_fds(ino::create)?;
+            process::number_taken(fd.as_raw_fd());
+            process::mark_library_fd(fd.as_raw_fd(), true);
+            epoll::add(
+                sys::borrow(epoll_fd),
+                fd.as_fd(),
+                TOKEN_INOTIFY,
+                epoll::IN | epoll::ET,
+            )?;
+            self.number.store(fd.as_raw_fd(), Ordering::Relaxed);
+            self.fd = Some(fd);
+        }
+        self.fd.as_ref().map(|f| f.as_fd()).ok_or(Errno::NOMEM)
+    }
+
+    /// Closes the instance once no watch is left (`closing`: the kqueue is going, and its
+    /// epoll with it).
+    fn close_if_unused(&mut self, epoll_fd: RawFd, closing: bool) {
+        if !self.watches.is_empty() {
+            return;
+        }
+        if let Some(fd) = self.fd.take() {
+            if !closing {
+                let _ = epoll::delete(sys::borrow(epoll_fd), fd.as_fd());
+            }
+            process::mark_library_fd(fd.as_raw_fd(), false);
+            self.number.store(-1, Ordering::Relaxed);
+        }
+    }
+
+    /// Watches the inode behind `fd` (identity `file`) for `mask` more, for a new user;
+    /// returns the watch.
+    fn widen(
+        &mut self,
+        epoll_fd: RawFd,
+        fd: RawFd,
+        file: &io::Identity,
+        mask: u32,
+    ) -> Result<i32, Errno> {
+        let inotify = self.open(epoll_fd)?;
+        let wd = match ino::watch(inotify, fd, mask, true) {
+            Ok(wd) => wd,
+            Err(e) => {
+                self.close_if_unused(epoll_fd, false);
+                return Err(e);
+            }
+        };
+        let w = self.watches.entry(wd).or_insert(Watch {
+            mask: 0,
+            dev: file.dev,
+            ino: file.ino,
+            readers: Vec::new(),
+            vnodes: Vec::new(),
+        });
+        w.mask |= mask;
+        Ok(wd)
+    }
+
+    /// Adds an EVFILT_READ user (IN_MODIFY) for the regular file behind `fd`.
+    pub(crate) fn add_reader(
+        &mut self,
+        epoll_fd: RawFd,
+        fd: RawFd,
+        file: &io::Identity,
+    ) -> Result<i32, Errno> {
+        let wd = self.widen(epoll_fd, fd, file, ino::MODIFY)?;
+        if let Some(w) = self.watches.get_mut(&wd) {
+            w.readers.push(fd);
+        }
+        Ok(wd)
+    }
+
+    /// Adds vnode knote `id` on `fd` with its state; the state's mask says what it needs.
+    pub(crate) fn add_vnode(
+        &mut self,
+        epoll_fd: RawFd,
+        id: u32,
+        file: &io::Identity,
+        mut state: VnodeState,
+    ) -> Result<(), Errno> {
+        let wd = self.widen(epoll_fd, state.fd, file, state.mask)?;
+        state.wd = wd;
+        if let Some(w) = self.watches.get_mut(&wd) {
+            w.vnodes.push(id);
+        }
+        self.vnodes.insert(id, state);
+        Ok(())
+    }
+
+    /// Removes the EVFILT_READ user `fd` of watch `wd`.
+    pub(crate) fn remove_reader(&mut self, epoll_fd: RawFd, fd: RawFd, wd: i32, closing: bool) {
+        if let Some(w) = self.watches.get_mut(&wd) {
+            if let Some(i) = w.readers.iter().position(|&r| r == fd) {
+                w.readers.swap_remove(i);
+            }
+        }
+        self.refit(epoll_fd, wd, closing);
+    }
+
+    /// Removes vnode knote `id`.
+    pub(crate) fn remove_vnode(&mut self, epoll_fd: RawFd, id: u32, closing: bool) {
+        let Some(state) = self.vnodes.remove(&id) else {
+            return;
+        };
+        if let Some(w) = self.watches.get_mut(&state.wd) {
+            w.vnodes.retain(|&v| v != id);
+        }
+        self.refit(epoll_fd, state.wd, closing);
+    }
+
+    /// Vnode knote `id` now needs `mask` (its interest changed).
+    pub(crate) fn set_vnode_mask(&mut self, epoll_fd: RawFd, id: u32, mask: u32) {
+        let Some(state) = self.vnodes.get_mut(&id) else {
+            return;
+        };
+        state.mask = mask;
+        let wd = state.wd;
+        self.refit(epoll_fd, wd, false);
+    }
+
+    /// The union of the masks watch `wd`'s users need.
+    fn needed(&self, w: &Watch) -> u32 {
+        let mut mask = if w.readers.is_empty() { 0 } else { ino::MODIFY };
+        for id in &w.vnodes {
+            if let Some(v) = self.vnodes.get(id) {
+                mask |= v.mask;
+            }
+        }
+        mask
+    }
+
+    /// After a user of watch `wd` went or its needs changed: removes the watch if it has no
+    /// user left (and the instance if it was the last watch), else sets its mask to what the
+    /// users need, so that the kernel stops queueing events nobody asked for.
+    fn refit(&mut self, epoll_fd: RawFd, wd: i32, closing: bool) {
+        let Some(w) = self.watches.get(&wd) else {
+            return;
+        };
+        let need = self.needed(w);
+        if need == 0 {
+            self.watches.remove(&wd);
+            if !closing {
+                if let Some(inotify) = &self.fd {
+                    ino::unwatch(inotify.as_fd(), wd);
+                }
+            }
+            self.close_if_unused(epoll_fd, closing);
+            return;
+        }
+        if need == w.mask || closing {
+            return;
+        }
+        // Setting a mask needs a path to the inode: a user's descriptor that still names
+        // it. If none does, the watch keeps its mask (extra events are ignored; the users
+        // whose descriptors were closed unseen report nothing anyway).
+        let (dev, inode) = (w.dev, w.ino);
+        let users: Vec<RawFd> = w
+            .readers
+            .iter()
+            .copied()
+            .chain(
+                w.vnodes
+                    .iter()
+                    .filter_map(|id| self.vnodes.get(id).map(|v| v.fd)),
+            )
+            .collect();
+        let Some(inotify) = self.fd.as_ref().map(|f| f.as_fd()) else {
+            return;
+        };
+        for fd in users {
+            if !names(fd, dev, inode) {
+                continue;
+            }
+            match ino::watch(inotify, fd, need, false) {
+                Ok(got) if got == wd => {
+                    if let Some(w) = self.watches.get_mut(&wd) {
+                        w.mask = need;
+                    }
+                }
+                // The number was reused for another inode between the check and the call:
+                // undo what the call did to that inode's watch.
+                Ok(got) => match self.watches.get(&got) {
+                    Some(other) => {
+                        let _ = ino::watch(inotify, fd, other.mask, false);
+                    }
+                    None => ino::unwatch(inotify, got),
+                },
+                Err(_) => continue,
+            }
+            return;
+        }
+    }
+
+    /// Reads every queued event and returns the users to evaluate. Vnode knotes get the
+    /// events' bits in their state.
+    pub(crate) fn drain(&mut self) -> &Woken {
+        let mut woken = std::mem::take(&mut self.woken);
+        woken.readers.clear();
+        woken.vnodes.clear();
+        let Some(inotify) = &self.fd else {
+            self.woken = woken;
+            return &self.woken;
+        };
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        ino::drain(inotify.as_fd(), &mut self.buf, &mut events);
+        if events.iter().any(|e| e.mask & ino::Q_OVERFLOW != 0) {
+            // Events were lost: every user looks again from scratch.
+            for w in self.watches.values() {
+                woken.readers.extend(&w.readers);
+            }
+            for (id, v) in &mut self.vnodes {
+                v.lost_events();
+                woken.vnodes.push(*id);
+            }
+        }
+        // A rename inside one directory queues its IN_MOVED_FROM and IN_MOVED_TO with one
+        // cookie: an entry that came from, or went to, another directory has no partner on
+        // the same watch.
+        let mut moves: HashMap<(i32, u32), u32> = HashMap::new();
+        for e in events.iter().filter(|e| e.mask & MOVES != 0) {
+            *moves.entry((e.wd, e.cookie)).or_default() |= e.mask & MOVES;
+        }
+        for e in &events {
+            if e.mask & ino::IGNORED != 0 {
+                // The kernel removed the watch (the inode is gone, or its file system was
+                // unmounted): its number may be given to another inode from now on.
+                if let Some(w) = self.watches.remove(&e.wd) {
+                    for id in w.vnodes {
+                        if let Some(v) = self.vnodes.get_mut(&id) {
+                            v.wd = -1;
+                        }
+                    }
+                }
+                continue;
+            }
+            let Some(w) = self.watches.get(&e.wd) else {
+                continue;
+            };
+            if e.mask & ino::MODIFY != 0 && !e.child {
+                woken.readers.extend(&w.readers);
+            }
+            let crossed = e.mask & MOVES != 0 && moves.get(&(e.wd, e.cookie)) != Some(&MOVES);
+            for id in &w.vnodes {
+                if let Some(v) = self.vnodes.get_mut(id) {
+                    if v.take_event(e, crossed) {
+                        woken.vnodes.push(*id);
+                    }
+                }
+            }
+        }
+        self.events = events;
+        woken.readers.sort_unstable();
+        woken.readers.dedup();
+        woken.vnodes.sort_unstable();
+        woken.vnodes.dedup();
+        self.woken = woken;
+        &self.woken
+    }
+}
+
+/// Whether descriptor number `fd` names inode (`dev`, `ino`).
+fn names(fd: RawFd, dev: u64, ino: u64) -> bool {
+    io::identity(sys::borrow(fd)).is_ok_and(|f| (f.dev, f.ino) == (dev, ino))
+}
