@@ -466,7 +466,10 @@ impl Descriptors {
     /// Forgets the knote of `filter` on `fd`; the last one takes the descriptor out of the
     /// epoll.
     fn detach(&mut self, epoll_fd: RawFd, fd: RawFd, filter: i16) -> Option<Kind> {
-        let reg = self.regs.get_mut(&fd)?;
+        let hashbrown::hash_map::Entry::Occupied(mut entry) = self.regs.entry(fd) else {
+            return None;
+        };
+        let reg = entry.get_mut();
         *Self::slot(reg, filter) = NIL;
         let kind = reg.kind;
         let want = Self::wanted(reg);
@@ -474,12 +477,8 @@ impl Descriptors {
             let wd = std::mem::replace(&mut reg.wd, -1);
             self.inotify.remove_reader(epoll_fd, fd, wd, self.closing);
         }
-        let Some(reg) = self.regs.get_mut(&fd) else {
-            return Some(kind);
-        };
         let take_out = if !Self::used(reg) {
-            let reg = self.regs.remove(&fd)?;
-            reg.interest != 0
+            entry.remove().interest != 0
         } else if reg.interest != 0 && want == 0 {
             // Only EVFILT_VNODE is left, which needs no registration.
             reg.interest = 0;
