@@ -610,7 +610,7 @@ pub(crate) fn quick_check(objs: &mut super::Objects, fd: RawFd, kev: &crate::Kev
 /// that fails with EEXIST exactly when the number still names that open file (a FIFO or tty
 /// opened again under the number has the same inode but is another open file, and eventfd,
 /// epoll and the like all share one inode). EBADF if the number is closed. One system call,
-/// cheaper than `fstat`; Linux takes a process-wide lock for it while the kqueue's epoll is
+/// cheaper than `fstat`; Linux takes a system-wide lock for it while the kqueue's epoll is
 /// itself watched by another epoll, which costs only under contention.
 fn probe(
     ep: BorrowedFd<'_>,
