@@ -250,8 +250,8 @@ impl Descriptors {
     /// Registers `fd` in `epoll_fd` for knote `id` of EVFILT_READ without looking at it
     /// (`Kind::Unknown`): epoll_ctl checks that the number is open, and reports the
     /// descriptor ready (now, if it is) when there is something to look at. `Ok(false)` if
-    /// epoll will not take it as it is (a file it cannot poll, an epoll instance): the
-    /// caller then looks at it first.
+    /// the kqueue has a knote on it already, or epoll will not take it as it is (a file it
+    /// cannot poll, an epoll instance): the caller then looks at it first.
     fn register_unlooked(
         &mut self,
         epoll_fd: RawFd,
@@ -259,6 +259,9 @@ impl Descriptors {
         id: u32,
         epoch: u64,
     ) -> Result<bool, Errno> {
+        let hashbrown::hash_map::Entry::Vacant(slot) = self.regs.entry(fd) else {
+            return Ok(false);
+        };
         let seq = self.seq.wrapping_add(1).max(1);
         let (ep, target) = (sys::borrow(epoll_fd), sys::borrow(fd));
         let data = token(fd, seq);
@@ -277,25 +280,22 @@ impl Descriptors {
         }
         self.seq = seq;
         self.polled += 1;
-        self.regs.insert(
-            fd,
-            Reg {
-                seq,
-                file: None,
-                kind: Kind::Unknown,
-                read: id,
-                write: NIL,
-                empty: NIL,
-                vnode: NIL,
-                interest: READ_INTEREST,
-                revents: 0,
-                wd: -1,
-                // epoll_ctl just found the number open, and registered the open file it
-                // names now.
-                verified: epoch,
-                error: 0,
-            },
-        );
+        slot.insert(Reg {
+            seq,
+            file: None,
+            kind: Kind::Unknown,
+            read: id,
+            write: NIL,
+            empty: NIL,
+            vnode: NIL,
+            interest: READ_INTEREST,
+            revents: 0,
+            wd: -1,
+            // epoll_ctl just found the number open, and registered the open file it
+            // names now.
+            verified: epoch,
+            error: 0,
+        });
         Ok(true)
     }
 
@@ -587,14 +587,12 @@ pub(crate) fn quick_check(objs: &mut super::Objects, fd: RawFd, kev: &crate::Kev
     } else {
         probe(ep, target, data, reg.interest)
     };
+    if let Ok(true) = same {
+        reg.verified = epoch;
+        return Quick::Fresh;
+    }
     match same {
-        Ok(true) => {
-            if let Some(reg) = fds.regs.get_mut(&fd) {
-                reg.verified = epoch;
-            }
-            Quick::Fresh
-        }
-        Ok(false) => {
+        Ok(_) => {
             fds.forsake(fd);
             Quick::Stale(None)
         }
@@ -764,7 +762,7 @@ pub(super) fn attach(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) -> Resul
 /// look where it can be (see the module's documentation).
 fn attach_read(kn: &mut Knote, cx: &mut Context<'_>) -> Result<(), Errno> {
     let fd = sys::fd_number(kn.kev.ident)?;
-    if !cx.objs.fds.contains(fd) && cx.objs.fds.unlooked_ok(fd) {
+    if cx.objs.fds.unlooked_ok(fd) {
         let (epoll_fd, epoch) = (cx.objs.epoll, cx.objs.epoch);
         if cx.objs.fds.register_unlooked(epoll_fd, fd, cx.id, epoch)? {
             process::knote_attached(fd, cx.objs.kq);
