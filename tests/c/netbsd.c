@@ -1020,6 +1020,32 @@ static void case_abstime(void)
 /* ---- EVFILT_READ / EVFILT_WRITE with NetBSD's numbers (0 and 1) ---- */
 
 /* R1 socketpair: EVFILT_READ is filter 0 and works; data counts bytes; NOTE_LOWAT; EV_EOF. */
+/* S2 signal_get: EVFILT_SIGNAL is filter 5; EV_CLEAR is forced and shows beside the stored
+ * EV_ADD; data counts the deliveries; SIGURG's action is its default again afterwards. */
+static void case_signal_get(void)
+{
+	struct kevent ev;
+	struct sigaction now;
+	int kq = kqueue();
+	CHECK(kq >= 0);
+	CHECK_EQ(nb_change(kq, SIGURG, EVFILT_SIGNAL, EV_ADD, 0, 0, &marker_a), 0);
+	CHECK_EQ(raise(SIGURG), 0);
+	CHECK_EQ(raise(SIGURG), 0);
+	memset(&ev, 0, sizeof ev);
+	CHECK_EQ(nb_wait(kq, &ev, 1, 1000), 1);
+	CHECK_EQ(ev.ident, SIGURG);
+	CHECK_EQ(ev.filter, EVFILT_SIGNAL);
+	CHECK_EQ(ev.flags, EV_ADD | EV_CLEAR);
+	CHECK_EQ(ev.fflags, 0);
+	CHECK_EQ(ev.data, 2);
+	CHECK(ev.udata == &marker_a);
+	CHECK_EQ(nb_poll(kq, &ev, 1), 0);
+	CHECK_EQ(nb_change(kq, SIGURG, EVFILT_SIGNAL, EV_DELETE, 0, 0, NULL), 0);
+	CHECK_EQ(sigaction(SIGURG, NULL, &now), 0);
+	CHECK(now.sa_handler == SIG_DFL);
+	close(kq);
+}
+
 static void case_read_socketpair(void)
 {
 	struct kevent ev;
@@ -1115,5 +1141,6 @@ int main(void)
 	kqt_run("T10", "timer_invalid", case_timer_invalid);
 	kqt_run("T3", "abstime", case_abstime);
 	kqt_run("R1", "read_write_socketpair", case_read_socketpair);
+	kqt_run("S2", "signal_get", case_signal_get);
 	return kqt_done();
 }

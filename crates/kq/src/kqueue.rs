@@ -18,7 +18,9 @@
 //!   queued, so the descriptor is readable while events are pending and stops being readable
 //!   once the last one was collected; it is written again for every batch of new events, so
 //!   an edge-triggered watcher gets a new edge for each;
-//! - one timerfd per clock, armed for the kqueue's earliest timer deadline.
+//! - one timerfd per clock, armed for the kqueue's earliest timer deadline;
+//! - the eventfd of each signal an EVFILT_SIGNAL knote watches (`crate::signal`), written
+//!   by the library's handler at every delivery.
 //!
 //! Threads blocked in kevent() sleep in epoll_wait on the same epoll. A caller may take that
 //! wait over ([`Park`]): the call then returns where it would sleep and is resumed after the
@@ -155,6 +157,8 @@ pub(crate) struct Inner {
     /// The number of the kqueue's inotify instance (-1: none), readable without the lock
     /// (for the fork handler).
     inotify: Arc<AtomicI32>,
+    /// The mount table EVFILT_FS has open (-1: none), for a fork's child to close.
+    fs_fd: Arc<AtomicI32>,
     /// The waiting policy.
     spin: Spin,
 }
@@ -192,6 +196,7 @@ impl Inner {
             .chain(self.timerfds.iter().filter_map(|t| t.get()))
             .map(|fd| fd.as_raw_fd())
             .chain((inotify >= 0).then_some(inotify))
+            .chain(Some(self.fs_fd.load(Ordering::Relaxed)).filter(|&fd| fd >= 0))
             .collect()
     }
 
@@ -417,6 +422,13 @@ impl Inner {
                     queued |= self.evaluate(knotes, objs, id, f, 0);
                 }
                 objs.fds.recycle(edges);
+            } else if let Some(id) = objs.signals.edge(data) {
+                queued |= self.evaluate(knotes, objs, id, EVFILT_SIGNAL, 0);
+            } else if data == filter::fd::TOKEN_FS {
+                let (hint, ids) = objs.fs.edge();
+                for id in ids {
+                    queued |= self.evaluate(knotes, objs, id, EVFILT_FS, hint);
+                }
             } else if !filter::fd::is_internal(data) {
                 for (id, f) in objs.fds.edge(data, e.events) {
                     queued |= self.evaluate(knotes, objs, id, f, filter::fd::edge_hint(e.events));
@@ -446,11 +458,12 @@ impl Inner {
 
     /// Collects the descriptor edges that are waiting, without blocking.
     fn harvest_now(&self, st: &mut State) -> bool {
+        st.objs.fds.inotify.close_if_idle();
         let mut queued = false;
-        if st.objs.fds.polled() == 0 {
+        if st.objs.polled() == 0 {
             return false;
         }
-        if st.objs.fds.only_inotify() {
+        if st.objs.only_inotify() {
             // The inotify instance is the only registration with edges: read it directly,
             // one system call where epoll_wait and then the read would be two.
             let State { knotes, objs, .. } = st;
@@ -614,7 +627,6 @@ impl Inner {
         }
         let fd = process::with_fds(|| timerfd::create(clock))?;
         process::number_taken(fd.as_raw_fd());
-        process::mark_library_fd(fd.as_raw_fd(), true);
         epoll::add(
             self.epoll.as_fd(),
             fd.as_fd(),
@@ -622,6 +634,9 @@ impl Inner {
             epoll::IN | epoll::ET,
         )?;
         process::watch_timerfd(fd.as_fd(), self.id)?;
+        // Marked only once it is kept: a descriptor dropped on a failure above must not
+        // leave its number taken for one of the library's own.
+        process::mark_library_fd(fd.as_raw_fd(), true);
         Ok(slot.get_or_init(|| fd).as_fd())
     }
 
@@ -750,6 +765,10 @@ impl Inner {
                 events.put(nerrors, kev);
                 nerrors += 1;
             }
+            st.objs.fds.inotify.close_if_idle();
+            if std::mem::take(&mut st.objs.harvest_due) {
+                queued |= self.harvest_now(&mut st);
+            }
             self.sync_timerfd(&mut st);
             let notify = queued && self.signal(&mut st, true);
             // A deletion may have taken the last queued knote.
@@ -797,7 +816,7 @@ impl Inner {
         // Signals stay blocked from the parking until the call returns, as when it sleeps
         // itself: this restores the program's mask on every way out.
         let signals = SignalsBlocked::adopt(park.mask);
-        park.woken = woken?.min(HARVEST);
+        park.woken = park.interrupted(woken)?.min(HARVEST);
         if self.gen != process::fork_gen() {
             return Err(Errno::BADF);
         }
@@ -845,6 +864,13 @@ impl Inner {
             if n > 0 {
                 return Ok(n);
             }
+            // The wait was interrupted by signals the library took care of alone (a
+            // watched signal the program ignores): that is no EINTR for the program if it
+            // brought an event, but with nothing to return the call must not sleep on
+            // (another signal may have interrupted the wait too).
+            if std::mem::take(&mut park.absorbed) {
+                return Err(Errno::INTR);
+            }
             let remaining = match park.deadline {
                 // Wait forever.
                 Some(None) => None,
@@ -860,7 +886,7 @@ impl Inner {
                 Some(blocked) => blocked,
                 None => SignalsBlocked::new(),
             };
-            if !park.spun && st.objs.fds.polled() == 0 {
+            if !park.spun && st.objs.polled() == 0 {
                 // Before sleeping, spin for a few microseconds (the policy is in
                 // `wait.rs`): once per call, and only for kqueues without descriptors, whose
                 // events arrive through epoll, which the spin does not watch.
@@ -881,11 +907,13 @@ impl Inner {
                 park.mask = blocked.keep();
                 park.epfd = self.epoll.as_raw_fd();
                 park.precise = epoll::use_pwait2();
+                park.intr_mark = crate::signal::absorbed();
                 park.waiting = true;
                 return Ok(0);
             }
             st.sleepers += 1;
             drop(st);
+            park.intr_mark = crate::signal::absorbed();
             let r = epoll::wait(
                 self.epoll.as_fd(),
                 park.edges.buffer(),
@@ -895,7 +923,7 @@ impl Inner {
             signals = Some(blocked);
             st = self.lock();
             st.sleepers -= 1;
-            park.woken = r?;
+            park.woken = park.interrupted(r)?;
         }
     }
 
@@ -985,6 +1013,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         Ok((ep, pending))
     })?;
     let id = process::new_id();
+    let fs_fd = Arc::new(AtomicI32::new(-1));
     epoll::add(
         epoll.as_fd(),
         pending.as_fd(),
@@ -1011,9 +1040,12 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
                 timers: Timers::default(),
                 fds,
                 empty: Default::default(),
+                signals: Default::default(),
                 epoll: epoll.as_raw_fd(),
                 epoch: 0,
                 kq: id,
+                fs: filter::Mounts::new(Arc::clone(&fs_fd)),
+                harvest_due: false,
             },
             sleepers: 0,
             readable: false,
@@ -1027,6 +1059,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         pending,
         timerfds: [OnceLock::new(), OnceLock::new()],
         inotify,
+        fs_fd: Arc::clone(&fs_fd),
         spin: Spin::new(),
     }))
 }
@@ -1526,6 +1559,11 @@ pub struct Park {
     /// The edges the last wait returned, `woken` of them.
     edges: epoll::Edges<HARVEST>,
     woken: usize,
+    /// Signals the library absorbed in this thread before the last wait (see
+    /// `signal::absorbed`).
+    intr_mark: u64,
+    /// The last wait was interrupted, and the library absorbed a signal meanwhile.
+    absorbed: bool,
 }
 
 impl Park {
@@ -1540,6 +1578,8 @@ impl Park {
             precise: false,
             edges: epoll::Edges::new(),
             woken: 0,
+            intr_mark: 0,
+            absorbed: false,
         }
     }
 
@@ -1580,6 +1620,18 @@ impl Park {
     /// signal.
     pub fn wait_mask(&self) -> &libc::sigset_t {
         &self.mask
+    }
+
+    /// The result of a wait, except that EINTR becomes a wakeup with no edge when the
+    /// library's handler absorbed a signal in this thread meanwhile (see `scan`).
+    fn interrupted(&mut self, r: Result<usize, Errno>) -> Result<usize, Errno> {
+        match r {
+            Err(e) if e == Errno::INTR && crate::signal::absorbed() != self.intr_mark => {
+                self.absorbed = true;
+                Ok(0)
+            }
+            r => r,
+        }
     }
 
     /// Gives up a waiting call: puts the thread's signal mask back. Does nothing if the

@@ -107,6 +107,13 @@ impl Personality {
         self == Personality::FreeBsd
     }
 
+    /// EVFILT_SIGNAL on SIGCHLD while the program ignores SIGCHLD (`SIG_IGN`): NetBSD
+    /// counts every post, as for any signal; FreeBSD records no ignored SIGCHLD (its
+    /// kevent(2) page).
+    pub(crate) fn counts_ignored_sigchld(self) -> bool {
+        self == Personality::NetBsd
+    }
+
     /// EVFILT_WRITE on a pipe whose read end is closed: NetBSD refuses it with EBADF,
     /// FreeBSD with EPIPE (§5.3).
     pub(crate) fn write_to_readerless_pipe(self) -> crate::kevent::Errno {

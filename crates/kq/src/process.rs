@@ -4,8 +4,9 @@
 //! runs the timers of kqueues nobody is waiting in and notices closed kqueue descriptors
 //! when close() is not interposed.
 //!
-//! Lock order: a kqueue's lock, then `CREATION`, then the registry. The registry is never
-//! held while a kqueue's lock is taken; the descriptor table takes no lock at all.
+//! Lock order: a kqueue's lock, then `CREATION`, then the registry, then the signal table
+//! (`signal.rs`, whose holders take no other lock). The registry is never held while a
+//! kqueue's lock is taken; the descriptor table takes no lock at all.
 
 use crate::kevent::Errno;
 use crate::kqueue::Inner;
@@ -29,6 +30,12 @@ pub(crate) fn fork_gen() -> u64 {
 /// The process the library's state belongs to (a vfork()ed child shares the memory but not
 /// the descriptor table, and must not drop the parent's knotes).
 static PID: AtomicI32 = AtomicI32::new(0);
+
+/// Whether the calling process is the one the library's state belongs to (not a child made
+/// by vfork() or clone(CLONE_VM), which shares the memory). One system call.
+pub(crate) fn in_library_process() -> bool {
+    sys::getpid() == PID.load(Ordering::Relaxed)
+}
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -821,14 +828,17 @@ extern "C" fn before_fork() {
     let r = registry();
     let b = by_fd();
     HELD.with(|h| *h.borrow_mut() = Some((c, r, b)));
+    crate::signal::fork_prepare();
 }
 
 extern "C" fn after_fork_parent() {
+    crate::signal::fork_parent();
     HELD.with(|h| h.borrow_mut().take());
 }
 
 extern "C" fn after_fork_child() {
     PID.store(sys::getpid(), Ordering::Relaxed);
+    crate::signal::fork_child();
     let old = HELD.with(|h| {
         let (c, mut reg, mut by) = h.borrow_mut().take()?;
         // The parent's knotes are not ours; forget the table without freeing (allocator
@@ -887,7 +897,9 @@ fn install_fork_handlers() {
     });
 }
 
-/// Makes waits use the fallbacks of older kernels (for tests).
+/// Makes waits, and looks at the mount table, use the fallbacks of older kernels (for
+/// tests).
 pub(crate) fn force_fallbacks() {
     epoll::force_pwait_fallback();
+    sys::mounts::force_table_fallback();
 }

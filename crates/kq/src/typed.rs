@@ -52,13 +52,13 @@ pub enum EventFilter {
     Vnode,
     /// `EVFILT_PROC` (not implemented).
     Proc,
-    /// `EVFILT_SIGNAL` (not implemented).
+    /// `EVFILT_SIGNAL`: deliveries of a signal.
     Signal,
     /// `EVFILT_TIMER`: timers.
     Timer,
     /// `EVFILT_NETDEV` (not implemented).
     Netdev,
-    /// `EVFILT_FS` (not implemented).
+    /// `EVFILT_FS`: file systems mounted and unmounted (ident 0).
     Fs,
     /// `EVFILT_LIO` (not implemented).
     Lio,
@@ -277,6 +277,32 @@ impl Change {
     /// ```
     pub fn user(ident: usize) -> Change {
         Change::new(ident, EventFilter::User)
+    }
+
+    /// A change of an EVFILT_SIGNAL event: deliveries of signal `sig` (`data` of an event:
+    /// how many since the last one). See [`crate::signal`] for what watching a signal
+    /// does to its action.
+    ///
+    /// ```
+    /// use kq::{Change, Events, Kqueue};
+    /// use std::time::Duration;
+    ///
+    /// let kq = Kqueue::new()?;
+    /// kq.apply(&[Change::signal(libc::SIGWINCH).add()])?;
+    /// // SAFETY: raise only sends a signal (SIGWINCH is ignored by default).
+    /// unsafe { libc::raise(libc::SIGWINCH) };
+    /// let mut events = Events::with_capacity(1);
+    /// assert_eq!(kq.wait(&mut events, Some(Duration::from_secs(5)))?, 1);
+    /// let ev = events.iter().next().unwrap();
+    /// assert!(ev.is_signal());
+    /// assert_eq!(ev.data(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn signal(sig: i32) -> Change {
+        Change::new(
+            usize::try_from(sig).unwrap_or(usize::MAX),
+            EventFilter::Signal,
+        )
     }
 
     /// A change of timer `ident` firing every `period` (add [`Change::oneshot`] for once).
@@ -518,6 +544,10 @@ impl Event {
     /// Whether it is a timer (`EVFILT_TIMER`) that expired.
     pub fn is_timer(&self) -> bool {
         self.0.filter == EVFILT_TIMER && !self.is_report()
+    }
+    /// Whether it is a signal (`EVFILT_SIGNAL`) that was delivered.
+    pub fn is_signal(&self) -> bool {
+        self.0.filter == EVFILT_SIGNAL && !self.is_report()
     }
     /// Whether the filter saw end of file (`EV_EOF`): for a read, the writing side is
     /// closed (the data still buffered can be read); for a write, the reading side is

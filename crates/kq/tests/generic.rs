@@ -295,7 +295,7 @@ fn g7b_signal_before_sleep_not_lost(p: Personality) {
 /// filters this library does not implement yet.
 fn g9_evfilt_aio_unimplemented(p: Personality) {
     let kq = kq(p);
-    for filter in [EVFILT_AIO, EVFILT_PROC, EVFILT_SIGNAL, EVFILT_FS] {
+    for filter in [EVFILT_AIO, EVFILT_PROC] {
         let c = Kevent::new(1, filter, EV_ADD, 0, 0, ptr(0x8));
         ch_err(&kq, &[c], libc::EINVAL);
     }

@@ -109,7 +109,7 @@ extern "C" {
 const PTHREAD_CANCEL_DISABLE: c_int = 1;
 
 /// A function of the next object in the lookup order (the C library's), looked up once.
-struct Next {
+pub(crate) struct Next {
     name: &'static CStr,
     /// [`UNRESOLVED`], [`MISSING`] or the function's address.
     addr: AtomicUsize,
@@ -119,7 +119,7 @@ const UNRESOLVED: usize = 0;
 const MISSING: usize = 1;
 
 impl Next {
-    const fn new(name: &'static CStr) -> Next {
+    pub(crate) const fn new(name: &'static CStr) -> Next {
         Next {
             name,
             addr: AtomicUsize::new(UNRESOLVED),
@@ -127,7 +127,7 @@ impl Next {
     }
 
     /// The function's address, or 0 when the C library has none.
-    fn get(&self) -> usize {
+    pub(crate) fn get(&self) -> usize {
         // Relaxed is enough: the value is all a reader needs (the code it points to is
         // mapped before dlsym can return it), and a race only makes two threads look it up.
         let mut addr = self.addr.load(Ordering::Relaxed);
@@ -180,12 +180,12 @@ extern "C" fn resolve_all() {
 #[link_section = ".init_array"]
 static RESOLVE_AT_LOAD: extern "C" fn() = resolve_all;
 
-fn errno() -> c_int {
+pub(crate) fn errno() -> c_int {
     // SAFETY: __errno_location returns a valid pointer to the calling thread's errno.
     unsafe { *libc::__errno_location() }
 }
 
-fn set_errno(e: c_int) {
+pub(crate) fn set_errno(e: c_int) {
     // SAFETY: as in errno(); only the calling thread accesses its errno.
     unsafe { *libc::__errno_location() = e };
 }

@@ -17,6 +17,10 @@
 //! * `close()`, `dup2()`, `dup3()` and `close_range()` are defined here too (module
 //!   `interpose` says when they replace the C library's): closing a descriptor number
 //!   drops the knotes attached to it, as the BSD kernels do, before the C library closes it.
+//! * `sigaction()`, `signal()`, `bsd_signal()`, `sysv_signal()` and `__sysv_signal()` are
+//!   defined here too (module `sigaction`): on a signal that an EVFILT_SIGNAL knote watches
+//!   they change the program's action kept by the library instead of removing the library's
+//!   handler, so the signal is both counted and handled as the program asks.
 //! * Nothing unwinds into C: a panic inside the library makes the call fail with
 //!   `ENOMEM` (in builds with `panic = "abort"` it aborts instead).
 //!
@@ -70,6 +74,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod interpose;
 mod netbsd;
+mod sigaction;
 
 use kq::{ChangeList, Errno, EventList, Kevent, Kqueue, KqueueRef, Park, Personality, Timespec};
 

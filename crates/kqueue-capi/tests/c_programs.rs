@@ -279,6 +279,7 @@ c_programs!(
     abi,
     attack,
     attack2,
+    attack_vnode,
     bypass,
     cancel,
     close,
@@ -289,11 +290,13 @@ c_programs!(
     fdepoll,
     fdfilter,
     fork,
+    fs,
     interpose,
     leak,
     lifetime,
     netbsd => "include/netbsd",
     poll,
+    signal,
     timer,
     user,
     vnode,
@@ -324,6 +327,7 @@ fn abi_static() {
 #[test]
 fn interpose_static() {
     run(&compile("interpose", Build::Static));
+    run(&compile("signal", Build::Static));
 }
 
 /// Runs `cmd` (a compiler or nm), panicking with its output unless it succeeds; returns
@@ -373,6 +377,18 @@ fn assert_exported(names: &[&str]) {
 #[test]
 fn interposed_symbols_exported() {
     assert_exported(&INTERPOSED);
+}
+
+/// The interposed signal functions (EVFILT_SIGNAL), exported and defined the same way.
+#[test]
+fn signal_symbols_exported() {
+    assert_exported(&[
+        "sigaction",
+        "signal",
+        "bsd_signal",
+        "sysv_signal",
+        "__sysv_signal",
+    ]);
 }
 
 /// The entry points of the NetBSD-flavour header, beside the libkqueue-compatible ones.
@@ -451,11 +467,13 @@ fn netbsd_header_strict_modes() {
 
 /// Everything libkqueue.so exports: the entry points of the NetBSD-flavour header, the
 /// functions of <sys/event.h> (libkqueue 2.x exports kqueue and kevent; kqueue1 is
-/// NetBSD's) and the interposed functions, sorted.
-const EXPORTED: [&str; 10] = [
+/// NetBSD's) and the interposed functions (the close family, the sigaction family), sorted.
+const EXPORTED: [&str; 15] = [
     "__kqueue_netbsd_kevent",
     "__kqueue_netbsd_kqueue",
     "__kqueue_netbsd_kqueue1",
+    "__sysv_signal",
+    "bsd_signal",
     "close",
     "close_range",
     "dup2",
@@ -463,6 +481,9 @@ const EXPORTED: [&str; 10] = [
     "kevent",
     "kqueue",
     "kqueue1",
+    "sigaction",
+    "signal",
+    "sysv_signal",
 ];
 
 /// The dynamic symbol table holds exactly [`EXPORTED`] (nothing of Rust's leaks), the
@@ -724,6 +745,38 @@ fn kernel_fallbacks() {
             ],
         );
     }
+}
+
+/// EVFILT_FS as on kernels before 6.8, forced on this one: with `KQ_NO_LISTMOUNT` the
+/// library tells mounts apart by mountinfo's ids alone.
+#[test]
+fn fs_without_listmount() {
+    let exe = compile("fs", Build::C);
+    run_with(&exe, &[], &[("KQ_NO_LISTMOUNT", std::ffi::OsStr::new("1"))]);
+}
+
+/// `examples/supervise.c` (EVFILT_PROC and EVFILT_SIGNAL) builds against the header and the
+/// library, warning-free.
+#[test]
+fn example_supervise_compiles() {
+    let s = setup();
+    let exe = s.out_dir.join("supervise");
+    let out = Command::new(compiler(false))
+        .args(["-Wall", "-Werror", "-O1", "-I"])
+        .arg(s.root.join("include"))
+        .arg(s.root.join("examples/supervise.c"))
+        .arg("-L")
+        .arg(&s.lib_dir)
+        .args(["-lkqueue", "-o"])
+        .arg(&exe)
+        .output()
+        .expect("run the compiler");
+    assert!(
+        out.status.success(),
+        "compiling examples/supervise.c failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The README's C examples are complete programs: each is compiled against the header and

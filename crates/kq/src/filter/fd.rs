@@ -132,10 +132,8 @@ pub(crate) const TOKEN_INOTIFY: u64 = TAG_BASE + 8;
 pub(crate) const TAG_PROC: u64 = TAG_BASE + 9;
 /// Low half of the epoll user data of a signal's notification descriptor (EVFILT_SIGNAL);
 /// the high half carries the signal number.
-#[allow(dead_code)] // until its filter lands
 pub(crate) const TAG_SIGNAL: u64 = TAG_BASE + 10;
 /// Epoll user data of the mount table descriptor (EVFILT_FS).
-#[allow(dead_code)] // until its filter lands
 pub(crate) const TOKEN_FS: u64 = TAG_BASE + 11;
 
 /// Whether epoll user data `data` is one of the kqueue's own registrations.
@@ -635,11 +633,24 @@ fn probe(
 pub(crate) fn is_stale(objs: &mut super::Objects, fd: RawFd, now: &Identity) -> bool {
     let (epoll_fd, epoch) = (objs.epoll, objs.epoch);
     let tainted = objs.fds.is_tainted(fd);
-    match objs.fds.regs.get_mut(&fd) {
+    let Descriptors { regs, inotify, .. } = &mut objs.fds;
+    match regs.get_mut(&fd) {
         None => false,
         Some(reg) if reg.verified == epoch => false,
         Some(reg) => {
-            let same = same_file(epoll_fd, fd, reg, tainted, Some(now));
+            let mut same = same_file(epoll_fd, fd, reg, tainted, Some(now));
+            if same && reg.interest == 0 {
+                // Told by the inode number alone: a file watched through inotify must
+                // also still carry its watch (the number may be a new file's).
+                let wd = match (reg.wd, reg.vnode) {
+                    (wd, _) if wd >= 0 => Some(wd),
+                    (_, NIL) => None,
+                    (_, id) => Some(inotify.vnode_watch(id)),
+                };
+                if let Some(wd) = wd {
+                    same = inotify.still_watching(fd, wd);
+                }
+            }
             if same {
                 reg.verified = epoch;
             }
@@ -984,7 +995,7 @@ fn empty_status(fd: RawFd, reg: &Reg) -> Result<Status, Errno> {
     let queued = if listening {
         Ok(0)
     } else {
-        io::queued_for_output(sys::borrow(fd))
+        io::unsent(sys::borrow(fd))
     };
     let data = match queued {
         Ok(q) => q,

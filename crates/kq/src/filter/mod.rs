@@ -9,12 +9,15 @@
 
 mod empty;
 pub(crate) mod fd;
+mod fs;
 mod inotify;
+pub(crate) mod signal;
 mod timer;
 mod user;
 mod vnode;
 
 pub(crate) use empty::EmptyPoll;
+pub(crate) use fs::Mounts;
 pub(crate) use timer::Timers;
 
 use crate::consts::*;
@@ -42,6 +45,7 @@ pub(crate) struct Objects {
     pub(crate) fds: fd::Descriptors,
     /// The re-checks of EVFILT_EMPTY knotes waiting for their send buffer to drain.
     pub(crate) empty: EmptyPoll,
+    pub(crate) signals: signal::Signals,
     /// The kqueue's epoll (valid while the kqueue lives, which it does while its lock is
     /// held).
     pub(crate) epoll: std::os::fd::RawFd,
@@ -50,6 +54,11 @@ pub(crate) struct Objects {
     pub(crate) epoch: u64,
     /// The kqueue's id.
     pub(crate) kq: u64,
+    /// The mount table EVFILT_FS watches.
+    pub(crate) fs: Mounts,
+    /// A registration just added to the epoll may be ready at once without an event
+    /// behind it: the kqueue takes the waiting edges in before the lock is released.
+    pub(crate) harvest_due: bool,
 }
 
 /// What a filter hook may see and ask of the kqueue it runs in.
@@ -60,6 +69,20 @@ pub struct Context<'a> {
     pub(crate) deactivate: bool,
     /// The kqueue the hook runs in.
     pub(crate) kq: &'a Weak<Inner>,
+}
+
+impl Objects {
+    /// Registrations in the kqueue's epoll that deliver edges: a `kevent()` must look at
+    /// the epoll while there are any.
+    pub(crate) fn polled(&self) -> usize {
+        self.fds.polled() + self.signals.polled() + self.fs.polled()
+    }
+
+    /// Whether the inotify instance is the only registration that delivers edges (it can
+    /// then be read directly, without asking the epoll first).
+    pub(crate) fn only_inotify(&self) -> bool {
+        self.fds.only_inotify() && self.polled() == self.fds.polled()
+    }
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -238,6 +261,8 @@ static READ: fd::ReadFilter = fd::ReadFilter;
 static WRITE: fd::WriteFilter = fd::WriteFilter;
 static VNODE: vnode::VnodeFilter = vnode::VnodeFilter;
 static EMPTY: empty::EmptyFilter = empty::EmptyFilter;
+static SIGNAL: signal::SignalFilter = signal::SignalFilter;
+static FS: fs::FsFilter = fs::FsFilter;
 
 /// The system filters whose idents are descriptor numbers, whose knotes close() drops.
 pub(crate) const DESCRIPTOR_FILTERS: [i16; 4] =
@@ -271,6 +296,8 @@ pub(crate) fn lookup(filter: i16) -> Option<FilterRef> {
         EVFILT_WRITE => Some(FilterRef::System(&WRITE)),
         EVFILT_VNODE => Some(FilterRef::System(&VNODE)),
         EVFILT_EMPTY => Some(FilterRef::System(&EMPTY)),
+        EVFILT_SIGNAL => Some(FilterRef::System(&SIGNAL)),
+        EVFILT_FS => Some(FilterRef::System(&FS)),
         n if n > 0 => {
             let table = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
             table

@@ -1,7 +1,7 @@
 //! Thin wrappers of the Linux calls the engine uses. Nothing here knows about kqueues or
 //! knotes: each file is one mechanism (`epoll`, `eventfd`, `timerfd`, descriptor queries in
-//! `io`, signal masks in `signals`, `/proc/self/fdinfo` in `fdinfo`), and all of the crate's
-//! `unsafe` for system calls lives in this module.
+//! `io`, signal masks in `signals`, `/proc/self/fdinfo` in `fdinfo`, the mount table in
+//! `mounts`), and all of the crate's `unsafe` for system calls lives in this module.
 
 // Everything here is Linux's: epoll, eventfd, timerfd, inotify, /proc. Say so at once rather
 // than with a page of unresolved names.
@@ -15,6 +15,8 @@ pub(crate) mod epoll;
 pub(crate) mod fdinfo;
 pub(crate) mod inotify;
 pub(crate) mod io;
+pub(crate) mod mounts;
+pub(crate) mod sigaction;
 pub(crate) mod signals;
 pub(crate) mod timerfd;
 
