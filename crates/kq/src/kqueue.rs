@@ -30,7 +30,8 @@
 //! the eventfd unless a thread sleeps: a trigger then a collect costs no system call.
 
 use crate::consts::*;
-use crate::filter::{self, fd::Descriptors, Context, FilterRef, Objects, Timers, Touch};
+use crate::filter::fd::{Descriptors, Quick};
+use crate::filter::{self, Context, FilterRef, Objects, Timers, Touch};
 use crate::kevent::{ChangeList, Errno, EventList, Kevent, Timespec};
 use crate::knote::{Knote, Knotes, ACTIVE, DISABLED};
 use crate::personality::Personality;
@@ -78,12 +79,14 @@ struct Locked<'a> {
 
 impl std::ops::Deref for Locked<'_> {
     type Target = State;
+    #[inline]
     fn deref(&self) -> &State {
         self.guard.as_ref().expect("held until dropped")
     }
 }
 
 impl std::ops::DerefMut for Locked<'_> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut State {
         self.guard.as_mut().expect("held until dropped")
     }
@@ -209,7 +212,7 @@ impl Inner {
         }
         let filter = filter::lookup(kev.filter).ok_or(Errno::INVAL)?;
         if filter.is_fd() {
-            self.check_descriptor(st, kev.ident)?;
+            self.check_descriptor(st, kev)?;
         }
         // A timer needs the kqueue's timerfd for its clock: fail the change now if it cannot
         // be had (EMFILE, ...) rather than leave the timer without a wakeup.
@@ -303,9 +306,18 @@ impl Inner {
     /// the number no longer names the file its knotes were registered for (it was closed,
     /// and maybe reused, without our hearing of it), those knotes are dropped first, as the
     /// close would have dropped them: a change then finds no knote, and EV_ADD makes a
-    /// fresh one.
-    fn check_descriptor(&self, st: &mut State, ident: usize) -> Result<(), Errno> {
-        let fd = sys::fd_number(ident)?;
+    /// fresh one. The kqueue's epoll answers both for the files it holds, with one
+    /// epoll_ctl at most (`filter::fd::quick_check`); otherwise `fstat`.
+    fn check_descriptor(&self, st: &mut State, kev: &Kevent) -> Result<(), Errno> {
+        let fd = sys::fd_number(kev.ident)?;
+        match filter::fd::quick_check(&mut st.objs, fd, kev) {
+            Quick::Fresh => return Ok(()),
+            Quick::Stale(closed) => {
+                self.drop_descriptor_knotes(st, fd);
+                return closed.map_or(Ok(()), Err);
+            }
+            Quick::Slow => {}
+        }
         let open = sys::io::identity(sys::borrow(fd));
         let stale = match &open {
             Err(_) => st.objs.fds.contains(fd),
@@ -552,12 +564,13 @@ impl Inner {
             objs.fds.recycle(edges);
             return queued;
         }
-        let mut buf = [epoll::EMPTY; HARVEST];
+        let mut buf = [const { std::mem::MaybeUninit::uninit() }; HARVEST];
         loop {
-            let n =
-                epoll::wait(self.epoll.as_fd(), &mut buf, Some(Duration::ZERO), None).unwrap_or(0);
-            queued |= self.harvest(st, &buf[..n]);
-            if n < HARVEST {
+            let edges =
+                epoll::wait_uninit(self.epoll.as_fd(), &mut buf, Some(Duration::ZERO), None)
+                    .unwrap_or_default();
+            queued |= self.harvest(st, edges);
+            if edges.len() < HARVEST {
                 return queued;
             }
         }
@@ -921,7 +934,11 @@ impl Inner {
             st.objs.epoch += 1;
             let woken = std::mem::take(&mut park.woken);
             let mut news = self.harvest(&mut st, park.edges.first(woken));
-            news |= self.harvest_now(&mut st);
+            // A wait that returned fewer edges than it had room for took every one there
+            // was; otherwise look again.
+            if woken == 0 || woken == HARVEST {
+                news |= self.harvest_now(&mut st);
+            }
             news |= self.expire_timers(&mut st);
             let notify = news && self.signal(&mut st, false);
             let n = self.collect(&mut st, events, max);

@@ -294,6 +294,7 @@ c_programs!(
     eintr,
     empty,
     errors,
+    fdepoll,
     fdfilter,
     fork,
     fs,
