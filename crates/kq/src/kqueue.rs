@@ -105,9 +105,10 @@ impl Drop for Locked<'_> {
     }
 }
 
-/// Whether this thread is inside a kqueue's lock (see `HOLDING`).
+/// Whether this thread is inside a kqueue's lock (see `HOLDING`) or one of the process-wide
+/// locks (`process::holding`).
 fn reentered() -> bool {
-    HOLDING.with(|h| h.get() > 0)
+    HOLDING.with(|h| h.get() > 0) || process::holding()
 }
 
 /// The state under the kqueue lock.
@@ -740,6 +741,11 @@ impl Inner {
                 kev.data = r.err().map_or(0, |e| e.0 as isize);
                 events.put(nerrors, kev);
                 nerrors += 1;
+            }
+            if st.objs.signals.take_added() {
+                // A signal's eventfd that was already readable is on the epoll's ready list
+                // (EVFILT_SIGNAL): taken off, so the descriptor is readable only for events.
+                queued |= self.harvest_now(&mut st);
             }
             self.sync_timerfd(&mut st);
             let notify = queued && self.signal(&mut st, true);

@@ -381,9 +381,8 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, context: *mut c_vo
     let Some(slot) = usize::try_from(sig).ok().and_then(|s| SLOTS.get(s)) else {
         return;
     };
-    let act = slot.saved.load();
-    let h = act.sa_sigaction;
-    let ignored = h == libc::SIG_IGN;
+    let mut act = slot.saved.load();
+    let ignored = act.sa_sigaction == libc::SIG_IGN;
     // With SIGCHLD ignored, Linux (and BSD) sends no SIGCHLD for a child's exit or stop;
     // the library's handler made the kernel send one (CLD_* codes are positive, those of
     // kill() and sigqueue() not): it was never posted, so it is not counted.
@@ -402,19 +401,15 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, context: *mut c_vo
             sa::eventfd_post(fd);
         }
     }
+    if is_handler(act.sa_sigaction) && act.sa_flags & libc::SA_RESETHAND != 0 {
+        // The kernel resets the handler as it delivers the signal, under its lock: of
+        // deliveries in several threads at once, one runs the handler and the others get
+        // the default. The reset is made under the table's lock, and the action in force
+        // is read again there: a delivery that finds it reset already acts on the default.
+        act = with_table(|t| reset_handler(t, sig, slot));
+    }
+    let h = act.sa_sigaction;
     if is_handler(h) {
-        if act.sa_flags & libc::SA_RESETHAND != 0 {
-            // The kernel would have reset the handler on delivery (the flags and mask
-            // stay, as Linux keeps them).
-            with_table(|t| {
-                if t.ours[sig as usize] {
-                    let mut reset = act;
-                    reset.sa_sigaction = libc::SIG_DFL;
-                    slot.saved.store(&reset);
-                    let _ = sa::sigaction(sig, Some(&ours_for(sig, &reset)), None);
-                }
-            });
-        }
         sa::set_errno(errno);
         // SAFETY: `h` is the program's handler for `sig` (not SIG_DFL or SIG_IGN), of the
         // kind its SA_SIGINFO flag says, called with what the kernel gave us; the kernel
@@ -423,7 +418,7 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, context: *mut c_vo
         unsafe { sa::call_handler(h, act.sa_flags & libc::SA_SIGINFO != 0, sig, info, context) };
         return;
     }
-    if !ignored {
+    if h != libc::SIG_IGN {
         match default_of(sig) {
             Default::Ignore => {}
             Default::Stop => stop(sig),
@@ -432,6 +427,37 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, context: *mut c_vo
     }
     absorb();
     sa::set_errno(errno);
+}
+
+/// `SA_RESETHAND` for a delivery of `sig` that found a handler with that flag: with the
+/// table held, returns the action the delivery is to carry out. If the handler is still
+/// the action in force, the action becomes `SIG_DFL` (the flags and mask stay, as Linux
+/// keeps them) and the handler is returned; otherwise another delivery reset it first (or
+/// the program changed it), and the action now in force is returned.
+fn reset_handler(t: &mut Table, sig: c_int, slot: &Slot) -> Action {
+    let i = sig as usize;
+    if t.ours[i] {
+        let now = slot.saved.load();
+        if is_handler(now.sa_sigaction) && now.sa_flags & libc::SA_RESETHAND != 0 {
+            let mut reset = now;
+            reset.sa_sigaction = libc::SIG_DFL;
+            slot.saved.store(&reset);
+            let _ = sa::sigaction(sig, Some(&ours_for(sig, &reset)), None);
+        }
+        return now;
+    }
+    // No longer watched: the program's action is the kernel's again (put back after this
+    // delivery started), and the kernel would have reset it at the delivery.
+    let mut now = sa::action(libc::SIG_DFL);
+    if sa::sigaction(sig, None, Some(&mut now)).is_ok()
+        && is_handler(now.sa_sigaction)
+        && now.sa_flags & libc::SA_RESETHAND != 0
+    {
+        let mut reset = now;
+        reset.sa_sigaction = libc::SIG_DFL;
+        let _ = sa::sigaction(sig, Some(&reset), None);
+    }
+    now
 }
 
 /// The default action of a stop signal: `SIG_DFL` for a moment, the signal raised again at
