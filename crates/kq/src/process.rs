@@ -5,8 +5,9 @@
 //! when close() is not interposed.
 //!
 //! Lock order: a kqueue's lock, then `CREATION`, then the registry, then the signal table
-//! (`signal.rs`, whose holders take no other lock). The registry is never held while a
-//! kqueue's lock is taken; the descriptor table takes no lock at all.
+//! (`signal.rs`, whose holders take no other lock; it is not held across fork). The
+//! registry is never held while a kqueue's lock is taken; the descriptor table takes no
+//! lock at all.
 
 use crate::kevent::Errno;
 use crate::kqueue::Inner;
@@ -802,11 +803,9 @@ extern "C" fn before_fork() {
     let r = registry();
     let b = by_fd();
     HELD.with(|h| *h.borrow_mut() = Some((c, r, b)));
-    crate::signal::fork_prepare();
 }
 
 extern "C" fn after_fork_parent() {
-    crate::signal::fork_parent();
     HELD.with(|h| h.borrow_mut().take());
 }
 

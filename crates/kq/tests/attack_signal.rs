@@ -546,7 +546,9 @@ fn s4_default_core_dump(p: Personality) {
                 3 => raise(libc::SIGSYS),
                 1 => {
                     // SAFETY: deliberately faults.
-                    unsafe { std::ptr::write_volatile(8 as *mut u64, 1) };
+                    unsafe {
+                        std::ptr::write_volatile(std::ptr::without_provenance_mut::<u64>(16), 1)
+                    };
                 }
                 2 => std::process::abort(),
                 _ => {}
@@ -812,7 +814,7 @@ fn s9_odd_input(p: Personality) {
         )],
     );
     for bits in 0u16..256 {
-        let flags = EV_ADD | (bits & 0x00ff) << 0;
+        let flags = EV_ADD | bits;
         let r = kq.kevent(&[sig(s, flags)], &mut [], None);
         let _ = r;
         let _ = kq.kevent(&[sig(s, EV_DELETE)], &mut [], None);
@@ -901,7 +903,124 @@ fn s17_handler_kevent_during_library_calls(p: Personality) {
     );
 }
 
+static REARMS: AtomicUsize = AtomicUsize::new(0);
+extern "C" fn rearming_handler(s: i32) {
+    REARMS.fetch_add(1, Ordering::SeqCst);
+    let a = action_of(
+        rearming_handler as extern "C" fn(i32) as usize,
+        libc::SA_RESETHAND,
+        &[],
+    );
+    // SAFETY: this handler only counts and re-arms itself.
+    let _ = unsafe { kq::signal::set_action(s, &a) };
+}
+
+/// S19 (attack) fork_while_handler_allocates: one thread forks again and again while another
+/// allocates memory and takes a watched signal whose SA_RESETHAND handler re-arms itself
+/// (the library's table is taken in the handler): no deadlock between the fork, which
+/// holds the table and then takes the allocator's locks, and the handler, which interrupted
+/// a thread holding an allocator lock.
+fn s19_fork_while_handler_allocates(p: Personality) {
+    let s = libc::SIGWINCH;
+    let kq = kq(p);
+    let a = action_of(
+        rearming_handler as extern "C" fn(i32) as usize,
+        libc::SA_RESETHAND,
+        &[],
+    );
+    // SAFETY: valid action.
+    unsafe { kq::signal::set_action(s, &a) }.unwrap();
+    set_raw(libc::SIGUSR2, libc::SIG_IGN, 0);
+    ch_ok(&kq, &[sig(s, EV_ADD)]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let allocators: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut keep: Vec<Vec<u8>> = Vec::new();
+                let mut i = 0usize;
+                while !stop.load(Ordering::SeqCst) {
+                    keep.push(vec![1u8; 16 + (i * 7919) % 4000]);
+                    if keep.len() > 64 {
+                        keep.drain(..32);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    // SAFETY: pthread handles of live threads.
+    let targets: Vec<usize> = allocators
+        .iter()
+        .map(|t| std::os::unix::thread::JoinHandleExt::as_pthread_t(t) as usize)
+        .collect();
+    let sender = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                for &t in &targets {
+                    // SAFETY: the targets live until `stop`.
+                    unsafe { libc::pthread_kill(t as libc::pthread_t, s) };
+                }
+                std::thread::sleep(Duration::from_micros(30));
+            }
+        })
+    };
+    let start = Instant::now();
+    let mut forks = 0;
+    while start.elapsed() < Duration::from_secs(4) {
+        // SAFETY: the child exits at once.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            // The program's action is back (the handler, or the default it reset to), and
+            // the child can watch a signal (the table is usable).
+            let h = raw_action(s).sa_sigaction;
+            let mut code = 0;
+            if h != rearming_handler as extern "C" fn(i32) as usize && h != libc::SIG_DFL {
+                code = 1;
+            } else if let Ok(k) = Kqueue::with_personality(p) {
+                if k.kevent(&[sig(libc::SIGUSR2, EV_ADD)], &mut [], None)
+                    .is_err()
+                {
+                    code = 2;
+                } else {
+                    tgkill_self(libc::SIGUSR2);
+                    let mut evs = [Kevent::default(); 2];
+                    match k.kevent(&[], &mut evs, Some(Duration::ZERO)) {
+                        Ok(1) if evs[0].data == 1 => {}
+                        _ => code = 3,
+                    }
+                }
+            } else {
+                code = 4;
+            }
+            // SAFETY: exits the child.
+            unsafe { libc::_exit(code) };
+        }
+        assert!(child > 0);
+        let mut status = 0;
+        // SAFETY: waits for our child.
+        while unsafe { libc::waitpid(child, &mut status, 0) } != child {}
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "child status {status:#x}"
+        );
+        forks += 1;
+    }
+    stop.store(true, Ordering::SeqCst);
+    sender.join().unwrap();
+    for t in allocators {
+        t.join().unwrap();
+    }
+    eprintln!(
+        "forks {forks}, handler runs {}",
+        REARMS.load(Ordering::SeqCst)
+    );
+    assert!(REARMS.load(Ordering::SeqCst) > 0);
+}
+
 isolated_both!(
+    s19_fork_while_handler_allocates,
     s17_handler_kevent_during_library_calls,
     s15_add_after_earlier_posts_not_readable,
     s14_resethand_once_concurrent,
