@@ -13,7 +13,8 @@
 //! default is to be ignored, stops the process for a default stop signal, and for a
 //! default action that terminates the process restores `SIG_DFL` and raises the signal
 //! again, so the process dies by it as it would have. When the last knote on `S` goes, the
-//! program's action is put back exactly.
+//! program's action is put back exactly (unless the program replaced the library's handler
+//! with a call the library did not see: what it set then stays).
 //!
 //! # Changing a watched signal's action
 //!
@@ -42,7 +43,8 @@
 //! - A default stop is made by restoring `SIG_DFL` and raising the signal again: a post of
 //!   the same signal while the process stops that way is not counted.
 //! - An `exec` without `fork` (and a child of `posix_spawn` or `vfork`, which runs no
-//!   `fork` handler) starts with `SIG_DFL` for a watched signal the program ignores, where
+//!   `fork` handler: glibc's `system()` and `popen()`, `std::process::Command` without a
+//!   `pre_exec` hook) starts with `SIG_DFL` for a watched signal the program ignores, where
 //!   BSD keeps it ignored.
 
 use crate::kevent::Errno;
@@ -382,11 +384,21 @@ pub(crate) fn unwatch(ident: usize) {
     with_table(|t| {
         t.watchers[ident] = t.watchers[ident].saturating_sub(1);
         if t.watchers[ident] == 0 && t.ours[ident] {
-            let _ = sa::sigaction(ident as c_int, Some(&SLOTS[ident].saved.load()), None);
+            restore(ident as c_int);
             t.ours[ident] = false;
             INSTALLED.fetch_and(!(1 << (ident - 1)), Ordering::SeqCst);
         }
     });
+}
+
+/// Puts the program's kept action for `sig` back, if the library's handler is still the
+/// kernel's action: a program that replaced it with a call the library does not see (a
+/// plain `sigaction()` in Rust, `sigset()`) keeps what it set.
+fn restore(sig: c_int) {
+    let mut now = sa::action(libc::SIG_DFL);
+    if sa::sigaction(sig, None, Some(&mut now)).is_ok() && now.sa_sigaction == our_address() {
+        let _ = sa::sigaction(sig, Some(&SLOTS[sig as usize].saved.load()), None);
+    }
 }
 
 /// Posts of signal `ident` counted so far (`heeded`: only those made while the program did
@@ -640,12 +652,7 @@ pub(crate) fn fork_child() {
     with_table(|t| {
         for (sig, slot) in SLOTS.iter().enumerate().skip(1) {
             if installed & (1 << (sig - 1)) != 0 {
-                let mut now = sa::action(libc::SIG_DFL);
-                if sa::sigaction(sig as c_int, None, Some(&mut now)).is_ok()
-                    && now.sa_sigaction == our_address()
-                {
-                    let _ = sa::sigaction(sig as c_int, Some(&slot.saved.load()), None);
-                }
+                restore(sig as c_int);
             }
             t.ours[sig] = false;
             t.watchers[sig] = 0;

@@ -1019,7 +1019,288 @@ fn s19_fork_while_handler_allocates(p: Personality) {
     assert!(REARMS.load(Ordering::SeqCst) > 0);
 }
 
+extern "C" fn plain_handler(_: i32) {}
+
+/// S7 (attack) raw_change_survives_delete: a program that replaced the library's handler
+/// with a plain sigaction() (not seen by the library: the counting stops) keeps the action
+/// it set when the last knote goes (EV_DELETE, or the kqueue's close): the library puts the
+/// program's kept action back only where its own handler is still installed.
+fn s7_raw_change_survives_delete(p: Personality) {
+    let s = libc::SIGUSR1;
+    set_raw(s, libc::SIG_IGN, 0);
+    let kq = kq(p);
+    ch_ok(&kq, &[sig(s, EV_ADD)]);
+    let h = plain_handler as extern "C" fn(i32) as usize;
+    set_raw(s, h, libc::SA_RESTART);
+    ch_ok(&kq, &[sig(s, EV_DELETE)]);
+    assert_eq!(raw_action(s).sa_sigaction, h, "the program's own change");
+    // Watched again: the new action is the one kept, and put back.
+    ch_ok(&kq, &[sig(s, EV_ADD)]);
+    assert_eq!(kq::signal::action(s).unwrap().sa_sigaction, h);
+    set_raw(s, libc::SIG_IGN, 0);
+    drop(kq);
+    assert_eq!(raw_action(s).sa_sigaction, libc::SIG_IGN);
+}
+
+/// S11 (attack) sigchld_flags_restored: the library's action for an ignored SIGCHLD carries
+/// SA_NOCLDWAIT (so the kernel reaps); once the knote goes the program's flags are back
+/// exactly (no SA_NOCLDWAIT left behind: children become zombies again when SIGCHLD is
+/// SIG_DFL with SA_NOCLDSTOP).
+fn s11_sigchld_flags_restored(p: Personality) {
+    let s = libc::SIGCHLD;
+    set_raw(s, libc::SIG_DFL, libc::SA_NOCLDSTOP);
+    let before = raw_action(s);
+    let kq = kq(p);
+    ch_ok(&kq, &[sig(s, EV_ADD)]);
+    // SAFETY: SIG_IGN runs no code.
+    unsafe { kq::signal::set_action(s, &kq::signal::ignore()) }.unwrap();
+    assert_ne!(raw_action(s).sa_flags & libc::SA_NOCLDWAIT, 0);
+    let mut back = kq::signal::default();
+    back.sa_flags = libc::SA_NOCLDSTOP;
+    // SAFETY: SIG_DFL runs no code.
+    unsafe { kq::signal::set_action(s, &back) }.unwrap();
+    ch_ok(&kq, &[sig(s, EV_DELETE)]);
+    let now = raw_action(s);
+    assert!(same(&now, &before), "flags {:#x}", now.sa_flags);
+    // A child's exit leaves a zombie to wait for.
+    // SAFETY: the child exits at once.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        // SAFETY: exits the child.
+        unsafe { libc::_exit(7) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our child.
+    assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 7);
+}
+
+/// S8 (attack) exec_after_fork_keeps_ignored: a watched signal the program ignores is
+/// ignored (not caught) in a program exec'ed by a forked child (/proc/self/status).
+fn s8_exec_after_fork_keeps_ignored(p: Personality) {
+    let s = libc::SIGUSR1;
+    set_raw(s, libc::SIG_IGN, 0);
+    let kq = kq(p);
+    ch_ok(&kq, &[sig(s, EV_ADD)]);
+    let mut cmd = std::process::Command::new("/bin/cat");
+    cmd.arg("/proc/self/status");
+    // A pre_exec hook makes the standard library fork() (without one it may use
+    // posix_spawn, whose child runs no fork handler: see personality.md).
+    // SAFETY: the hook does nothing.
+    unsafe { std::os::unix::process::CommandExt::pre_exec(&mut cmd, || Ok(())) };
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {text}"));
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    let bit = 1u64 << (s - 1);
+    assert_ne!(field("SigIgn:") & bit, 0, "ignored after exec");
+    assert_eq!(field("SigCgt:") & bit, 0);
+    raise(s);
+    assert_eq!(drain(&kq, s), 1);
+}
+
+/// S15 (attack) nested_edges_per_post: the kqueue descriptor in an epoll (EPOLLET) gives an
+/// edge for every post, even with the earlier ones uncollected; a thread asleep in
+/// kevent() on a kqueue watching this one wakes for a post made by another thread.
+fn s15_nested_edges_per_post(p: Personality) {
+    use std::os::fd::AsRawFd;
+    let s = libc::SIGUSR2;
+    set_raw(s, libc::SIG_IGN, 0);
+    let inner = Arc::new(kq(p));
+    ch_ok(&inner, &[sig(s, EV_ADD)]);
+    // SAFETY: plain calls on our descriptors.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    assert!(ep >= 0);
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+        u64: 7,
+    };
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, inner.as_raw_fd(), &mut ev) },
+        0
+    );
+    let wait = |ms: i32| {
+        let mut out = [libc::epoll_event { events: 0, u64: 0 }; 2];
+        // SAFETY: a valid buffer.
+        unsafe { libc::epoll_wait(ep, out.as_mut_ptr(), 2, ms) }
+    };
+    assert_eq!(wait(0), 0);
+    for k in 0..3 {
+        raise(s);
+        assert_eq!(wait(1000), 1, "edge for post {k}");
+        assert_eq!(wait(0), 0);
+    }
+    assert_eq!(drain(&inner, s), 3);
+    assert_eq!(poll_fd(&inner, 0), 0);
+    // A sleeper on an outer kqueue.
+    let outer = Arc::new(kq(p));
+    ch_ok(
+        &outer,
+        &[Kevent::new(
+            inner.as_raw_fd() as usize,
+            kq::EVFILT_READ,
+            EV_ADD | EV_CLEAR,
+            0,
+            0,
+            null_mut(),
+        )],
+    );
+    let sleeper = {
+        let outer = Arc::clone(&outer);
+        std::thread::spawn(move || get(&outer, 2, Some(Duration::from_secs(10))))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    // SAFETY: sends to this process; ignored by the program.
+    unsafe { libc::kill(libc::getpid(), s) };
+    let evs = sleeper.join().unwrap();
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert_eq!(evs[0].filter, kq::EVFILT_READ);
+    assert_eq!(drain(&inner, s), 1);
+    // SAFETY: our descriptor.
+    unsafe { libc::close(ep) };
+}
+
+/// S7 (attack) closed_unseen_kqueue_restores: a kqueue handed out as a raw descriptor and
+/// closed without the library being told (close() not interposed) is noticed by the
+/// background sweep, which drops its knotes: the program's action comes back.
+fn s7_closed_unseen_kqueue_restores(p: Personality) {
+    let s = libc::SIGUSR1;
+    set_raw(s, libc::SIG_IGN, 0);
+    let fd = Kqueue::new_raw_fd(p).unwrap();
+    {
+        // SAFETY: our descriptor, open until the close below.
+        let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let k = Kqueue::find(b).unwrap();
+        k.kevent(&[sig(s, EV_ADD)], &mut [], None).unwrap();
+    }
+    assert_ne!(raw_action(s).sa_sigaction, libc::SIG_IGN);
+    // SAFETY: our descriptor.
+    unsafe { libc::close(fd) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while raw_action(s).sa_sigaction != libc::SIG_IGN {
+        assert!(Instant::now() < deadline, "action not restored");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// S7 (attack) no_descriptor_leak: many kqueues watching several signals, made and closed
+/// (with and without EV_DELETE) again and again: the process ends with the descriptors it
+/// had plus one eventfd per signal ever watched, and every action back.
+fn s7_no_descriptor_leak(p: Personality) {
+    let sigs = [libc::SIGUSR1, libc::SIGUSR2, libc::SIGRTMIN() + 5];
+    for &s in &sigs {
+        set_raw(s, libc::SIG_IGN, 0);
+    }
+    let count = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    // Warm up: the eventfds and the library's thread.
+    {
+        let k = kq(p);
+        for &s in &sigs {
+            ch_ok(&k, &[sig(s, EV_ADD)]);
+        }
+    }
+    let base = count();
+    for round in 0..300 {
+        let ks: Vec<Kqueue> = (0..4).map(|_| kq(p)).collect();
+        for (i, k) in ks.iter().enumerate() {
+            for &s in &sigs {
+                ch_ok(k, &[sig(s, EV_ADD)]);
+            }
+            if (i + round) % 2 == 0 {
+                ch_ok(k, &[sig(sigs[0], EV_DELETE)]);
+            }
+        }
+        raise(sigs[1]);
+    }
+    assert_eq!(count(), base);
+    for &s in &sigs {
+        assert_eq!(raw_action(s).sa_sigaction, libc::SIG_IGN);
+    }
+}
+
+static ALT_LO: AtomicUsize = AtomicUsize::new(0);
+static ALT_HI: AtomicUsize = AtomicUsize::new(0);
+static ON_ALT: AtomicUsize = AtomicUsize::new(0);
+static MASK_OK: AtomicUsize = AtomicUsize::new(0);
+extern "C" fn where_handler(s: i32) {
+    let local = 0u8;
+    let a = std::ptr::addr_of!(local) as usize;
+    if a >= ALT_LO.load(Ordering::SeqCst) && a < ALT_HI.load(Ordering::SeqCst) {
+        ON_ALT.fetch_add(1, Ordering::SeqCst);
+    }
+    // SAFETY: reads this thread's mask.
+    let mut cur: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut cur) };
+    // SAFETY: sigismember reads the set.
+    let (hup, own) = unsafe {
+        (
+            libc::sigismember(&cur, libc::SIGHUP),
+            libc::sigismember(&cur, s),
+        )
+    };
+    if hup == 1 && own == 1 {
+        MASK_OK.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// S3 (attack) handler_stack_and_mask: a program handler with SA_ONSTACK runs on the
+/// alternate stack, with its sa_mask (SIGHUP) and its own signal blocked, as without the
+/// library; the same after its action is changed while watched.
+fn s3_handler_stack_and_mask(p: Personality) {
+    let s = libc::SIGUSR1;
+    let mut stack = vec![0u8; 256 * 1024];
+    let lo = stack.as_mut_ptr() as usize;
+    ALT_LO.store(lo, Ordering::SeqCst);
+    ALT_HI.store(lo + stack.len(), Ordering::SeqCst);
+    let ss = libc::stack_t {
+        ss_sp: stack.as_mut_ptr().cast(),
+        ss_flags: 0,
+        ss_size: stack.len(),
+    };
+    // SAFETY: the stack lives until the end of the test (restored below).
+    assert_eq!(unsafe { libc::sigaltstack(&ss, null_mut()) }, 0);
+    let a = action_of(
+        where_handler as extern "C" fn(i32) as usize,
+        libc::SA_ONSTACK,
+        &[libc::SIGHUP],
+    );
+    // SAFETY: valid action.
+    assert_eq!(unsafe { libc::sigaction(s, &a, null_mut()) }, 0);
+    let kq = kq(p);
+    ch_ok(&kq, &[sig(s, EV_ADD)]);
+    raise(s);
+    assert_eq!(ON_ALT.load(Ordering::SeqCst), 1, "on the alternate stack");
+    assert_eq!(MASK_OK.load(Ordering::SeqCst), 1, "mask in the handler");
+    // SAFETY: the same handler.
+    unsafe { kq::signal::set_action(s, &a) }.unwrap();
+    raise(s);
+    assert_eq!(ON_ALT.load(Ordering::SeqCst), 2);
+    assert_eq!(MASK_OK.load(Ordering::SeqCst), 2);
+    assert_eq!(drain(&kq, s), 2);
+    drop(kq);
+    let off = libc::stack_t {
+        ss_sp: null_mut(),
+        ss_flags: libc::SS_DISABLE,
+        ss_size: 0,
+    };
+    // SAFETY: disables the alternate stack.
+    unsafe { libc::sigaltstack(&off, null_mut()) };
+}
+
 isolated_both!(
+    s7_raw_change_survives_delete,
+    s11_sigchld_flags_restored,
+    s8_exec_after_fork_keeps_ignored,
+    s15_nested_edges_per_post,
+    s7_closed_unseen_kqueue_restores,
+    s7_no_descriptor_leak,
+    s3_handler_stack_and_mask,
     s19_fork_while_handler_allocates,
     s17_handler_kevent_during_library_calls,
     s15_add_after_earlier_posts_not_readable,
