@@ -69,6 +69,7 @@ const _: () =
 struct Copy {
     handler: AtomicUsize,
     flags: AtomicUsize,
+    restorer: AtomicUsize,
     mask: [AtomicUsize; MASK_WORDS],
 }
 
@@ -92,14 +93,14 @@ impl Saved {
                 Copy {
                     handler: AtomicUsize::new(libc::SIG_DFL),
                     flags: AtomicUsize::new(0),
+                    restorer: AtomicUsize::new(0),
                     mask: [const { AtomicUsize::new(0) }; MASK_WORDS],
                 }
             }; 2],
         }
     }
 
-    /// Stores `a` (its handler, flags and mask: the rest of a `struct sigaction` is the C
-    /// library's business). Only inside [`with_table`].
+    /// Stores `a` (its handler, flags, restorer and mask). Only inside [`with_table`].
     fn store(&self, a: &Action) {
         let s = self.seq.load(Ordering::Relaxed) & !1;
         let c = &self.copies[(s / 2 + 1) % 2];
@@ -107,6 +108,7 @@ impl Saved {
         fence(Ordering::Release);
         c.handler.store(a.sa_sigaction, Ordering::Relaxed);
         c.flags.store(a.sa_flags as u32 as usize, Ordering::Relaxed);
+        c.restorer.store(sa::restorer(a), Ordering::Relaxed);
         // SAFETY: sigset_t is an array of MASK_WORDS unsigned longs (checked above), with no
         // padding: every bit pattern of either type is valid.
         let words: [usize; MASK_WORDS] = unsafe { std::mem::transmute(a.sa_mask) };
@@ -123,6 +125,7 @@ impl Saved {
             let c = &self.copies[(s / 2) % 2];
             let handler = c.handler.load(Ordering::Relaxed);
             let flags = c.flags.load(Ordering::Relaxed) as u32 as c_int;
+            let restorer = c.restorer.load(Ordering::Relaxed);
             let mut words = [0usize; MASK_WORDS];
             for (v, w) in words.iter_mut().zip(&c.mask) {
                 *v = w.load(Ordering::Relaxed);
@@ -133,6 +136,7 @@ impl Saved {
             if self.seq.load(Ordering::Relaxed).wrapping_sub(s & !1) <= 2 {
                 let mut a = sa::action(handler);
                 a.sa_flags = flags;
+                sa::set_restorer(&mut a, restorer);
                 // SAFETY: as in `store`.
                 a.sa_mask =
                     unsafe { std::mem::transmute::<[usize; MASK_WORDS], libc::sigset_t>(words) };
@@ -558,7 +562,14 @@ pub fn intercept<R>(
             let old = SLOTS[i].saved.load();
             if let Some(a) = act {
                 save(i, a);
-                let _ = sa::sigaction(sig, Some(&ours_for(sig, a)), None);
+                let mut prev = sa::action(libc::SIG_DFL);
+                if sa::sigaction(sig, Some(&ours_for(sig, a)), Some(&mut prev)).is_ok()
+                    && prev.sa_sigaction == our_address()
+                {
+                    // Kept as the C library would have installed it (it reads back with the
+                    // flag and restorer the C library adds, as the library's action did).
+                    save(i, &sa::as_installed(a, &prev));
+                }
             }
             return Intercepted::Watched(old);
         }

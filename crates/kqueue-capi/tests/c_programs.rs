@@ -279,6 +279,7 @@ c_programs!(
     abi,
     attack,
     attack2,
+    attack_signal,
     bypass,
     cancel,
     close,
