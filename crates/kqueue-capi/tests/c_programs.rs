@@ -280,6 +280,7 @@ c_programs!(
     attack,
     attack2,
     attack_signal,
+    attack_signal_netbsd => "include/netbsd",
     bypass,
     cancel,
     close,
