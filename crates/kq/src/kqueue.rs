@@ -56,8 +56,9 @@ pub(crate) fn id_of_pending_token(data: u64) -> Option<u64> {
 
 thread_local! {
     /// Kqueue locks this thread holds or is taking. A kevent() made while it holds one can
-    /// only come from a signal handler that interrupted a kevent() of the same thread: it
-    /// would wait for a lock its own thread holds, so it fails with EDEADLK instead.
+    /// only come from a signal handler that interrupted a kevent() of the same thread (or
+    /// a filter hook): it would wait for a lock its own thread holds, so it fails with
+    /// EDEADLK instead.
     static HOLDING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
@@ -107,7 +108,7 @@ impl Drop for Locked<'_> {
 
 /// Whether this thread is inside a kqueue's lock (see `HOLDING`) or one of the process-wide
 /// locks (`process::holding`).
-fn reentered() -> bool {
+pub(crate) fn reentered() -> bool {
     HOLDING.with(|h| h.get() > 0) || process::holding()
 }
 
@@ -1228,7 +1229,8 @@ impl Kqueue {
     /// The error of a change that failed with no slot left for its report; EINTR if a
     /// signal arrived while waiting; EBADF if the kqueue was closed or poisoned, or its
     /// process forked since; EDEADLK if called from a filter hook or from a change or event
-    /// list of a call in progress on this thread.
+    /// list of a call in progress on this thread, or from a signal handler that interrupted
+    /// this thread inside the library.
     pub fn kevent(
         &self,
         changes: &[Kevent],

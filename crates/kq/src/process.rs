@@ -684,6 +684,12 @@ pub(crate) fn fdclose(fd: RawFd) {
     if !fd_tracked(fd) || sys::getpid() != PID.load(Ordering::Relaxed) {
         return;
     }
+    if crate::kqueue::reentered() {
+        // A signal handler closing a descriptor while its thread is inside the library
+        // (holding a lock the work below needs): the close goes unseen, as a raw one does
+        // (the knotes stay and never fire for another file).
+        return;
+    }
     if KNOTES.get(fd) != 0 {
         let ids: Vec<u64> = by_fd()
             .get(&fd)

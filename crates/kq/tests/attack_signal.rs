@@ -1293,7 +1293,65 @@ fn s3_handler_stack_and_mask(p: Personality) {
     unsafe { libc::sigaltstack(&off, null_mut()) };
 }
 
+static CLOSE_NUMBER: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+static CLOSES: AtomicUsize = AtomicUsize::new(0);
+extern "C" fn closing_handler(_: i32) {
+    // What an interposed close() does first: the library drops the number's knotes.
+    kq::fdclose(CLOSE_NUMBER.load(Ordering::SeqCst));
+    CLOSES.fetch_add(1, Ordering::SeqCst);
+}
+
+/// S17 (attack) handler_close_during_library_calls: a watched signal's handler closes a
+/// descriptor that carries knotes (the library's part of an interposed close(), which is
+/// async-signal-safe) while the thread it interrupted is inside the library, holding the
+/// lock of the kqueue with those knotes or a process-wide lock: nothing hangs (the knotes
+/// then stay, as for a close the library does not see, and never fire for another file).
+fn s17_handler_close_during_library_calls(p: Personality) {
+    use std::os::fd::AsRawFd;
+    let s = libc::SIGUSR1;
+    set_raw(s, closing_handler as extern "C" fn(i32) as usize, 0);
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    CLOSE_NUMBER.store(a.as_raw_fd(), Ordering::SeqCst);
+    let k = kq(p);
+    let watcher = kq(p);
+    ch_ok(&watcher, &[sig(s, EV_ADD)]);
+    // SAFETY: the calling thread's handle.
+    let main = unsafe { libc::pthread_self() } as usize;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                // SAFETY: the main thread outlives this one.
+                unsafe { libc::pthread_kill(main as libc::pthread_t, s) };
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        })
+    };
+    let read = Kevent::new(
+        a.as_raw_fd() as usize,
+        kq::EVFILT_READ,
+        EV_ADD,
+        0,
+        0,
+        null_mut(),
+    );
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(2) {
+        let _ = ch(&k, &[read]);
+        let _ = poll(&k, 2);
+        let k2 = kq(p);
+        let _ = ch(&k2, &[read]);
+        drop(k2);
+    }
+    stop.store(true, Ordering::SeqCst);
+    sender.join().unwrap();
+    assert!(CLOSES.load(Ordering::SeqCst) > 0);
+    drop(b);
+}
+
 isolated_both!(
+    s17_handler_close_during_library_calls,
     s7_raw_change_survives_delete,
     s11_sigchld_flags_restored,
     s8_exec_after_fork_keeps_ignored,
