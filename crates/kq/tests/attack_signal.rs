@@ -836,9 +836,11 @@ extern "C" fn reentering_handler(_: i32) {
     let fd = REENTER_KQ.load(Ordering::SeqCst);
     // SAFETY: the kqueue lives until the test ends.
     let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    // Changes that allocate nothing (adding a knote allocates, which a handler may do only
+    // where malloc() may be called: not when it interrupted an allocation).
     let r = kq::Kqueue::find(b).and_then(|k| {
-        k.kevent(&[sig(libc::SIGUSR2, EV_ADD)], &mut [], None)?;
-        k.kevent(&[sig(libc::SIGUSR2, EV_DELETE)], &mut [], None)
+        k.kevent(&[sig(libc::SIGUSR2, EV_DISABLE)], &mut [], None)?;
+        k.kevent(&[sig(libc::SIGUSR2, EV_ENABLE)], &mut [], None)
     });
     match r {
         Ok(_) => REENTER_OK.fetch_add(1, Ordering::SeqCst),
@@ -852,14 +854,16 @@ extern "C" fn reentering_handler(_: i32) {
     };
 }
 
-/// S17 (attack) handler_kevent_during_library_calls: a watched signal's handler adds and
-/// deletes a signal knote with kevent() while the thread it interrupted is inside the
+/// S17 (attack) handler_kevent_during_library_calls: a watched signal's handler disables
+/// and enables a signal knote with kevent() while the thread it interrupted is inside the
 /// library (making and closing kqueues, kevent() on another kqueue): the handler's call
 /// works or fails with EDEADLK, and nothing hangs.
 fn s17_handler_kevent_during_library_calls(p: Personality) {
     let s = libc::SIGUSR1;
     set_raw(s, reentering_handler as extern "C" fn(i32) as usize, 0);
+    set_raw(libc::SIGUSR2, libc::SIG_IGN, 0);
     let k0 = Kqueue::builder().personality(p).build().unwrap();
+    ch_ok(&k0, &[sig(libc::SIGUSR2, EV_ADD)]);
     let fd = k0.try_into_fd().unwrap();
     REENTER_KQ.store(std::os::fd::AsRawFd::as_raw_fd(&fd), Ordering::SeqCst);
     let watcher = kq(p);
@@ -1303,8 +1307,8 @@ extern "C" fn closing_handler(_: i32) {
 
 /// S17 (attack) handler_close_during_library_calls: a watched signal's handler closes a
 /// descriptor that carries knotes (the library's part of an interposed close(), which is
-/// async-signal-safe) while the thread it interrupted is inside the library, holding the
-/// lock of the kqueue with those knotes or a process-wide lock: nothing hangs (the knotes
+/// async-signal-safe for numbers without knotes) while the thread it interrupted is inside
+/// kevent(), holding the lock of the kqueue with those knotes: nothing hangs (the knotes
 /// then stay, as for a close the library does not see, and never fire for another file).
 fn s17_handler_close_during_library_calls(p: Personality) {
     use std::os::fd::AsRawFd;
@@ -1336,13 +1340,14 @@ fn s17_handler_close_during_library_calls(p: Personality) {
         0,
         null_mut(),
     );
+    // The loop allocates only inside kevent() (adding the knote again), where the handler's
+    // close goes unseen: a close that drops knotes allocates, which a handler may do only
+    // where malloc() may be called.
+    let mut evs = [Kevent::default(); 2];
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(2) {
-        let _ = ch(&k, &[read]);
-        let _ = poll(&k, 2);
-        let k2 = kq(p);
-        let _ = ch(&k2, &[read]);
-        drop(k2);
+        let _ = k.kevent(&[read], &mut [], None);
+        let _ = k.kevent(&[], &mut evs, Some(Duration::ZERO));
     }
     stop.store(true, Ordering::SeqCst);
     sender.join().unwrap();
