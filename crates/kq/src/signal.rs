@@ -215,14 +215,22 @@ thread_local! {
 /// handler of this thread can run while it holds the table (a handler may need it).
 fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> R {
     let blocked = SignalsBlocked::new();
+    let mut tries = 0u32;
     while TABLE
         .busy
         .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
     {
         // The holder runs in another thread (this one blocks every signal while it holds
-        // the lock), and only makes a few system calls.
-        std::thread::yield_now();
+        // the lock), and only makes a few system calls. Past a few turns, sleep: a holder
+        // of lower real-time priority on this CPU runs only then (nanosleep is
+        // async-signal-safe).
+        tries = tries.saturating_add(1);
+        if tries < 64 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
     }
     // SAFETY: `busy` is ours until the store below: no other reference to the table.
     let r = f(unsafe { &mut *TABLE.table.get() });
