@@ -465,9 +465,9 @@ static void rearm_on_sigchld(int sig)
 }
 
 /* S19 fork_storm_rearm: forks while a SIGCHLD handler calls signal() on every child's
- * exit, with SIGCHLD watched and then not watched (the library holds its signal table
- * across fork(), and a handler that runs in the forking thread meanwhile must not wait
- * for it): no deadlock, every child reaped, the handler ran and (watched) posts counted. */
+ * exit, with SIGCHLD watched and then not watched (a handler that runs in the forking
+ * thread during fork() takes the library's signal table): no deadlock, every child reaped,
+ * the handler ran and (watched) posts counted. */
 static void case_s19(void)
 {
 	struct kevent ev;

@@ -57,8 +57,9 @@ pub(crate) fn id_of_pending_token(data: u64) -> Option<u64> {
 
 thread_local! {
     /// Kqueue locks this thread holds or is taking. A kevent() made while it holds one can
-    /// only come from a signal handler that interrupted a kevent() of the same thread: it
-    /// would wait for a lock its own thread holds, so it fails with EDEADLK instead.
+    /// only come from a signal handler that interrupted a kevent() of the same thread (or
+    /// a filter hook): it would wait for a lock its own thread holds, so it fails with
+    /// EDEADLK instead.
     static HOLDING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
@@ -108,9 +109,10 @@ impl Drop for Locked<'_> {
     }
 }
 
-/// Whether this thread is inside a kqueue's lock (see `HOLDING`).
-fn reentered() -> bool {
-    HOLDING.with(|h| h.get() > 0)
+/// Whether this thread is inside a kqueue's lock (see `HOLDING`) or one of the process-wide
+/// locks (`process::holding`).
+pub(crate) fn reentered() -> bool {
+    HOLDING.with(|h| h.get() > 0) || process::holding()
 }
 
 /// The state under the kqueue lock.
@@ -856,7 +858,11 @@ impl Inner {
                 nerrors += 1;
             }
             st.objs.fds.inotify.close_if_idle();
-            if std::mem::take(&mut st.objs.harvest_due) {
+            // A registration just added may be ready at once without an event behind it
+            // (EVFILT_FS's table; a signal's eventfd already readable, EVFILT_SIGNAL): its
+            // edge is taken in now, so the descriptor is readable only for events.
+            let added = st.objs.signals.take_added();
+            if std::mem::take(&mut st.objs.harvest_due) | added {
                 queued |= self.harvest_now(&mut st);
             }
             self.sync_timerfd(&mut st);
@@ -1354,7 +1360,8 @@ impl Kqueue {
     /// The error of a change that failed with no slot left for its report; EINTR if a
     /// signal arrived while waiting; EBADF if the kqueue was closed or poisoned, or its
     /// process forked since; EDEADLK if called from a filter hook or from a change or event
-    /// list of a call in progress on this thread.
+    /// list of a call in progress on this thread, or from a signal handler that interrupted
+    /// this thread inside the library.
     pub fn kevent(
         &self,
         changes: &[Kevent],

@@ -5,8 +5,9 @@
 //! when close() is not interposed.
 //!
 //! Lock order: a kqueue's lock, then `CREATION`, then the registry, then the signal table
-//! (`signal.rs`, whose holders take no other lock). The registry is never held while a
-//! kqueue's lock is taken; the descriptor table takes no lock at all.
+//! (`signal.rs`, whose holders take no other lock; it is not held across fork). The
+//! registry is never held while a kqueue's lock is taken; the descriptor table takes no
+//! lock at all.
 
 use crate::kevent::Errno;
 use crate::kqueue::Inner;
@@ -156,8 +157,8 @@ type ByFd = HashMap<RawFd, Vec<(u64, u64)>>;
 
 static BY_FD: LazyLock<Mutex<ByFd>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
-fn by_fd() -> std::sync::MutexGuard<'static, ByFd> {
-    BY_FD.lock().unwrap_or_else(|e| e.into_inner())
+fn by_fd() -> Counted<std::sync::MutexGuard<'static, ByFd>> {
+    Counted::take(|| BY_FD.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// `KNOTES[fd]` when it names kqueue `kq` alone: `Some(count)`.
@@ -350,18 +351,70 @@ static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
 /// across fork(), so that a fork never sees a kqueue half made.
 static CREATION: RwLock<()> = RwLock::new(());
 
-fn registry() -> RwLockWriteGuard<'static, Registry> {
-    REGISTRY.write().unwrap_or_else(|e| e.into_inner())
+thread_local! {
+    /// Process-wide locks of this module (`CREATION`, the registry, `BY_FD`) this thread
+    /// holds or is taking. None is taken with signals blocked, so a signal handler may
+    /// interrupt a hold; a `kevent()` it makes would then wait for a lock its own thread
+    /// holds (or, for a shared hold, one a waiting writer keeps it from taking again): it
+    /// fails with EDEADLK instead (see [`holding`]).
+    static LOCKS_HELD: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
-fn registry_read() -> RwLockReadGuard<'static, Registry> {
-    REGISTRY.read().unwrap_or_else(|e| e.into_inner())
+/// Whether this thread holds (or is taking) one of this module's locks: true only in a
+/// signal handler that interrupted the library (or in the library's own code under such a
+/// lock, which makes no `kevent()`).
+pub(crate) fn holding() -> bool {
+    LOCKS_HELD.try_with(|n| n.get() > 0).unwrap_or(false)
+}
+
+/// A guard of one of this module's locks, counted in `LOCKS_HELD` from before the lock is
+/// taken until after it is released.
+pub(crate) struct Counted<G> {
+    guard: std::mem::ManuallyDrop<G>,
+}
+
+impl<G> Counted<G> {
+    fn take(lock: impl FnOnce() -> G) -> Counted<G> {
+        let _ = LOCKS_HELD.try_with(|n| n.set(n.get() + 1));
+        Counted {
+            guard: std::mem::ManuallyDrop::new(lock()),
+        }
+    }
+}
+
+impl<G> Drop for Counted<G> {
+    fn drop(&mut self) {
+        // SAFETY: dropped once, here; the field is not used afterwards.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.guard) };
+        let _ = LOCKS_HELD.try_with(|n| n.set(n.get().saturating_sub(1)));
+    }
+}
+
+impl<G: std::ops::Deref> std::ops::Deref for Counted<G> {
+    type Target = G::Target;
+    fn deref(&self) -> &G::Target {
+        &self.guard
+    }
+}
+
+impl<G: std::ops::DerefMut> std::ops::DerefMut for Counted<G> {
+    fn deref_mut(&mut self) -> &mut G::Target {
+        &mut self.guard
+    }
+}
+
+fn registry() -> Counted<RwLockWriteGuard<'static, Registry>> {
+    Counted::take(|| REGISTRY.write().unwrap_or_else(|e| e.into_inner()))
+}
+
+fn registry_read() -> Counted<RwLockReadGuard<'static, Registry>> {
+    Counted::take(|| REGISTRY.read().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// Runs `make` (which creates a kqueue's descriptors) so that no fork() happens meanwhile.
 pub(crate) fn creating<T>(make: impl FnOnce() -> T) -> T {
     install_fork_handlers();
-    let _g = CREATION.read().unwrap_or_else(|e| e.into_inner());
+    let _g = Counted::take(|| CREATION.read().unwrap_or_else(|e| e.into_inner()));
     make()
 }
 
@@ -554,6 +607,10 @@ pub(crate) fn number_taken(fd: RawFd) {
 /// The kqueue whose descriptor is `fd` (any copy of it): EBADF if it is not one (closed,
 /// another file, or inherited across fork()).
 pub(crate) fn lookup(fd: BorrowedFd<'_>) -> Result<Arc<Inner>, Errno> {
+    if holding() {
+        // A signal handler that interrupted this thread inside the library.
+        return Err(Errno(libc::EDEADLK));
+    }
     let number = fd.as_raw_fd();
     let id = KQUEUES.get(number);
     if id != 0 {
@@ -713,6 +770,12 @@ pub(crate) fn fdclose(fd: RawFd) {
     if !fd_tracked(fd) || sys::getpid() != PID.load(Ordering::Relaxed) {
         return;
     }
+    if crate::kqueue::reentered() {
+        // A signal handler closing a descriptor while its thread is inside the library
+        // (holding a lock the work below needs): the close goes unseen, as a raw one does
+        // (the knotes stay and never fire for another file).
+        return;
+    }
     if KNOTES.get(fd) != 0 {
         for kq in kqueues_on(fd).into_iter().filter_map(lookup_id) {
             kq.fd_closed(fd);
@@ -814,9 +877,9 @@ fn background(ep: Arc<Fd>) {
 // their descriptors.
 
 type Held = (
-    std::sync::RwLockWriteGuard<'static, ()>,
-    RwLockWriteGuard<'static, Registry>,
-    std::sync::MutexGuard<'static, ByFd>,
+    Counted<std::sync::RwLockWriteGuard<'static, ()>>,
+    Counted<RwLockWriteGuard<'static, Registry>>,
+    Counted<std::sync::MutexGuard<'static, ByFd>>,
 );
 
 thread_local! {
@@ -824,17 +887,15 @@ thread_local! {
 }
 
 extern "C" fn before_fork() {
-    let c = CREATION.write().unwrap_or_else(|e| e.into_inner());
+    let c = Counted::take(|| CREATION.write().unwrap_or_else(|e| e.into_inner()));
     let r = registry();
     let b = by_fd();
     HELD.with(|h| *h.borrow_mut() = Some((c, r, b)));
-    crate::signal::fork_prepare();
     crate::filter::before_fork();
 }
 
 extern "C" fn after_fork_parent() {
     crate::filter::after_fork_parent();
-    crate::signal::fork_parent();
     HELD.with(|h| h.borrow_mut().take());
 }
 

@@ -13,7 +13,8 @@
 //! default is to be ignored, stops the process for a default stop signal, and for a
 //! default action that terminates the process restores `SIG_DFL` and raises the signal
 //! again, so the process dies by it as it would have. When the last knote on `S` goes, the
-//! program's action is put back exactly.
+//! program's action is put back exactly (unless the program replaced the library's handler
+//! with a call the library did not see: what it set then stays).
 //!
 //! # Changing a watched signal's action
 //!
@@ -42,18 +43,18 @@
 //! - A default stop is made by restoring `SIG_DFL` and raising the signal again: a post of
 //!   the same signal while the process stops that way is not counted.
 //! - An `exec` without `fork` (and a child of `posix_spawn` or `vfork`, which runs no
-//!   `fork` handler) starts with `SIG_DFL` for a watched signal the program ignores, where
+//!   `fork` handler: glibc's `system()` and `popen()`, `std::process::Command` without a
+//!   `pre_exec` hook) starts with `SIG_DFL` for a watched signal the program ignores, where
 //!   BSD keeps it ignored.
 
 use crate::kevent::Errno;
 use crate::process;
 use crate::sys::{self, sigaction as sa, sigaction::Action, signals::SignalsBlocked};
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, UnsafeCell};
 use std::ffi::{c_int, c_void};
 use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
-use std::sync::atomic::{fence, AtomicI32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
 /// Signal numbers are 1 ..= 64 on Linux (65 with MIPS's 128 left out: no signal above 64 is
 /// ever delivered to a handler the C library installs).
@@ -64,62 +65,78 @@ const MASK_WORDS: usize = std::mem::size_of::<libc::sigset_t>() / std::mem::size
 const _: () =
     assert!(MASK_WORDS * std::mem::size_of::<usize>() == std::mem::size_of::<libc::sigset_t>());
 
-/// The program's action for one signal, written under [`TABLE`] and read by the signal
-/// handler without a lock (a sequence lock: a reader retries while a write is under way; a
-/// writer never runs in a thread the handler can interrupt, as it blocks every signal).
-struct Saved {
-    seq: AtomicUsize,
+/// One copy of a saved action.
+struct Copy {
     handler: AtomicUsize,
     flags: AtomicUsize,
+    restorer: AtomicUsize,
     mask: [AtomicUsize; MASK_WORDS],
+}
+
+/// The program's action for one signal, written under the table's lock and read by the
+/// signal handler without a lock. Two copies and a sequence number: a write fills the copy
+/// not in use, then makes it current, so a reader never waits for a writer (it retries only
+/// if the copy it read was rewritten meanwhile), and the child of a fork() made in the
+/// middle of a write still finds a whole action, the one from before the write.
+struct Saved {
+    /// Twice the number of writes made, plus one while a write is under way; the current
+    /// copy is `(seq / 2) % 2`.
+    seq: AtomicUsize,
+    copies: [Copy; 2],
 }
 
 impl Saved {
     const fn new() -> Saved {
         Saved {
             seq: AtomicUsize::new(0),
-            handler: AtomicUsize::new(libc::SIG_DFL),
-            flags: AtomicUsize::new(0),
-            mask: [const { AtomicUsize::new(0) }; MASK_WORDS],
+            copies: [const {
+                Copy {
+                    handler: AtomicUsize::new(libc::SIG_DFL),
+                    flags: AtomicUsize::new(0),
+                    restorer: AtomicUsize::new(0),
+                    mask: [const { AtomicUsize::new(0) }; MASK_WORDS],
+                }
+            }; 2],
         }
     }
 
-    /// Stores `a` (its handler, flags and mask: the rest of a `struct sigaction` is the C
-    /// library's business). Only inside [`with_table`].
+    /// Stores `a` (its handler, flags, restorer and mask). Only inside [`with_table`].
     fn store(&self, a: &Action) {
-        let s = self.seq.load(Ordering::Relaxed);
+        let s = self.seq.load(Ordering::Relaxed) & !1;
+        let c = &self.copies[(s / 2 + 1) % 2];
         self.seq.store(s.wrapping_add(1), Ordering::Relaxed);
         fence(Ordering::Release);
-        self.handler.store(a.sa_sigaction, Ordering::Relaxed);
-        self.flags
-            .store(a.sa_flags as u32 as usize, Ordering::Relaxed);
+        c.handler.store(a.sa_sigaction, Ordering::Relaxed);
+        c.flags.store(a.sa_flags as u32 as usize, Ordering::Relaxed);
+        c.restorer.store(sa::restorer(a), Ordering::Relaxed);
         // SAFETY: sigset_t is an array of MASK_WORDS unsigned longs (checked above), with no
         // padding: every bit pattern of either type is valid.
         let words: [usize; MASK_WORDS] = unsafe { std::mem::transmute(a.sa_mask) };
-        for (w, v) in self.mask.iter().zip(words) {
+        for (w, v) in c.mask.iter().zip(words) {
             w.store(v, Ordering::Relaxed);
         }
         self.seq.store(s.wrapping_add(2), Ordering::Release);
     }
 
-    /// The action, as last stored. Async-signal-safe.
+    /// The action, as last stored. Async-signal-safe, and waits for no writer.
     fn load(&self) -> Action {
         loop {
             let s = self.seq.load(Ordering::Acquire);
-            if s & 1 != 0 {
-                std::hint::spin_loop();
-                continue;
-            }
-            let handler = self.handler.load(Ordering::Relaxed);
-            let flags = self.flags.load(Ordering::Relaxed) as u32 as c_int;
+            let c = &self.copies[(s / 2) % 2];
+            let handler = c.handler.load(Ordering::Relaxed);
+            let flags = c.flags.load(Ordering::Relaxed) as u32 as c_int;
+            let restorer = c.restorer.load(Ordering::Relaxed);
             let mut words = [0usize; MASK_WORDS];
-            for (v, w) in words.iter_mut().zip(&self.mask) {
+            for (v, w) in words.iter_mut().zip(&c.mask) {
                 *v = w.load(Ordering::Relaxed);
             }
             fence(Ordering::Acquire);
-            if self.seq.load(Ordering::Relaxed) == s {
+            // The copy read is the current one, or the one before a write under way; it is
+            // rewritten only by the write after that.
+            if self.seq.load(Ordering::Relaxed).wrapping_sub(s & !1) <= 2 {
                 let mut a = sa::action(handler);
                 a.sa_flags = flags;
+                sa::set_restorer(&mut a, restorer);
                 // SAFETY: as in `store`.
                 a.sa_mask =
                     unsafe { std::mem::transmute::<[usize; MASK_WORDS], libc::sigset_t>(words) };
@@ -160,43 +177,64 @@ struct Table {
     ours: [bool; NSIG],
 }
 
-static TABLE: Mutex<Table> = Mutex::new(Table {
-    watchers: [0; NSIG],
-    ours: [false; NSIG],
-});
+/// The table and its lock: a spin lock, held only with every signal blocked in the holder
+/// and only for a few `sigaction()` calls, which never waits for anything else. It is not
+/// held across fork(): a handler that runs in another thread during a fork may need it,
+/// and that thread may hold a lock of the C library the fork takes after its fork
+/// handlers (malloc's), which would deadlock. The child instead finds the lock free (if a
+/// thread that does not exist in the child held it, the child frees it) and works out what
+/// to undo from the kernel's actions ([`fork_child`]).
+struct Locked {
+    busy: AtomicBool,
+    table: UnsafeCell<Table>,
+}
+
+// SAFETY: `table` is reached only through `with_table`, by the thread that set `busy`.
+unsafe impl Sync for Locked {}
+
+static TABLE: Locked = Locked {
+    busy: AtomicBool::new(false),
+    table: UnsafeCell::new(Table {
+        watchers: [0; NSIG],
+        ours: [false; NSIG],
+    }),
+};
+
+/// Signals whose action may be the library's handler (bit `sig - 1`): set before the
+/// handler is installed, cleared after the program's action is back.
+static INSTALLED: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     /// Signals this thread's handler took care of without running a program handler
     /// (ignored, or stopped by default): a wait they interrupted was not interrupted for
     /// the program.
     static ABSORBED: Cell<u64> = const { Cell::new(0) };
-    /// [`TABLE`], held by this thread across fork().
-    static FORK_HELD: RefCell<Option<MutexGuard<'static, Table>>> = const { RefCell::new(None) };
-    /// While this thread holds [`TABLE`] across fork(): the table, for a signal handler
-    /// that runs meanwhile in this thread (null otherwise).
-    static FORK_TABLE: Cell<*mut Table> = const { Cell::new(std::ptr::null_mut()) };
 }
 
 /// Runs `f` on the table, with every signal blocked in this thread meanwhile, so that no
-/// handler of this thread can run while it holds the table (a handler may need it). The
-/// one hold with signals unblocked is the one across fork() (blocking them for a whole
-/// fork() would let an ignored signal sent meanwhile, SIGCHLD from an earlier child, wake
-/// another thread's `epoll_wait` with a bare EINTR): a handler that interrupts that hold
-/// uses the table it holds.
+/// handler of this thread can run while it holds the table (a handler may need it).
 fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> R {
     let blocked = SignalsBlocked::new();
-    let forking = FORK_TABLE
-        .try_with(Cell::get)
-        .unwrap_or(std::ptr::null_mut());
-    let r = if forking.is_null() {
-        let mut guard = TABLE.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut guard)
-    } else {
-        // SAFETY: this thread holds TABLE (`fork_prepare`), so no other thread touches it;
-        // the code of this thread this handler interrupted only holds it (the hold's own
-        // uses of the table are made with signals blocked, after `FORK_TABLE` is cleared).
-        f(unsafe { &mut *forking })
-    };
+    let mut tries = 0u32;
+    while TABLE
+        .busy
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        // The holder runs in another thread (this one blocks every signal while it holds
+        // the lock), and only makes a few system calls. Past a few turns, sleep: a holder
+        // of lower real-time priority on this CPU runs only then (nanosleep is
+        // async-signal-safe).
+        tries = tries.saturating_add(1);
+        if tries < 64 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+    }
+    // SAFETY: `busy` is ours until the store below: no other reference to the table.
+    let r = f(unsafe { &mut *TABLE.table.get() });
+    TABLE.busy.store(false, Ordering::Release);
     drop(blocked);
     r
 }
@@ -287,6 +325,7 @@ fn install(t: &mut Table, sig: usize) -> Result<(), Errno> {
     // Saved before the handler can run; saved again from what the installation replaced,
     // in case the program changed it in between (with a call that is not interposed).
     save(sig, &old);
+    INSTALLED.fetch_or(1 << (sig - 1), Ordering::SeqCst);
     let mut prev = sa::action(libc::SIG_DFL);
     sa::sigaction(s, Some(&ours_for(s, &old)), Some(&mut prev))?;
     save(sig, &prev);
@@ -357,10 +396,21 @@ pub(crate) fn unwatch(ident: usize) {
     with_table(|t| {
         t.watchers[ident] = t.watchers[ident].saturating_sub(1);
         if t.watchers[ident] == 0 && t.ours[ident] {
-            let _ = sa::sigaction(ident as c_int, Some(&SLOTS[ident].saved.load()), None);
+            restore(ident as c_int);
             t.ours[ident] = false;
+            INSTALLED.fetch_and(!(1 << (ident - 1)), Ordering::SeqCst);
         }
     });
+}
+
+/// Puts the program's kept action for `sig` back, if the library's handler is still the
+/// kernel's action: a program that replaced it with a call the library does not see (a
+/// plain `sigaction()` in Rust, `sigset()`) keeps what it set.
+fn restore(sig: c_int) {
+    let mut now = sa::action(libc::SIG_DFL);
+    if sa::sigaction(sig, None, Some(&mut now)).is_ok() && now.sa_sigaction == our_address() {
+        let _ = sa::sigaction(sig, Some(&SLOTS[sig as usize].saved.load()), None);
+    }
 }
 
 /// Posts of signal `ident` counted so far (`heeded`: only those made while the program did
@@ -381,9 +431,8 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, context: *mut c_vo
     let Some(slot) = usize::try_from(sig).ok().and_then(|s| SLOTS.get(s)) else {
         return;
     };
-    let act = slot.saved.load();
-    let h = act.sa_sigaction;
-    let ignored = h == libc::SIG_IGN;
+    let mut act = slot.saved.load();
+    let ignored = act.sa_sigaction == libc::SIG_IGN;
     // With SIGCHLD ignored, Linux (and BSD) sends no SIGCHLD for a child's exit or stop;
     // the library's handler made the kernel send one (CLD_* codes are positive, those of
     // kill() and sigqueue() not): it was never posted, so it is not counted.
@@ -402,19 +451,15 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, context: *mut c_vo
             sa::eventfd_post(fd);
         }
     }
+    if is_handler(act.sa_sigaction) && act.sa_flags & libc::SA_RESETHAND != 0 {
+        // The kernel resets the handler as it delivers the signal, under its lock: of
+        // deliveries in several threads at once, one runs the handler and the others get
+        // the default. The reset is made under the table's lock, and the action in force
+        // is read again there: a delivery that finds it reset already acts on the default.
+        act = with_table(|t| reset_handler(t, sig, slot));
+    }
+    let h = act.sa_sigaction;
     if is_handler(h) {
-        if act.sa_flags & libc::SA_RESETHAND != 0 {
-            // The kernel would have reset the handler on delivery (the flags and mask
-            // stay, as Linux keeps them).
-            with_table(|t| {
-                if t.ours[sig as usize] {
-                    let mut reset = act;
-                    reset.sa_sigaction = libc::SIG_DFL;
-                    slot.saved.store(&reset);
-                    let _ = sa::sigaction(sig, Some(&ours_for(sig, &reset)), None);
-                }
-            });
-        }
         sa::set_errno(errno);
         // SAFETY: `h` is the program's handler for `sig` (not SIG_DFL or SIG_IGN), of the
         // kind its SA_SIGINFO flag says, called with what the kernel gave us; the kernel
@@ -423,7 +468,7 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, context: *mut c_vo
         unsafe { sa::call_handler(h, act.sa_flags & libc::SA_SIGINFO != 0, sig, info, context) };
         return;
     }
-    if !ignored {
+    if h != libc::SIG_IGN {
         match default_of(sig) {
             Default::Ignore => {}
             Default::Stop => stop(sig),
@@ -432,6 +477,37 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, context: *mut c_vo
     }
     absorb();
     sa::set_errno(errno);
+}
+
+/// `SA_RESETHAND` for a delivery of `sig` that found a handler with that flag: with the
+/// table held, returns the action the delivery is to carry out. If the handler is still
+/// the action in force, the action becomes `SIG_DFL` (the flags and mask stay, as Linux
+/// keeps them) and the handler is returned; otherwise another delivery reset it first (or
+/// the program changed it), and the action now in force is returned.
+fn reset_handler(t: &mut Table, sig: c_int, slot: &Slot) -> Action {
+    let i = sig as usize;
+    if t.ours[i] {
+        let now = slot.saved.load();
+        if is_handler(now.sa_sigaction) && now.sa_flags & libc::SA_RESETHAND != 0 {
+            let mut reset = now;
+            reset.sa_sigaction = libc::SIG_DFL;
+            slot.saved.store(&reset);
+            let _ = sa::sigaction(sig, Some(&ours_for(sig, &reset)), None);
+        }
+        return now;
+    }
+    // No longer watched: the program's action is the kernel's again (put back after this
+    // delivery started), and the kernel would have reset it at the delivery.
+    let mut now = sa::action(libc::SIG_DFL);
+    if sa::sigaction(sig, None, Some(&mut now)).is_ok()
+        && is_handler(now.sa_sigaction)
+        && now.sa_flags & libc::SA_RESETHAND != 0
+    {
+        let mut reset = now;
+        reset.sa_sigaction = libc::SIG_DFL;
+        let _ = sa::sigaction(sig, Some(&reset), None);
+    }
+    now
 }
 
 /// The default action of a stop signal: `SIG_DFL` for a moment, the signal raised again at
@@ -494,7 +570,14 @@ pub fn intercept<R>(
             let old = SLOTS[i].saved.load();
             if let Some(a) = act {
                 save(i, a);
-                let _ = sa::sigaction(sig, Some(&ours_for(sig, a)), None);
+                let mut prev = sa::action(libc::SIG_DFL);
+                if sa::sigaction(sig, Some(&ours_for(sig, a)), Some(&mut prev)).is_ok()
+                    && prev.sa_sigaction == our_address()
+                {
+                    // Kept as the C library would have installed it (it reads back with the
+                    // flag and restorer the C library adds, as the library's action did).
+                    save(i, &sa::as_installed(a, &prev));
+                }
             }
             return Intercepted::Watched(old);
         }
@@ -573,43 +656,31 @@ pub fn default() -> libc::sigaction {
     sa::action(libc::SIG_DFL)
 }
 
-// fork(): the table is held across it (after the process-wide locks, see `process.rs`); in
-// the child no kqueue survives, so every watched signal gets the program's action back and
-// the eventfds (shared with the parent's) are closed.
-
-pub(crate) fn fork_prepare() {
-    let _blocked = SignalsBlocked::new();
-    let mut guard = TABLE.lock().unwrap_or_else(|e| e.into_inner());
-    FORK_TABLE.with(|p| p.set(&mut *guard as *mut Table));
-    FORK_HELD.with(|h| *h.borrow_mut() = Some(guard));
-}
-
-pub(crate) fn fork_parent() {
-    let _blocked = SignalsBlocked::new();
-    FORK_TABLE.with(|p| p.set(std::ptr::null_mut()));
-    FORK_HELD.with(|h| drop(h.borrow_mut().take()));
-}
+// fork(): in the child no kqueue survives, so every watched signal gets the program's
+// action back and the eventfds (shared with the parent's) are closed. The table is not held
+// across fork() (see `Locked`): another thread may have been in the middle of a change.
+// The kernel's actions say where the library's handler is installed, and each saved action
+// has a whole copy from before any write under way.
 
 pub(crate) fn fork_child() {
     let _blocked = SignalsBlocked::new();
-    FORK_TABLE.with(|p| p.set(std::ptr::null_mut()));
-    FORK_HELD.with(|h| {
-        let mut held = h.borrow_mut().take();
-        if let Some(t) = held.as_mut() {
-            for (sig, slot) in SLOTS.iter().enumerate().skip(1) {
-                if t.ours[sig] {
-                    let _ = sa::sigaction(sig as c_int, Some(&slot.saved.load()), None);
-                    t.ours[sig] = false;
-                }
-                t.watchers[sig] = 0;
-                let fd = slot.fd.swap(-1, Ordering::AcqRel);
-                if fd >= 0 {
-                    // SAFETY: the child's copy of the library's eventfd, used by nothing
-                    // else in the child.
-                    unsafe { libc::syscall(libc::SYS_close, fd) };
-                }
+    // Held by a thread that is not in the child (this one holds it only with every signal
+    // blocked, so not across its fork()).
+    TABLE.busy.store(false, Ordering::Release);
+    let installed = INSTALLED.swap(0, Ordering::SeqCst);
+    with_table(|t| {
+        for (sig, slot) in SLOTS.iter().enumerate().skip(1) {
+            if installed & (1 << (sig - 1)) != 0 {
+                restore(sig as c_int);
+            }
+            t.ours[sig] = false;
+            t.watchers[sig] = 0;
+            let fd = slot.fd.swap(-1, Ordering::AcqRel);
+            if fd >= 0 {
+                // SAFETY: the child's copy of the library's eventfd, used by nothing
+                // else in the child.
+                unsafe { libc::syscall(libc::SYS_close, fd) };
             }
         }
-        drop(held);
     });
 }

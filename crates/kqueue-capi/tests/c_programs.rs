@@ -287,6 +287,8 @@ c_programs!(
     attack,
     attack2,
     attack_vnode,
+    attack_signal,
+    attack_signal_netbsd => "include/netbsd",
     bypass,
     cancel,
     close,

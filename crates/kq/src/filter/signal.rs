@@ -32,12 +32,22 @@ const SILENT: u64 = 2;
 #[derive(Default)]
 pub(crate) struct Signals {
     knotes: HashMap<usize, (u32, RawFd)>,
+    /// An eventfd was added to the epoll since the last [`Signals::take_added`]: one that
+    /// earlier posts left readable is on the epoll's ready list at once, which makes the
+    /// kqueue descriptor readable with nothing to report until the epoll is harvested.
+    added: bool,
 }
 
 impl Signals {
     /// Registrations in the epoll that deliver edges.
     pub(crate) fn polled(&self) -> usize {
         self.knotes.len()
+    }
+
+    /// Whether an eventfd was added to the epoll since the last call: the caller harvests
+    /// the epoll before it lets go of the lock.
+    pub(crate) fn take_added(&mut self) -> bool {
+        std::mem::take(&mut self.added)
     }
 
     /// The knote an edge with epoll user data `data` concerns, if it is a signal's.
@@ -72,6 +82,7 @@ impl Filter for SignalFilter {
             return Err(e);
         }
         signals.knotes.insert(sig, (cx.id, fd));
+        signals.added = true;
         let heeded = sig == libc::SIGCHLD as usize && !cx.personality.counts_ignored_sigchld();
         kn.hookid = if heeded { HEEDED } else { 0 };
         // Posts from now on count.

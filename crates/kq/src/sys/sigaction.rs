@@ -75,6 +75,34 @@ pub(crate) fn action(handler: usize) -> Action {
     a
 }
 
+/// `SA_RESTORER`: the flag with which the C library (on x86, x86-64, ARM, ...) gives the
+/// kernel its own signal return trampoline in `sa_restorer`; it adds both to every action it
+/// installs, and reports them back.
+const SA_RESTORER: c_int = 0x0400_0000;
+
+/// The address in `a.sa_restorer` (0: none).
+pub(crate) fn restorer(a: &Action) -> usize {
+    a.sa_restorer.map_or(0, |f| f as usize)
+}
+
+/// Sets `a.sa_restorer` to address `r` (0: none).
+pub(crate) fn set_restorer(a: &mut Action, r: usize) {
+    // SAFETY: Option<extern "C" fn()> has the size of a pointer and uses 0 for None; `r` is
+    // 0 or an address read from the field of an action by `restorer`.
+    a.sa_restorer = unsafe { std::mem::transmute::<usize, Option<extern "C" fn()>>(r) };
+}
+
+/// `a` as the C library reports it once installed, `installed` being an action it
+/// installed: with its `SA_RESTORER` and restorer, if it adds those.
+pub(crate) fn as_installed(a: &Action, installed: &Action) -> Action {
+    let mut r = *a;
+    if installed.sa_flags & SA_RESTORER != 0 {
+        r.sa_flags |= SA_RESTORER;
+        r.sa_restorer = installed.sa_restorer;
+    }
+    r
+}
+
 /// A set holding every signal.
 pub(crate) fn full_set() -> libc::sigset_t {
     let mut s = super::signals::empty_set();
