@@ -663,7 +663,7 @@ pub fn default() -> libc::sigaction {
 // has a whole copy from before any write under way.
 
 pub(crate) fn fork_child() {
-    let _blocked = SignalsBlocked::new();
+    let blocked = SignalsBlocked::new();
     // Held by a thread that is not in the child (this one holds it only with every signal
     // blocked, so not across its fork()).
     TABLE.busy.store(false, Ordering::Release);
@@ -671,7 +671,14 @@ pub(crate) fn fork_child() {
     with_table(|t| {
         for (sig, slot) in SLOTS.iter().enumerate().skip(1) {
             if installed & (1 << (sig - 1)) != 0 {
+                // A post that came while the program's own mask blocked the signal waits
+                // for it; setting SIG_IGN back would discard it (POSIX), where without the
+                // library it would still be pending: it is sent again, still blocked.
+                let held = crate::sys::signals::pending_in(sig as c_int, &blocked.old);
                 restore(sig as c_int);
+                if held && SLOTS[sig].saved.load().sa_sigaction == libc::SIG_IGN {
+                    sa::raise_here(sig as c_int);
+                }
             }
             t.ours[sig] = false;
             t.watchers[sig] = 0;

@@ -136,3 +136,15 @@ impl Drop for SignalsBlocked {
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
     }
 }
+
+/// Whether `sig` is pending for this thread or the process (`sigpending`) and is a member of
+/// `mask`.
+pub(crate) fn pending_in(sig: libc::c_int, mask: &libc::sigset_t) -> bool {
+    let mut pending = empty_set();
+    // SAFETY: sigpending writes the set it is given; sigismember reads initialised sets.
+    unsafe {
+        libc::sigpending(&mut pending) == 0
+            && libc::sigismember(&pending, sig) == 1
+            && libc::sigismember(mask, sig) == 1
+    }
+}
