@@ -1355,7 +1355,75 @@ fn s17_handler_close_during_library_calls(p: Personality) {
     drop(b);
 }
 
+/// S6 (attack) concurrent_collectors: three threads collect one kqueue's signal events
+/// while two threads queue real-time signals to the process: every event has data of at
+/// least 1, and the data add up to the signals sent.
+fn s6_concurrent_collectors(p: Personality) {
+    let s = libc::SIGRTMIN() + 6;
+    set_raw(s, libc::SIG_IGN, 0);
+    let k = Arc::new(kq(p));
+    ch_ok(&k, &[sig(s, EV_ADD)]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let collectors: Vec<_> = (0..3)
+        .map(|_| {
+            let k = Arc::clone(&k);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut total = 0isize;
+                let mut evs = [Kevent::default(); 4];
+                loop {
+                    let done = stop.load(Ordering::SeqCst);
+                    match k.kevent(&[], &mut evs, Some(Duration::from_millis(20))) {
+                        Ok(n) => {
+                            for e in &evs[..n] {
+                                assert_eq!(e.ident, s as usize);
+                                assert!(e.data >= 1, "{e:?}");
+                                total += e.data;
+                            }
+                            if n == 0 && done {
+                                return total;
+                            }
+                        }
+                        Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                        Err(e) => panic!("kevent: {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let senders: Vec<_> = (0..2)
+        .map(|_| {
+            let sent = Arc::clone(&sent);
+            std::thread::spawn(move || {
+                for _ in 0..3000 {
+                    let val = libc::sigval {
+                        sival_ptr: null_mut(),
+                    };
+                    // SAFETY: queues a signal to this process.
+                    if unsafe { libc::sigqueue(libc::getpid(), s, val) } == 0 {
+                        sent.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in senders {
+        t.join().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+    let total: isize = collectors.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(
+        total as usize + drain(&k, s) as usize,
+        sent.load(Ordering::SeqCst)
+    );
+}
+
 isolated_both!(
+    s6_concurrent_collectors,
     s17_handler_close_during_library_calls,
     s7_raw_change_survives_delete,
     s11_sigchld_flags_restored,
