@@ -445,8 +445,9 @@ static int count_inotify(void)
 }
 
 /*
- * One inotify instance per kqueue, none without vnode knotes, released with the last
- * knote and when the kqueue is closed.
+ * One inotify instance per kqueue, none without vnode knotes; once the last knote goes,
+ * kept for reuse, then released by the first kevent() 100 ms later; released when the
+ * kqueue is closed.
  */
 static void case_one_inotify(void)
 {
@@ -465,6 +466,15 @@ static void case_one_inotify(void)
 	CHECK_EQ(kqt_change(kq2, a, EVFILT_VNODE, EV_ADD, NOTE_WRITE, 0, NULL), 0);
 	CHECK_EQ(count_inotify(), base + 2);
 	CHECK_EQ(kqt_change(kq2, a, EVFILT_VNODE, EV_DELETE, 0, 0, NULL), 0);
+	CHECK_EQ(count_inotify(), base + 2);
+	CHECK_EQ(kqt_change(kq2, b, EVFILT_VNODE, EV_ADD, NOTE_WRITE, 0, NULL), 0);
+	CHECK_EQ(count_inotify(), base + 2);
+	CHECK_EQ(kqt_change(kq2, b, EVFILT_VNODE, EV_DELETE, 0, 0, NULL), 0);
+	kqt_sleep_ms(150);
+	{
+		struct kevent ev;
+		CHECK_EQ(kqt_poll(kq2, &ev, 1), 0);
+	}
 	CHECK_EQ(count_inotify(), base + 1);
 	CHECK_EQ(close(kq), 0);
 	CHECK_EQ(count_inotify(), base);

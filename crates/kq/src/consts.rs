@@ -57,6 +57,8 @@ pub const EV_KEEPUDATA: u16 = 0x0200;
 pub const EV_SYSFLAGS: u16 = 0xF000;
 /// Filter-private flag (reserved, stripped from input).
 pub const EV_FLAG1: u16 = 0x2000;
+/// FreeBSD's internal flag: the knote is dropped, unreported, when the scan reaches it.
+pub(crate) const EV_DROP: u16 = 0x1000;
 /// Output: `data` holds an errno (or 0 for a receipt).
 pub const EV_ERROR: u16 = 0x4000;
 /// Output: the filter saw end of file.

@@ -209,21 +209,7 @@ impl Knotes {
 
     /// Stores a new knote for `kev`'s (ident, filter), which must not exist yet.
     pub(crate) fn insert(&mut self, kev: Kevent) -> Result<u32, crate::Errno> {
-        let knote = Knote::new(kev);
-        let id = if self.free != NIL {
-            let id = self.free;
-            self.free = self.slab[id as usize].next;
-            self.slab[id as usize] = knote;
-            id
-        } else {
-            let id = u32::try_from(self.slab.len())
-                .ok()
-                .filter(|&id| id != NIL)
-                .ok_or(crate::Errno::NOMEM)?;
-            self.slab.try_reserve(1).map_err(|_| crate::Errno::NOMEM)?;
-            self.slab.push(knote);
-            id
-        };
+        let id = self.insert_unindexed(kev)?;
         let (slab, hasher) = (&self.slab, &self.hasher);
         if self
             .index
@@ -242,6 +228,25 @@ impl Knotes {
             let k = &slab[i as usize].kev;
             Self::hash(hasher, k.ident, k.filter)
         });
+        Ok(id)
+    }
+
+    /// Stores a knote for `kev` that is not in the (ident, filter) index: it is reached
+    /// only through the queue (a record delivered once, see `filter::Spawn`).
+    pub(crate) fn insert_unindexed(&mut self, kev: Kevent) -> Result<u32, crate::Errno> {
+        let knote = Knote::new(kev);
+        if self.free != NIL {
+            let id = self.free;
+            self.free = self.slab[id as usize].next;
+            self.slab[id as usize] = knote;
+            return Ok(id);
+        }
+        let id = u32::try_from(self.slab.len())
+            .ok()
+            .filter(|&id| id != NIL)
+            .ok_or(crate::Errno::NOMEM)?;
+        self.slab.try_reserve(1).map_err(|_| crate::Errno::NOMEM)?;
+        self.slab.push(knote);
         Ok(id)
     }
 

@@ -30,7 +30,8 @@
 //! the eventfd unless a thread sleeps: a trigger then a collect costs no system call.
 
 use crate::consts::*;
-use crate::filter::{self, fd::Descriptors, Context, FilterRef, Objects, Timers, Touch};
+use crate::filter::fd::{Descriptors, Quick};
+use crate::filter::{self, Context, FilterRef, Objects, Timers, Touch};
 use crate::kevent::{ChangeList, Errno, EventList, Kevent, Timespec};
 use crate::knote::{Knote, Knotes, ACTIVE, DISABLED};
 use crate::personality::Personality;
@@ -79,12 +80,14 @@ struct Locked<'a> {
 
 impl std::ops::Deref for Locked<'_> {
     type Target = State;
+    #[inline]
     fn deref(&self) -> &State {
         self.guard.as_ref().expect("held until dropped")
     }
 }
 
 impl std::ops::DerefMut for Locked<'_> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut State {
         self.guard.as_mut().expect("held until dropped")
     }
@@ -156,6 +159,8 @@ pub(crate) struct Inner {
     /// The number of the kqueue's inotify instance (-1: none), readable without the lock
     /// (for the fork handler).
     inotify: Arc<AtomicI32>,
+    /// The mount table EVFILT_FS has open (-1: none), for a fork's child to close.
+    fs_fd: Arc<AtomicI32>,
     /// The waiting policy.
     spin: Spin,
 }
@@ -193,6 +198,7 @@ impl Inner {
             .chain(self.timerfds.iter().filter_map(|t| t.get()))
             .map(|fd| fd.as_raw_fd())
             .chain((inotify >= 0).then_some(inotify))
+            .chain(Some(self.fs_fd.load(Ordering::Relaxed)).filter(|&fd| fd >= 0))
             .collect()
     }
 
@@ -208,7 +214,7 @@ impl Inner {
         }
         let filter = filter::lookup(kev.filter).ok_or(Errno::INVAL)?;
         if filter.is_fd() {
-            self.check_descriptor(st, kev.ident)?;
+            self.check_descriptor(st, kev)?;
         }
         // A timer needs the kqueue's timerfd for its clock: fail the change now if it cannot
         // be had (EMFILE, ...) rather than leave the timer without a wakeup.
@@ -302,9 +308,18 @@ impl Inner {
     /// the number no longer names the file its knotes were registered for (it was closed,
     /// and maybe reused, without our hearing of it), those knotes are dropped first, as the
     /// close would have dropped them: a change then finds no knote, and EV_ADD makes a
-    /// fresh one.
-    fn check_descriptor(&self, st: &mut State, ident: usize) -> Result<(), Errno> {
-        let fd = sys::fd_number(ident)?;
+    /// fresh one. The kqueue's epoll answers both for the files it holds, with one
+    /// epoll_ctl at most (`filter::fd::quick_check`); otherwise `fstat`.
+    fn check_descriptor(&self, st: &mut State, kev: &Kevent) -> Result<(), Errno> {
+        let fd = sys::fd_number(kev.ident)?;
+        match filter::fd::quick_check(&mut st.objs, fd, kev) {
+            Quick::Fresh => return Ok(()),
+            Quick::Stale(closed) => {
+                self.drop_descriptor_knotes(st, fd);
+                return closed.map_or(Ok(()), Err);
+            }
+            Quick::Slow => {}
+        }
         let open = sys::io::identity(sys::borrow(fd));
         let stale = match &open {
             Err(_) => st.objs.fds.contains(fd),
@@ -357,6 +372,11 @@ impl Inner {
             let Some(filter) = filter::lookup(kn.kev.filter) else {
                 continue;
             };
+            if kn.kev.flags & EV_DROP != 0 {
+                // FreeBSD: a knote its filter gave up on goes unreported.
+                self.drop_knote(knotes, objs, id, &filter);
+                continue;
+            }
             let flags = kn.kev.flags;
             let mut cx = self.context(objs, id);
             // A oneshot that became active is delivered even if its condition went away.
@@ -411,6 +431,15 @@ impl Inner {
                 objs.fds.recycle(edges);
             } else if let Some(id) = objs.signals.edge(data) {
                 queued |= self.evaluate(knotes, objs, id, EVFILT_SIGNAL, 0);
+            } else if data == filter::fd::TOKEN_FS {
+                let (hint, ids) = objs.fs.edge();
+                for id in ids {
+                    queued |= self.evaluate(knotes, objs, id, EVFILT_FS, hint);
+                }
+            } else if let Some(pid) = filter::proc::pid_of_token(data) {
+                if let Some(id) = objs.procs.edge(pid) {
+                    queued |= self.evaluate(knotes, objs, id, EVFILT_PROC, filter::proc::EDGE);
+                }
             } else if !filter::fd::is_internal(data) {
                 for (id, f) in objs.fds.edge(data, e.events) {
                     queued |= self.evaluate(knotes, objs, id, f, filter::fd::edge_hint(e.events));
@@ -434,12 +463,94 @@ impl Inner {
         let Some(filter) = filter::lookup(f) else {
             return false;
         };
+        self.fire(knotes, objs, id, &filter, hint).1
+    }
+
+    /// Runs the event check of knote `id` with `hint`, makes the knotes the check asked for
+    /// (`Context::spawn`) and activates what fired. Returns whether the check said the
+    /// knote fired, and whether a knote was queued.
+    fn fire(
+        &self,
+        knotes: &mut Knotes,
+        objs: &mut Objects,
+        id: u32,
+        filter: &FilterRef,
+        hint: i64,
+    ) -> (bool, bool) {
         let mut cx = self.context(objs, id);
-        filter.event(knotes.get(id), hint, &mut cx) && knotes.activate(id)
+        let mut fired = filter.event(knotes.get(id), hint, &mut cx);
+        let said = fired;
+        let mut queued = false;
+        if !cx.spawns.is_empty() {
+            let (spawns, on_error) = (std::mem::take(&mut cx.spawns), cx.spawn_error);
+            let (q, failed) = self.spawn(knotes, objs, spawns);
+            queued |= q;
+            if failed && on_error != 0 {
+                knotes.get(id).kev.fflags |= on_error;
+                fired = true;
+            }
+        }
+        queued |= fired && knotes.activate(id);
+        (said, queued)
+    }
+
+    /// Makes the knotes a filter asked for (see [`filter::Spawn`]), in order. Returns
+    /// whether one was queued, and whether one could not be made.
+    fn spawn(
+        &self,
+        knotes: &mut Knotes,
+        objs: &mut Objects,
+        spawns: Vec<filter::Spawn>,
+    ) -> (bool, bool) {
+        let (mut queued, mut failed) = (false, false);
+        for s in spawns {
+            let image = Kevent {
+                flags: self.personality.stored_flags(s.kev.flags),
+                ..s.kev
+            };
+            if s.record {
+                match knotes.insert_unindexed(image) {
+                    Ok(id) => {
+                        let kn = knotes.get(id);
+                        kn.sfflags = s.sfflags;
+                        kn.sdata = s.sdata;
+                        queued |= knotes.activate(id);
+                    }
+                    Err(_) => failed = true,
+                }
+                continue;
+            }
+            // The key is watched already (the program registered it first): keep that.
+            if knotes.find(image.ident, image.filter).is_some() {
+                continue;
+            }
+            let Some(filter) = filter::lookup(image.filter) else {
+                failed = true;
+                continue;
+            };
+            let Ok(id) = knotes.insert(image) else {
+                failed = true;
+                continue;
+            };
+            let kn = knotes.get(id);
+            kn.sfflags = s.sfflags;
+            kn.sdata = s.sdata;
+            let mut cx = self.context(objs, id);
+            if filter.attach(kn, &mut cx).is_err() {
+                knotes.remove(id);
+                failed = true;
+                continue;
+            }
+            if filter.event(knotes.get(id), 0, &mut cx) {
+                queued |= knotes.activate(id);
+            }
+        }
+        (queued, failed)
     }
 
     /// Collects the descriptor edges that are waiting, without blocking.
     fn harvest_now(&self, st: &mut State) -> bool {
+        st.objs.fds.inotify.close_if_idle();
         let mut queued = false;
         if st.objs.polled() == 0 {
             return false;
@@ -455,12 +566,13 @@ impl Inner {
             objs.fds.recycle(edges);
             return queued;
         }
-        let mut buf = [epoll::EMPTY; HARVEST];
+        let mut buf = [const { std::mem::MaybeUninit::uninit() }; HARVEST];
         loop {
-            let n =
-                epoll::wait(self.epoll.as_fd(), &mut buf, Some(Duration::ZERO), None).unwrap_or(0);
-            queued |= self.harvest(st, &buf[..n]);
-            if n < HARVEST {
+            let edges =
+                epoll::wait_uninit(self.epoll.as_fd(), &mut buf, Some(Duration::ZERO), None)
+                    .unwrap_or_default();
+            queued |= self.harvest(st, edges);
+            if edges.len() < HARVEST {
                 return queued;
             }
         }
@@ -607,7 +719,6 @@ impl Inner {
         }
         let fd = process::with_fds(|| timerfd::create(clock))?;
         process::number_taken(fd.as_raw_fd());
-        process::mark_library_fd(fd.as_raw_fd(), true);
         epoll::add(
             self.epoll.as_fd(),
             fd.as_fd(),
@@ -615,6 +726,9 @@ impl Inner {
             epoll::IN | epoll::ET,
         )?;
         process::watch_timerfd(fd.as_fd(), self.id)?;
+        // Marked only once it is kept: a descriptor dropped on a failure above must not
+        // leave its number taken for one of the library's own.
+        process::mark_library_fd(fd.as_raw_fd(), true);
         Ok(slot.get_or_init(|| fd).as_fd())
     }
 
@@ -743,9 +857,12 @@ impl Inner {
                 events.put(nerrors, kev);
                 nerrors += 1;
             }
-            if st.objs.signals.take_added() {
-                // A signal's eventfd that was already readable is on the epoll's ready list
-                // (EVFILT_SIGNAL): taken off, so the descriptor is readable only for events.
+            st.objs.fds.inotify.close_if_idle();
+            // A registration just added may be ready at once without an event behind it
+            // (EVFILT_FS's table; a signal's eventfd already readable, EVFILT_SIGNAL): its
+            // edge is taken in now, so the descriptor is readable only for events.
+            let added = st.objs.signals.take_added();
+            if std::mem::take(&mut st.objs.harvest_due) | added {
                 queued |= self.harvest_now(&mut st);
             }
             self.sync_timerfd(&mut st);
@@ -823,7 +940,11 @@ impl Inner {
             st.objs.epoch += 1;
             let woken = std::mem::take(&mut park.woken);
             let mut news = self.harvest(&mut st, park.edges.first(woken));
-            news |= self.harvest_now(&mut st);
+            // A wait that returned fewer edges than it had room for took every one there
+            // was; otherwise look again.
+            if woken == 0 || woken == HARVEST {
+                news |= self.harvest_now(&mut st);
+            }
             news |= self.expire_timers(&mut st);
             let notify = news && self.signal(&mut st, false);
             let n = self.collect(&mut st, events, max);
@@ -874,11 +995,15 @@ impl Inner {
                 st = self.lock();
                 continue;
             }
+            // An ignored signal (a child's SIGCHLD) that came while signals were blocked
+            // must not end the wait.
+            blocked.discard_ignored();
             if !sleep {
                 // Parked: the caller sleeps on the epoll, with the program's mask, then
                 // resumes. It is no sleeper of ours: a parking kqueue is exposed (see
                 // `KqueueRef::kevent_park`), so `pending` wakes it like any poller.
                 drop(st);
+                park.wait_mask = blocked.sleep_mask(filter::proc::watching());
                 park.mask = blocked.keep();
                 park.epfd = self.epoll.as_raw_fd();
                 park.precise = epoll::use_pwait2();
@@ -888,12 +1013,13 @@ impl Inner {
             }
             st.sleepers += 1;
             drop(st);
+            let mask = blocked.sleep_mask(filter::proc::watching());
             park.intr_mark = crate::signal::absorbed();
             let r = epoll::wait(
                 self.epoll.as_fd(),
                 park.edges.buffer(),
                 remaining,
-                Some(&blocked.old),
+                Some(&mask),
             );
             signals = Some(blocked);
             st = self.lock();
@@ -916,15 +1042,15 @@ impl Inner {
         }
         let id = st.knotes.find(ident, filter_id).ok_or(Errno::NOENT)?;
         let State { knotes, objs, .. } = &mut *st;
-        let mut cx = self.context(objs, id);
-        let fired = filter.event(knotes.get(id), hint, &mut cx);
-        let notify = fired && knotes.activate(id) && self.signal(&mut st, true);
+        let (fired, queued) = self.fire(knotes, objs, id, &filter, hint);
+        let notify = queued && self.signal(&mut st, true);
         self.publish(&st);
         Ok((fired, notify))
     }
 
-    #[cfg_attr(not(feature = "custom-filters"), allow(dead_code))]
-    fn post(&self, ident: usize, filter_id: i16, hint: i64) -> Result<bool, Errno> {
+    /// Posts `hint` to knote (ident, filter) and tells watching kqueues (the kernel's
+    /// `knote()` for one knote, from outside any kqueue lock). Returns whether it fired.
+    pub(crate) fn post(&self, ident: usize, filter_id: i16, hint: i64) -> Result<bool, Errno> {
         if reentered() {
             return Err(Errno(libc::EDEADLK));
         }
@@ -988,6 +1114,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         Ok((ep, pending))
     })?;
     let id = process::new_id();
+    let fs_fd = Arc::new(AtomicI32::new(-1));
     epoll::add(
         epoll.as_fd(),
         pending.as_fd(),
@@ -1015,9 +1142,12 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
                 fds,
                 empty: Default::default(),
                 signals: Default::default(),
+                procs: Default::default(),
                 epoll: epoll.as_raw_fd(),
                 epoch: 0,
                 kq: id,
+                fs: filter::Mounts::new(Arc::clone(&fs_fd)),
+                harvest_due: false,
             },
             sleepers: 0,
             readable: false,
@@ -1031,6 +1161,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         pending,
         timerfds: [OnceLock::new(), OnceLock::new()],
         inotify,
+        fs_fd: Arc::clone(&fs_fd),
         spin: Spin::new(),
     }))
 }
@@ -1524,6 +1655,8 @@ pub struct Park {
     spun: bool,
     /// While waiting: the thread's signal mask from before every signal was blocked.
     mask: libc::sigset_t,
+    /// While waiting: the mask to wait with (see [`Park::wait_mask`]).
+    wait_mask: libc::sigset_t,
     /// While waiting: the kqueue's epoll.
     epfd: RawFd,
     /// While waiting: epoll_pwait2 is to be used (else epoll_pwait).
@@ -1546,6 +1679,7 @@ impl Park {
             deadline: None,
             spun: false,
             mask: sys::signals::empty_set(),
+            wait_mask: sys::signals::empty_set(),
             epfd: -1,
             precise: false,
             edges: epoll::Edges::new(),
@@ -1589,9 +1723,10 @@ impl Park {
     }
 
     /// The signal mask to wait with: the program's, from before the call blocked every
-    /// signal.
+    /// signal (plus SIGCHLD while the process watches processes and ignores SIGCHLD, so
+    /// that a child's exit cannot end the wait with EINTR).
     pub fn wait_mask(&self) -> &libc::sigset_t {
-        &self.mask
+        &self.wait_mask
     }
 
     /// The result of a wait, except that EINTR becomes a wakeup with no edge when the

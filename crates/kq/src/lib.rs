@@ -119,8 +119,9 @@ pub fn set_close_hooked(on: bool) {
 }
 
 /// Makes waits use the fallbacks for kernels older than 5.11 (epoll_pwait instead of
-/// epoll_pwait2), so that tests run them on any kernel. The environment variable
-/// `KQ_NO_EPOLL_PWAIT2` does the same from the start.
+/// epoll_pwait2), and EVFILT_FS those for kernels older than 6.8 (mountinfo's mount ids
+/// instead of listmount's), so that tests run them on any kernel. The environment
+/// variables `KQ_NO_EPOLL_PWAIT2` and `KQ_NO_LISTMOUNT` do the same from the start.
 #[doc(hidden)]
 pub fn force_fallbacks() {
     process::force_fallbacks()

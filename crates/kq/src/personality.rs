@@ -161,4 +161,35 @@ impl Personality {
             Personality::FreeBsd => crate::kevent::Errno::INVAL,
         }
     }
+
+    /// EVFILT_PROC on a process that has exited but was not reaped (a zombie): NetBSD says
+    /// ESRCH; FreeBSD registers the knote when NOTE_EXIT is asked for (`sfflags`), and it
+    /// fires at once with the exit status (§5.11).
+    pub(crate) fn proc_attaches_zombie(self, sfflags: u32) -> bool {
+        self == Personality::FreeBsd && sfflags & NOTE_EXIT != 0
+    }
+
+    /// EVFILT_PROC on a process of another user, or one that changed its ids: NetBSD says
+    /// EACCES unless the caller is root; FreeBSD's visibility check (p_cansee) lets any
+    /// process through that the caller can see (§5.11).
+    pub(crate) fn proc_requires_same_user(self) -> bool {
+        self == Personality::NetBsd
+    }
+
+    /// The exit of a process watched without NOTE_EXIT: NetBSD always reports it (EV_EOF,
+    /// the status in `data`, `fflags` without NOTE_EXIT). FreeBSD fills `data` only when
+    /// NOTE_EXIT was asked for, and drops the knote unreported when no event asked for
+    /// fired (§5.11).
+    pub(crate) fn proc_exit_needs_interest(self) -> bool {
+        self == Personality::FreeBsd
+    }
+
+    /// NOTE_TRACK on a fork: NetBSD makes two knotes, a NOTE_CHILD record delivered once and
+    /// a knote tracking the child; FreeBSD registers both under the child's key, so the
+    /// second lands on the first: one oneshot knote with NOTE_CHILD (`data` the parent's
+    /// pid) and the parent's interest, whose delivery ends the tracking of the child, and
+    /// in which the child's own events (its exit status in `data`) merge until then (§5.11).
+    pub(crate) fn proc_track_merges_child(self) -> bool {
+        self == Personality::FreeBsd
+    }
 }

@@ -59,8 +59,9 @@ pub(crate) fn set_close_hooked(on: bool) {
 }
 
 // The descriptor table: two lock-free arrays indexed by descriptor number, grown in chunks
-// on demand. `KNOTES[fd]` counts knotes of descriptor filters on number fd in all kqueues;
-// `KQUEUES[fd]` is the id of the kqueue whose descriptor fd is (0: none).
+// on demand. `KNOTES[fd]` says which kqueues have knotes of descriptor filters on number fd
+// (0: none; see `knote_attached`); `KQUEUES[fd]` is the id of the kqueue whose descriptor fd
+// is (0: none).
 
 const CHUNK_BITS: u32 = 12;
 const CHUNK: usize = 1 << CHUNK_BITS;
@@ -141,10 +142,18 @@ pub(crate) fn mark_library_fd(fd: RawFd, ours: bool) {
 static MAX_TRACKED: AtomicI32 = AtomicI32::new(-1);
 
 /// The kqueues that have knotes on a descriptor number, with how many each (the kernel's
-/// per-descriptor knote lists, at kqueue grain): `fdclose` visits only those. Taken only
-/// for numbers that carry knotes, after a kqueue's lock (a leaf lock).
-/// Descriptor number -> (kqueue id, knotes of that kqueue on it).
-type ByFd = HashMap<RawFd, Vec<(u64, u32)>>;
+/// per-descriptor knote lists, at kqueue grain): `fdclose` visits only those.
+///
+/// `KNOTES[fd]` says it for the usual case of a number watched by one kqueue, with no lock:
+/// 0 for no knote, `(kqueue id << 16) | count` when every knote on the number is in that
+/// kqueue, and `MANY` when several kqueues have some: the `BY_FD` map, under its mutex (a
+/// leaf lock, taken after a kqueue's lock), then holds the counts. A number leaves or
+/// enters `MANY` only with the mutex held.
+const MANY: u64 = u64::MAX;
+const COUNT_BITS: u32 = 16;
+
+/// Descriptor number -> (kqueue id, knotes of that kqueue on it), for `MANY` numbers.
+type ByFd = HashMap<RawFd, Vec<(u64, u64)>>;
 
 static BY_FD: LazyLock<Mutex<ByFd>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
@@ -152,36 +161,108 @@ fn by_fd() -> Counted<std::sync::MutexGuard<'static, ByFd>> {
     Counted::take(|| BY_FD.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
+/// `KNOTES[fd]` when it names kqueue `kq` alone: `Some(count)`.
+fn sole(word: u64, kq: u64) -> Option<u64> {
+    (word != 0 && word != MANY && word >> COUNT_BITS == kq).then_some(word & 0xffff)
+}
+
 /// A knote of a descriptor filter was attached to number `fd` in kqueue `kq`.
 pub(crate) fn knote_attached(fd: RawFd, kq: u64) {
-    {
-        let mut map = by_fd();
-        let list = map.entry(fd).or_default();
-        match list.iter_mut().find(|(id, _)| *id == kq) {
-            Some((_, n)) => *n += 1,
-            None => list.push((kq, 1)),
+    let slot = KNOTES.slot(fd);
+    if fd > MAX_TRACKED.load(Ordering::Relaxed) {
+        MAX_TRACKED.fetch_max(fd, Ordering::Relaxed);
+    }
+    loop {
+        let cur = slot.load(Ordering::Acquire);
+        let next = match sole(cur, kq) {
+            Some(_) => cur + 1,
+            None if cur == 0 => (kq << COUNT_BITS) | 1,
+            None => {
+                // Another kqueue has knotes on the number too.
+                let mut map = by_fd();
+                let cur = slot.load(Ordering::Acquire);
+                if cur == MANY {
+                    let list = map.entry(fd).or_default();
+                    match list.iter_mut().find(|(id, _)| *id == kq) {
+                        Some((_, n)) => *n += 1,
+                        None => list.push((kq, 1)),
+                    }
+                    return;
+                }
+                if cur == 0 || sole(cur, kq).is_some() {
+                    continue; // changed meanwhile: the lock-free way again
+                }
+                if slot
+                    .compare_exchange(cur, MANY, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    map.insert(fd, vec![(cur >> COUNT_BITS, cur & 0xffff), (kq, 1)]);
+                    return;
+                }
+                continue;
+            }
+        };
+        if slot
+            .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            return;
         }
     }
-    KNOTES.slot(fd).fetch_add(1, Ordering::AcqRel);
-    MAX_TRACKED.fetch_max(fd, Ordering::Relaxed);
 }
 
 /// A knote of a descriptor filter on number `fd` in kqueue `kq` was detached.
 pub(crate) fn knote_detached(fd: RawFd, kq: u64) {
-    if let Some(s) = KNOTES.slot_if_any(fd) {
-        let _ = s.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-    }
-    let mut map = by_fd();
-    if let Some(list) = map.get_mut(&fd) {
-        if let Some(i) = list.iter().position(|(id, _)| *id == kq) {
-            list[i].1 -= 1;
-            if list[i].1 == 0 {
-                list.swap_remove(i);
+    let Some(slot) = KNOTES.slot_if_any(fd) else {
+        return;
+    };
+    loop {
+        let cur = slot.load(Ordering::Acquire);
+        let next = match sole(cur, kq) {
+            Some(1) => 0,
+            Some(_) => cur - 1,
+            None if cur == MANY => {
+                let mut map = by_fd();
+                if slot.load(Ordering::Acquire) != MANY {
+                    continue;
+                }
+                let Some(list) = map.get_mut(&fd) else {
+                    return;
+                };
+                if let Some(i) = list.iter().position(|(id, _)| *id == kq) {
+                    list[i].1 -= 1;
+                    if list[i].1 == 0 {
+                        list.swap_remove(i);
+                    }
+                }
+                match list[..] {
+                    [] => slot.store(0, Ordering::Release),
+                    [(id, n)] => slot.store((id << COUNT_BITS) | n, Ordering::Release),
+                    _ => return,
+                }
+                map.remove(&fd);
+                return;
             }
+            None => return,
+        };
+        if slot
+            .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            return;
         }
-        if list.is_empty() {
-            map.remove(&fd);
-        }
+    }
+}
+
+/// The kqueues that have knotes on number `fd`.
+fn kqueues_on(fd: RawFd) -> Vec<u64> {
+    match KNOTES.get(fd) {
+        0 => Vec::new(),
+        MANY => by_fd()
+            .get(&fd)
+            .map(|l| l.iter().map(|(id, _)| *id).collect())
+            .unwrap_or_default(),
+        word => vec![word >> COUNT_BITS],
     }
 }
 
@@ -189,6 +270,11 @@ pub(crate) fn knote_detached(fd: RawFd, kq: u64) {
 /// timerfds or inotify instance).
 pub(crate) fn is_library_fd(fd: RawFd) -> bool {
     LIBRARY.get(fd) != 0
+}
+
+/// Whether `fd` is known as a kqueue descriptor (it may have been closed since, unseen).
+pub(crate) fn is_kqueue_number(fd: RawFd) -> bool {
+    KQUEUES.get(fd) != 0
 }
 
 pub(crate) fn fd_tracked(fd: RawFd) -> bool {
@@ -691,11 +777,7 @@ pub(crate) fn fdclose(fd: RawFd) {
         return;
     }
     if KNOTES.get(fd) != 0 {
-        let ids: Vec<u64> = by_fd()
-            .get(&fd)
-            .map(|l| l.iter().map(|(id, _)| *id).collect())
-            .unwrap_or_default();
-        for kq in ids.into_iter().filter_map(lookup_id) {
+        for kq in kqueues_on(fd).into_iter().filter_map(lookup_id) {
             kq.fd_closed(fd);
         }
     }
@@ -809,9 +891,11 @@ extern "C" fn before_fork() {
     let r = registry();
     let b = by_fd();
     HELD.with(|h| *h.borrow_mut() = Some((c, r, b)));
+    crate::filter::before_fork();
 }
 
 extern "C" fn after_fork_parent() {
+    crate::filter::after_fork_parent();
     HELD.with(|h| h.borrow_mut().take());
 }
 
@@ -826,6 +910,7 @@ extern "C" fn after_fork_child() {
         drop(by);
         FORK_GEN.fetch_add(1, Ordering::Relaxed);
         crate::filter::forget_timers();
+        crate::filter::after_fork_child();
         let mut fds: Vec<RawFd> = Vec::new();
         for e in reg.map.values() {
             if let Owner::Released(i) = &e.owner {
@@ -876,7 +961,9 @@ fn install_fork_handlers() {
     });
 }
 
-/// Makes waits use the fallbacks of older kernels (for tests).
+/// Makes waits, and looks at the mount table, use the fallbacks of older kernels (for
+/// tests).
 pub(crate) fn force_fallbacks() {
     epoll::force_pwait_fallback();
+    sys::mounts::force_table_fallback();
 }

@@ -50,7 +50,7 @@ pub enum EventFilter {
     Aio,
     /// `EVFILT_VNODE`.
     Vnode,
-    /// `EVFILT_PROC` (not implemented).
+    /// `EVFILT_PROC`: a process's exit, forks and execs.
     Proc,
     /// `EVFILT_SIGNAL`: deliveries of a signal.
     Signal,
@@ -58,7 +58,7 @@ pub enum EventFilter {
     Timer,
     /// `EVFILT_NETDEV` (not implemented).
     Netdev,
-    /// `EVFILT_FS` (not implemented).
+    /// `EVFILT_FS`: file systems mounted and unmounted (ident 0).
     Fs,
     /// `EVFILT_LIO` (not implemented).
     Lio,
@@ -277,6 +277,25 @@ impl Change {
     /// ```
     pub fn user(ident: usize) -> Change {
         Change::new(ident, EventFilter::User)
+    }
+
+    /// A change of EVFILT_PROC on process `pid`, with no interest yet: add `NOTE_EXIT`,
+    /// `NOTE_FORK`, `NOTE_EXEC` or `NOTE_TRACK` with [`Change::fflags`]. The exit's event
+    /// carries the wait(2) status in [`Event::data`].
+    ///
+    /// ```
+    /// use kq::{Change, Kqueue, NOTE_FORK};
+    ///
+    /// let kq = Kqueue::new()?;
+    /// // This process's own forks (where Linux's process events connector can be had).
+    /// match kq.apply(&[Change::process(std::process::id()).add().fflags(NOTE_FORK)]) {
+    ///     Ok(_) => {}
+    ///     Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EOPNOTSUPP)),
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn process(pid: u32) -> Change {
+        Change::new(pid as usize, EventFilter::Proc)
     }
 
     /// A change of an EVFILT_SIGNAL event: deliveries of signal `sig` (`data` of an event:
@@ -520,7 +539,8 @@ impl Event {
         self.0.fflags
     }
     /// The data: for a user event, the last change's data; for a timer, the expirations;
-    /// for a descriptor, the bytes (or connections) ready or the room to write.
+    /// for a descriptor, the bytes (or connections) ready or the room to write; for a
+    /// process's exit, its wait(2) status (for a NOTE_CHILD record, the parent's pid).
     pub fn data(&self) -> isize {
         self.0.data
     }

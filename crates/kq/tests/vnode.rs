@@ -880,8 +880,9 @@ fn watches(fd: RawFd) -> Vec<(u64, u32)> {
 }
 
 /// One inotify instance per kqueue, made with the first vnode knote (or regular file read
-/// knote), shared by every knote of the kqueue, closed with the last; none for a kqueue
-/// without such knotes; a closed kqueue's goes at once.
+/// knote), shared by every knote of the kqueue; once the last goes, kept for reuse, then
+/// closed by the first kevent() 100 ms later; none for a kqueue without such knotes; a
+/// closed kqueue's goes at once.
 fn v_one_inotify_per_kqueue(p: Personality) {
     let _g = serial();
     let t = TempDir::new();
@@ -911,7 +912,14 @@ fn v_one_inotify_per_kqueue(p: Personality) {
         "still one for the read knote"
     );
     ch_ok(&kq, &[rd(id(&files[0]), EV_DELETE, 0)]);
-    assert_eq!(inotify_fds().len(), base + 1, "closed with the last watch");
+    let idle = inotify_fds();
+    assert_eq!(idle.len(), base + 2, "idle, kept for reuse");
+    ch_ok(&kq, &[vn(&files[2], EV_ADD, NOTE_WRITE)]);
+    assert_eq!(inotify_fds(), idle, "reused");
+    ch_ok(&kq, &[vn(&files[2], EV_DELETE, 0)]);
+    thread::sleep(Duration::from_millis(150));
+    expect_no_events(&kq);
+    assert_eq!(inotify_fds().len(), base + 1, "closed after the last watch");
     drop(kq2);
     assert_eq!(inotify_fds().len(), base, "closed with its kqueue");
     // A kqueue handed out as a descriptor and closed (as an interposed close() does).

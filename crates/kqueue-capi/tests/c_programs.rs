@@ -135,13 +135,20 @@ fn include_dir(name: &str) -> Option<&'static str> {
 
 /// Compiles tests/c/<name>.c and returns the executable.
 fn compile(name: &str, how: Build) -> PathBuf {
+    compile_as(name, how, "")
+}
+
+/// Compiles tests/c/<name>.c into an executable whose name ends with `suffix` (so that a
+/// test running a program with other settings does not replace the one another test is
+/// running) and returns it.
+fn compile_as(name: &str, how: Build, suffix: &str) -> PathBuf {
     let s = setup();
     let cxx = how == Build::Cxx;
     let src = s.root.join("tests/c").join(format!("{name}.c"));
     let exe = s.out_dir.join(match how {
-        Build::C => name.to_string(),
-        Build::Cxx => format!("{name}-cxx"),
-        Build::Static => format!("{name}-static"),
+        Build::C => format!("{name}{suffix}"),
+        Build::Cxx => format!("{name}-cxx{suffix}"),
+        Build::Static => format!("{name}-static{suffix}"),
     });
     let mut cmd = Command::new(compiler(cxx));
     cmd.args(["-Wall", "-Werror", "-g", "-O1"]);
@@ -279,6 +286,7 @@ c_programs!(
     abi,
     attack,
     attack2,
+    attack_vnode,
     attack_signal,
     attack_signal_netbsd => "include/netbsd",
     bypass,
@@ -288,13 +296,17 @@ c_programs!(
     eintr,
     empty,
     errors,
+    fdepoll,
     fdfilter,
     fork,
+    fs,
     interpose,
     leak,
     lifetime,
     netbsd => "include/netbsd",
     poll,
+    proc,
+    proc_netbsd => "include/netbsd",
     signal,
     timer,
     user,
@@ -744,6 +756,225 @@ fn kernel_fallbacks() {
             ],
         );
     }
+}
+
+/// EVFILT_PROC on older kernels, forced on this one: without process descriptors
+/// (`KQ_NO_PIDFD`, Linux before 5.3: children are polled, other processes refused), without
+/// the exit status of PIDFD_GET_INFO (`KQ_NO_PIDFD_INFO`, before 6.15), and without the
+/// process events connector (`KQ_NO_PROC_CONNECTOR`: NOTE_FORK, NOTE_EXEC and NOTE_TRACK
+/// refused). The programs expect what the library does then.
+#[test]
+fn proc_kernel_fallbacks() {
+    for name in ["proc", "proc_netbsd"] {
+        let exe = compile_as(name, Build::C, "-fallbacks");
+        for var in ["KQ_NO_PIDFD", "KQ_NO_PIDFD_INFO", "KQ_NO_PROC_CONNECTOR"] {
+            run_with(&exe, &[], &[(var, std::ffi::OsStr::new("1"))]);
+        }
+    }
+}
+
+/// EVFILT_FS as on kernels before 6.8, forced on this one: with `KQ_NO_LISTMOUNT` the
+/// library tells mounts apart by mountinfo's ids alone.
+#[test]
+fn fs_without_listmount() {
+    let exe = compile("fs", Build::C);
+    run_with(&exe, &[], &[("KQ_NO_LISTMOUNT", std::ffi::OsStr::new("1"))]);
+}
+
+/// `examples/supervise.c`, scripted (EVFILT_PROC, EVFILT_SIGNAL, EVFILT_TIMER): children that
+/// exit are restarted up to the limit and the program then ends by itself; SIGTERM stops
+/// sleeping children; children that ignore SIGTERM are killed when the grace period (3 s)
+/// ends, or by a second SIGINT. Each run must exit 0 within 30 s.
+#[test]
+fn example_supervise_runs() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+
+    let s = setup();
+    let exe = s.out_dir.join("supervise-run");
+    let out = Command::new(compiler(false))
+        .args(["-Wall", "-Werror", "-O1", "-I"])
+        .arg(s.root.join("include"))
+        .arg(s.root.join("examples/supervise.c"))
+        .arg("-L")
+        .arg(&s.lib_dir)
+        .args(["-lkqueue", "-o"])
+        .arg(&exe)
+        .output()
+        .expect("run the compiler");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Runs the example; `script` sees each line (and the child's pid) as it comes.
+    let run = |args: &[&str], script: &mut dyn FnMut(&str, i32)| -> Vec<String> {
+        let mut child = Command::new(&exe)
+            .args(args)
+            .env("LD_LIBRARY_PATH", &s.lib_dir)
+            .env_remove("KQUEUE_PERSONALITY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start supervise");
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut lines = Vec::new();
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => {
+                    script(&line, child.id() as i32);
+                    println!("{line}");
+                    lines.push(line);
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() > deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("supervise still ran after 30 s: {lines:#?}");
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+        }
+        let status = child.wait().expect("wait");
+        assert!(status.success(), "{status}: {lines:#?}");
+        lines
+    };
+    let count = |lines: &[String], what: &str| lines.iter().filter(|l| l.contains(what)).count();
+    let kill = |pid: i32, sig: i32| {
+        // SAFETY: kill() of our own child, not yet reaped.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    };
+
+    // Restarts up to the limit, then the end.
+    let lines = run(
+        &["-n", "2", "-r", "1", "sh", "-c", "exit 5"],
+        &mut |_, _| {},
+    );
+    let started = lines
+        .iter()
+        .filter(|l| l.starts_with("started child"))
+        .count();
+    assert_eq!(started, 2, "{lines:#?}");
+    assert_eq!(count(&lines, "exited with status 5"), 4, "{lines:#?}");
+    assert_eq!(count(&lines, "restarted child"), 2, "{lines:#?}");
+    assert_eq!(count(&lines, "no restarts left"), 2, "{lines:#?}");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("no child left to run")
+    );
+
+    // SIGTERM once the three children started.
+    let mut n = 0;
+    let lines = run(&["-n", "3", "-r", "5", "sleep", "30"], &mut |line, pid| {
+        if line.starts_with("started child") {
+            n += 1;
+            if n == 3 {
+                // Time for the children to exec (a child reached before it has reset its
+                // actions finds SIGTERM ignored; the grace period then ends it).
+                std::thread::sleep(Duration::from_millis(300));
+                kill(pid, libc::SIGTERM);
+            }
+        }
+    });
+    assert_eq!(
+        count(&lines, "SIGTERM: stopping 3 children"),
+        1,
+        "{lines:#?}"
+    );
+    assert_eq!(count(&lines, "killed by signal 15"), 3, "{lines:#?}");
+    assert_eq!(count(&lines, "restarted"), 0, "{lines:#?}");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("all children stopped")
+    );
+
+    // Children that ignore SIGTERM and one SIGTERM: SIGKILL when the grace period ends.
+    let mut n = 0;
+    let lines = run(
+        &[
+            "-n",
+            "2",
+            "-r",
+            "5",
+            "sh",
+            "-c",
+            "trap '' TERM; exec sleep 30",
+        ],
+        &mut |line, pid| {
+            if line.starts_with("started child") {
+                n += 1;
+                if n == 2 {
+                    std::thread::sleep(Duration::from_millis(300));
+                    kill(pid, libc::SIGTERM);
+                }
+            }
+        },
+    );
+    assert_eq!(
+        count(&lines, "SIGTERM: stopping 2 children"),
+        1,
+        "{lines:#?}"
+    );
+    assert_eq!(
+        count(&lines, "grace period over: killing 2 children"),
+        1,
+        "{lines:#?}"
+    );
+    assert_eq!(count(&lines, "killed by signal 9"), 2, "{lines:#?}");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("all children stopped")
+    );
+
+    // Children that ignore SIGTERM: SIGINT, then SIGINT again.
+    let mut n = 0;
+    let lines = run(
+        &[
+            "-n",
+            "2",
+            "-r",
+            "5",
+            "sh",
+            "-c",
+            "trap '' TERM; exec sleep 30",
+        ],
+        &mut |line, pid| {
+            if line.starts_with("started child") {
+                n += 1;
+                if n == 2 {
+                    // Time for the shells to set their trap.
+                    std::thread::sleep(Duration::from_millis(300));
+                    kill(pid, libc::SIGINT);
+                }
+            } else if line.starts_with("SIGINT: stopping") {
+                std::thread::sleep(Duration::from_millis(300));
+                kill(pid, libc::SIGINT);
+            }
+        },
+    );
+    assert_eq!(
+        count(&lines, "SIGINT: stopping 2 children"),
+        1,
+        "{lines:#?}"
+    );
+    assert_eq!(
+        count(&lines, "SIGINT again: killing 2 children"),
+        1,
+        "{lines:#?}"
+    );
+    assert_eq!(count(&lines, "killed by signal 9"), 2, "{lines:#?}");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("all children stopped")
+    );
 }
 
 /// The README's C examples are complete programs: each is compiled against the header and

@@ -95,7 +95,7 @@ impl EmptyPoll {
                 continue;
             }
             let target = sys::borrow(s.fd);
-            let queued = match io::queued_for_output(target) {
+            let queued = match io::unsent(target) {
                 Ok(q) => q,
                 Err(e) if e.0 == libc::EINVAL => 0, // became a listener
                 // Closed unseen: nothing to wait for.

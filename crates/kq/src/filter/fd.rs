@@ -9,11 +9,24 @@
 //! descriptor; so does every re-evaluation (after a change, before a delivery), because the
 //! program may have read or written meanwhile and Linux gives no edge for that.
 //!
+//! An EV_ADD of EVFILT_READ on a descriptor the kqueue has no knote on only registers it
+//! (`Kind::Unknown`; epoll_ctl fails with EBADF on a closed number): what it is (`look`) and
+//! what it holds are read once epoll reports it ready, which it does at once for a
+//! descriptor that is ready when registered, so the event still comes from the same
+//! `kevent()` (its scan takes the edges in first). An idle descriptor costs one system call
+//! to add and one to delete, as with epoll. The other filters, numbers known as kqueue
+//! descriptors, and files epoll refuses are looked at when added.
+//!
 //! Knotes belong to the descriptor number. The library cannot see a close() unless it is
 //! told (`crate::fdclose`, which the C library's interposed close() calls), so every look
-//! at a descriptor also checks, after reading its state, that the number still names the
-//! file the knote was registered for: a knote never fires for another file, and a change on
-//! a reused number finds the old knotes gone (see `Inner::check_descriptor`).
+//! at a descriptor that is to be reported also checks, after reading its state, that the
+//! number still names the file the knote was registered for: a knote never fires for
+//! another file, and a change on a reused number finds the old knotes gone (see
+//! `Inner::check_descriptor` and `quick_check`). epoll answers that for the files it holds
+//! (`probe`; an EV_DELETE's own epoll_ctl answers it too). A registration the library could
+//! not take out (the number was closed and reused first, the file living on through a dup)
+//! may linger under the number and answer for its old file: such numbers are `tainted`, and
+//! there the inode must match as well.
 //!
 //! What is reported, as on the BSDs:
 //! - READ: bytes readable (`FIONREAD`; for datagram sockets Linux gives the size of the next
@@ -35,8 +48,8 @@ use crate::kevent::Errno;
 use crate::knote::{Knote, NIL};
 use crate::process;
 use crate::sys::{self, epoll, io, io::Identity};
-use std::collections::HashMap;
-use std::os::fd::RawFd;
+use hashbrown::{HashMap, HashSet};
+use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::{Arc, Weak};
 
 /// What kind of descriptor a registration is on.
@@ -53,12 +66,17 @@ enum Kind {
     Device,
     /// A kqueue descriptor, by kqueue id.
     Kqueue(u64),
+    /// Registered in the epoll by an EV_ADD of EVFILT_READ and not looked at since: what
+    /// it is is found out when epoll first reports it ready (`look`).
+    Unknown,
 }
 
 /// One descriptor watched by one kqueue.
+#[derive(Clone, Copy)]
 struct Reg {
     seq: u32,
-    file: Identity,
+    /// The file's identity (`fstat`), once looked at (`None` while `Kind::Unknown`).
+    file: Option<Identity>,
     kind: Kind,
     /// Knote ids of the READ, WRITE, EMPTY and VNODE knotes on it (`NIL`: none).
     read: u32,
@@ -82,6 +100,11 @@ struct Reg {
 #[derive(Default)]
 pub(crate) struct Descriptors {
     regs: HashMap<RawFd, Reg>,
+    /// Numbers whose registration was dropped without being taken out of the epoll (the
+    /// number was closed or reused first): a registration of the old open file may live on
+    /// there under the number, so that epoll alone cannot tell whether the number names a
+    /// registered file (see `same_file`).
+    tainted: HashSet<RawFd>,
     seq: u32,
     polled: usize,
     /// The kqueue is being torn down: its epoll goes with it.
@@ -105,13 +128,11 @@ pub(crate) const TOKEN_INOTIFY: u64 = TAG_BASE + 8;
 
 /// Low half of the epoll user data of a process descriptor (EVFILT_PROC); the high half
 /// carries the process id.
-#[allow(dead_code)] // until its filter lands
 pub(crate) const TAG_PROC: u64 = TAG_BASE + 9;
 /// Low half of the epoll user data of a signal's notification descriptor (EVFILT_SIGNAL);
 /// the high half carries the signal number.
 pub(crate) const TAG_SIGNAL: u64 = TAG_BASE + 10;
 /// Epoll user data of the mount table descriptor (EVFILT_FS).
-#[allow(dead_code)] // until its filter lands
 pub(crate) const TOKEN_FS: u64 = TAG_BASE + 11;
 
 /// Whether epoll user data `data` is one of the kqueue's own registrations.
@@ -204,6 +225,89 @@ impl Descriptors {
             .any(|&id| id != NIL)
     }
 
+    /// The interest `reg` has once its knote of `filter` is gone.
+    fn wanted_without(reg: &Reg, filter: i16) -> u32 {
+        let mut rest = *reg;
+        *Self::slot(&mut rest, filter) = NIL;
+        Self::wanted(&rest)
+    }
+
+    /// Whether a registration at `fd` may linger in the epoll (see `tainted`).
+    fn is_tainted(&self, fd: RawFd) -> bool {
+        !self.tainted.is_empty() && self.tainted.contains(&fd)
+    }
+
+    /// Whether an EV_ADD of EVFILT_READ on `fd`, which this kqueue has no knote on, may
+    /// register it without looking at it first: not a number epoll alone cannot vouch for
+    /// (`tainted`), not a known kqueue descriptor, not one of the library's own.
+    fn unlooked_ok(&self, fd: RawFd) -> bool {
+        !self.is_tainted(fd) && !process::is_kqueue_number(fd) && !process::is_library_fd(fd)
+    }
+
+    /// Registers `fd` in `epoll_fd` for knote `id` of EVFILT_READ without looking at it
+    /// (`Kind::Unknown`): epoll_ctl checks that the number is open, and reports the
+    /// descriptor ready (now, if it is) when there is something to look at. `Ok(false)` if
+    /// the kqueue has a knote on it already, or epoll will not take it as it is (a file it
+    /// cannot poll, an epoll instance): the caller then looks at it first.
+    fn register_unlooked(
+        &mut self,
+        epoll_fd: RawFd,
+        fd: RawFd,
+        id: u32,
+        epoch: u64,
+    ) -> Result<bool, Errno> {
+        let hashbrown::hash_map::Entry::Vacant(slot) = self.regs.entry(fd) else {
+            return Ok(false);
+        };
+        let seq = self.seq.wrapping_add(1).max(1);
+        let (ep, target) = (sys::borrow(epoll_fd), sys::borrow(fd));
+        let data = token(fd, seq);
+        let r = match epoll::add(ep, target, data, READ_INTEREST | epoll::ET) {
+            // A registration of ours under this number whose knotes were dropped without
+            // taking it out (the kqueue's own teardown aside, never here): take it over.
+            Err(e) if e.0 == libc::EEXIST => {
+                epoll::modify(ep, target, data, READ_INTEREST | epoll::ET)
+            }
+            r => r,
+        };
+        match r {
+            Ok(()) => {}
+            Err(e) if [libc::EPERM, libc::ELOOP, libc::EINVAL].contains(&e.0) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        self.seq = seq;
+        self.polled += 1;
+        slot.insert(Reg {
+            seq,
+            file: None,
+            kind: Kind::Unknown,
+            read: id,
+            write: NIL,
+            empty: NIL,
+            vnode: NIL,
+            interest: READ_INTEREST,
+            revents: 0,
+            wd: -1,
+            // epoll_ctl just found the number open, and registered the open file it
+            // names now.
+            verified: epoch,
+            error: 0,
+        });
+        Ok(true)
+    }
+
+    /// Takes the registration at `fd` as out of the epoll, where it may be left behind under
+    /// the number (which no longer names the registered file).
+    fn forsake(&mut self, fd: RawFd) {
+        if let Some(reg) = self.regs.get_mut(&fd) {
+            if reg.interest != 0 {
+                reg.interest = 0;
+                self.polled -= 1;
+                self.tainted.insert(fd);
+            }
+        }
+    }
+
     /// Records knote `id` of `filter` on `fd`, registering the descriptor in `epoll_fd` if
     /// this kqueue had no knote on it yet.
     fn attach(
@@ -229,7 +333,7 @@ impl Descriptors {
         self.seq = self.seq.wrapping_add(1).max(1);
         let mut reg = Reg {
             seq: self.seq,
-            file,
+            file: Some(file),
             kind,
             read: NIL,
             write: NIL,
@@ -359,7 +463,10 @@ impl Descriptors {
     /// Forgets the knote of `filter` on `fd`; the last one takes the descriptor out of the
     /// epoll.
     fn detach(&mut self, epoll_fd: RawFd, fd: RawFd, filter: i16) -> Option<Kind> {
-        let reg = self.regs.get_mut(&fd)?;
+        let hashbrown::hash_map::Entry::Occupied(mut entry) = self.regs.entry(fd) else {
+            return None;
+        };
+        let reg = entry.get_mut();
         *Self::slot(reg, filter) = NIL;
         let kind = reg.kind;
         let want = Self::wanted(reg);
@@ -367,41 +474,155 @@ impl Descriptors {
             let wd = std::mem::replace(&mut reg.wd, -1);
             self.inotify.remove_reader(epoll_fd, fd, wd, self.closing);
         }
-        let Some(reg) = self.regs.get_mut(&fd) else {
-            return Some(kind);
-        };
-        if !Self::used(reg) {
-            let reg = self.regs.remove(&fd)?;
-            if reg.interest != 0 {
-                self.polled -= 1;
-                if !self.closing && !process::is_library_fd(fd) {
-                    // Fails harmlessly if the number was closed or reused meanwhile (the old
-                    // registration then goes with its file, and its edges carry a stale
-                    // sequence number).
-                    let _ = epoll::delete(sys::borrow(epoll_fd), sys::borrow(fd));
-                }
-            }
+        let take_out = if !Self::used(reg) {
+            entry.remove().interest != 0
         } else if reg.interest != 0 && want == 0 {
             // Only EVFILT_VNODE is left, which needs no registration.
             reg.interest = 0;
-            self.polled -= 1;
-            if !self.closing && !process::is_library_fd(fd) {
-                let _ = epoll::delete(sys::borrow(epoll_fd), sys::borrow(fd));
+            true
+        } else {
+            if reg.interest != 0
+                && want != reg.interest
+                && !self.closing
+                && !process::is_library_fd(fd)
+            {
+                let _ = epoll::modify(
+                    sys::borrow(epoll_fd),
+                    sys::borrow(fd),
+                    token(fd, reg.seq),
+                    want | epoll::ET,
+                );
+                reg.interest = want;
             }
-        } else if reg.interest != 0
-            && want != reg.interest
-            && !self.closing
-            && !process::is_library_fd(fd)
-        {
-            let _ = epoll::modify(
-                sys::borrow(epoll_fd),
-                sys::borrow(fd),
-                token(fd, reg.seq),
-                want | epoll::ET,
-            );
-            reg.interest = want;
+            false
+        };
+        if take_out {
+            self.polled -= 1;
+            // Fails if the number was closed or reused meanwhile: the old registration then
+            // goes with its file, unless another descriptor keeps that open, and its edges
+            // carry a stale sequence number.
+            if !self.closing
+                && (process::is_library_fd(fd)
+                    || epoll::delete(sys::borrow(epoll_fd), sys::borrow(fd)).is_err())
+            {
+                self.tainted.insert(fd);
+            }
         }
         Some(kind)
+    }
+}
+
+/// What a change of a descriptor filter learnt cheaply about its number (see
+/// `Inner::check_descriptor`).
+pub(crate) enum Quick {
+    /// The number names the file its knotes were registered for; or it carries none in
+    /// this kqueue and the change is an EV_ADD whose epoll_ctl finds out for itself.
+    Fresh,
+    /// The number's knotes are stale (the number was closed, and maybe reused, without our
+    /// hearing of it): drop them. `Some(EBADF)`: it is closed.
+    Stale(Option<Errno>),
+    /// Ask `fstat` (`Inner::check_descriptor`, `is_stale`).
+    Slow,
+}
+
+/// Checks, for a change `kev` of EVFILT_READ or EVFILT_WRITE, that number `fd` names the
+/// file its knotes in this kqueue were registered for, with one epoll_ctl at most: an
+/// EV_DELETE takes the knote's interest out of the epoll, which fails unless the number
+/// names a file registered under it; any other change asks epoll whether the file is
+/// registered (`probe`). A registered file is ours unless the number is `tainted`, which
+/// then takes the slow way.
+pub(crate) fn quick_check(objs: &mut super::Objects, fd: RawFd, kev: &crate::Kevent) -> Quick {
+    let (epoll_fd, epoch) = (objs.epoll, objs.epoch);
+    let fds = &mut objs.fds;
+    if kev.filter != EVFILT_READ && kev.filter != EVFILT_WRITE {
+        return Quick::Slow;
+    }
+    let tainted = fds.is_tainted(fd);
+    let Some(reg) = fds.regs.get_mut(&fd) else {
+        let unlooked = kev.filter == EVFILT_READ && kev.flags & EV_ADD != 0;
+        return if unlooked && fds.unlooked_ok(fd) {
+            Quick::Fresh
+        } else {
+            Quick::Slow
+        };
+    };
+    if reg.verified == epoch {
+        return Quick::Fresh;
+    }
+    if reg.interest == 0
+        || matches!(reg.kind, Kind::Kqueue(_))
+        || tainted
+        || process::is_library_fd(fd)
+    {
+        return Quick::Slow;
+    }
+    let (ep, target, data) = (sys::borrow(epoll_fd), sys::borrow(fd), token(fd, reg.seq));
+    let knote = if kev.filter == EVFILT_READ {
+        reg.read
+    } else {
+        reg.write
+    };
+    let same = if kev.flags & EV_DELETE != 0 && knote != NIL {
+        let rest = Descriptors::wanted_without(reg, kev.filter);
+        let r = if rest == 0 {
+            epoll::delete(ep, target)
+        } else {
+            epoll::modify(ep, target, data, rest | epoll::ET)
+        };
+        match r {
+            Ok(()) => {
+                // Taken out already: the knote's detach finds nothing left to do.
+                reg.interest = rest;
+                if rest == 0 {
+                    fds.polled -= 1;
+                }
+                Ok(true)
+            }
+            Err(e) if e == Errno::BADF => Err(e),
+            Err(_) => Ok(false),
+        }
+    } else {
+        probe(ep, target, data, reg.interest)
+    };
+    if let Ok(true) = same {
+        reg.verified = epoch;
+        return Quick::Fresh;
+    }
+    match same {
+        Ok(_) => {
+            fds.forsake(fd);
+            Quick::Stale(None)
+        }
+        Err(e) => {
+            fds.forsake(fd);
+            Quick::Stale(Some(e))
+        }
+    }
+}
+
+/// Whether number `fd` names the open file registered under it in epoll `ep`, asked by
+/// registering it again: epoll keys registrations on the pair of open file and number, so
+/// that fails with EEXIST exactly when the number still names that open file (a FIFO or tty
+/// opened again under the number has the same inode but is another open file, and eventfd,
+/// epoll and the like all share one inode). EBADF if the number is closed. One system call,
+/// cheaper than `fstat`; Linux takes a system-wide lock for it while the kqueue's epoll is
+/// itself watched by another epoll, which costs only under contention.
+fn probe(
+    ep: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+    data: u64,
+    interest: u32,
+) -> Result<bool, Errno> {
+    match epoll::add(ep, target, data, interest | epoll::ET) {
+        Err(e) if e.0 == libc::EEXIST => Ok(true),
+        Err(e) if e == Errno::BADF => Err(e),
+        // Another file under the number (one epoll cannot poll, among others).
+        Err(_) => Ok(false),
+        Ok(()) => {
+            // Another file under the number: undo the registration just made.
+            let _ = epoll::delete(ep, target);
+            Ok(false)
+        }
     }
 }
 
@@ -410,11 +631,25 @@ impl Descriptors {
 /// found to name its file is not checked again in the same lock hold.
 pub(crate) fn is_stale(objs: &mut super::Objects, fd: RawFd, now: &Identity) -> bool {
     let (epoll_fd, epoch) = (objs.epoll, objs.epoch);
-    match objs.fds.regs.get_mut(&fd) {
+    let tainted = objs.fds.is_tainted(fd);
+    let Descriptors { regs, inotify, .. } = &mut objs.fds;
+    match regs.get_mut(&fd) {
         None => false,
         Some(reg) if reg.verified == epoch => false,
         Some(reg) => {
-            let same = same_file(epoll_fd, fd, reg, Some(now));
+            let mut same = same_file(epoll_fd, fd, reg, tainted, Some(now));
+            if same && reg.interest == 0 {
+                // Told by the inode number alone: a file watched through inotify must
+                // also still carry its watch (the number may be a new file's).
+                let wd = match (reg.wd, reg.vnode) {
+                    (wd, _) if wd >= 0 => Some(wd),
+                    (_, NIL) => None,
+                    (_, id) => Some(inotify.vnode_watch(id)),
+                };
+                if let Some(wd) = wd {
+                    same = inotify.still_watching(fd, wd);
+                }
+            }
             if same {
                 reg.verified = epoch;
             }
@@ -423,43 +658,33 @@ pub(crate) fn is_stale(objs: &mut super::Objects, fd: RawFd, now: &Identity) -> 
     }
 }
 
-/// Whether `fd` still names the open file `reg` was made for. For a descriptor in the
-/// epoll, ask epoll, which keys its registrations on the open file and the number: adding
-/// the number again fails with EEXIST exactly when it still names that open file (a FIFO or
-/// tty opened again under the number has the same inode but is another open file, and
-/// eventfd, epoll and the like all share one inode). A kqueue is checked by its id; a file
-/// that epoll cannot hold by its inode (`now`, or a fresh `fstat`).
-fn same_file(epoll_fd: RawFd, fd: RawFd, reg: &Reg, now: Option<&Identity>) -> bool {
+/// Whether `fd` still names the open file `reg` was made for. A descriptor in the epoll is
+/// checked by epoll (`probe`); where an old registration may linger under the number
+/// (`tainted`), its inode must match too. A kqueue is checked by its id; a file that epoll
+/// cannot hold by its inode (`now`, or a fresh `fstat`).
+fn same_file(epoll_fd: RawFd, fd: RawFd, reg: &Reg, tainted: bool, now: Option<&Identity>) -> bool {
     let target = sys::borrow(fd);
     if process::is_library_fd(fd) && !matches!(reg.kind, Kind::Kqueue(_)) {
         // The number was closed and is now one of the library's own descriptors.
         return false;
     }
+    let same_inode = || {
+        let Some(file) = reg.file else {
+            // Never looked at: registered in the epoll at an untainted number.
+            return true;
+        };
+        now.copied()
+            .map_or_else(|| io::identity(target), Ok)
+            .is_ok_and(|now| (now.dev, now.ino, now.kind) == (file.dev, file.ino, file.kind))
+    };
     match reg.kind {
         Kind::Kqueue(id) => process::lookup(target).is_ok_and(|k| k.id == id),
-        // A socket cannot be opened again: its inode is its open file. (fstat is also cheaper
-        // than the epoll test, which takes a global lock when the kqueue sits in an epoll.)
-        Kind::Socket(_) => now
-            .copied()
-            .map_or_else(|| io::identity(target), Ok)
-            .is_ok_and(|now| (now.dev, now.ino) == (reg.file.dev, reg.file.ino)),
         _ if reg.interest != 0 => {
             let ep = sys::borrow(epoll_fd);
-            match epoll::add(ep, target, token(fd, reg.seq), reg.interest | epoll::ET) {
-                Err(e) => e.0 == libc::EEXIST,
-                Ok(()) => {
-                    // Another file under the number: undo the registration just made.
-                    let _ = epoll::delete(ep, target);
-                    false
-                }
-            }
+            probe(ep, target, token(fd, reg.seq), reg.interest).unwrap_or(false)
+                && (!tainted || same_inode())
         }
-        _ => now
-            .copied()
-            .map_or_else(|| io::identity(target), Ok)
-            .is_ok_and(|now| {
-                (now.dev, now.ino, now.kind) == (reg.file.dev, reg.file.ino, reg.file.kind)
-            }),
+        _ => same_inode(),
     }
 }
 
@@ -511,8 +736,9 @@ pub(super) fn attach(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) -> Resul
         Some((n, file, epoch)) if n == fd && epoch == cx.objs.epoch => file,
         _ => io::identity(target)?,
     };
-    let kind = match cx.objs.fds.regs.get(&fd) {
-        Some(reg) => reg.kind,
+    let kind = match cx.objs.fds.regs.get(&fd).map(|r| r.kind) {
+        Some(Kind::Unknown) => look_as(fd, file, cx)?,
+        Some(kind) => kind,
         None => classify(fd, &file, filter, cx)?,
     };
     // EVFILT_EMPTY is the sockets' (the BSDs' pipes, FIFOs, files and kqueues refuse it).
@@ -530,18 +756,66 @@ pub(super) fn attach(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) -> Resul
         }
     }
     let epoll_fd = cx.objs.epoll;
+    let fresh = !cx.objs.fds.contains(fd);
     let kind = cx
         .objs
         .fds
         .attach(epoll_fd, fd, file, kind, filter, cx.id)?;
-    if let Kind::Kqueue(id) = kind {
-        if let Some(watched) = process::lookup_id(id) {
-            watched.expose();
-            watched.add_watcher(cx.kq.clone(), kn.kev.ident);
-        }
+    if fresh {
+        watch_kqueue(kind, fd, cx);
     }
     process::knote_attached(fd, cx.objs.kq);
     Ok(file)
+}
+
+/// EVFILT_READ's attach: a descriptor this kqueue has no knote on is registered without a
+/// look where it can be (see the module's documentation).
+fn attach_read(kn: &mut Knote, cx: &mut Context<'_>) -> Result<(), Errno> {
+    let fd = sys::fd_number(kn.kev.ident)?;
+    if cx.objs.fds.unlooked_ok(fd) {
+        let (epoll_fd, epoch) = (cx.objs.epoll, cx.objs.epoch);
+        if cx.objs.fds.register_unlooked(epoll_fd, fd, cx.id, epoch)? {
+            process::knote_attached(fd, cx.objs.kq);
+            kn.hookid = unlooked(epoch);
+            return Ok(());
+        }
+    }
+    attach(kn, EVFILT_READ, cx).map(|_| ())
+}
+
+/// `hookid` of a knote whose descriptor was registered without a look in lock hold
+/// `epoch` (an evaluation leaves 0, or an odd value: see `event`).
+fn unlooked(epoch: u64) -> u64 {
+    epoch << 1
+}
+
+/// A READ knote on a kqueue descriptor: the watched kqueue keeps its readability exact
+/// and tells this one of its new events.
+fn watch_kqueue(kind: Kind, fd: RawFd, cx: &Context<'_>) {
+    if let Kind::Kqueue(id) = kind {
+        if let Some(watched) = process::lookup_id(id) {
+            watched.expose();
+            watched.add_watcher(cx.kq.clone(), fd as usize);
+        }
+    }
+}
+
+/// Finds out what descriptor `fd`, registered without a look (`Kind::Unknown`, which only
+/// has a READ knote), is; the caller checks afterwards that the number still names the
+/// registered file.
+fn look(fd: RawFd, cx: &mut Context<'_>) -> Result<Kind, Errno> {
+    let file = io::identity(sys::borrow(fd))?;
+    look_as(fd, file, cx)
+}
+
+/// [`look`], the number's identity being `file`.
+fn look_as(fd: RawFd, file: Identity, cx: &mut Context<'_>) -> Result<Kind, Errno> {
+    let kind = classify(fd, &file, EVFILT_READ, cx)?;
+    let reg = cx.objs.fds.regs.get_mut(&fd).ok_or(Errno::BADF)?;
+    reg.file = Some(file);
+    reg.kind = kind;
+    watch_kqueue(kind, fd, cx);
+    Ok(kind)
 }
 
 /// Undoes [`attach`].
@@ -639,7 +913,7 @@ fn read_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
             eof: false,
             error: false,
         },
-        Kind::Kqueue(_) => level(0, false, false),
+        Kind::Kqueue(_) | Kind::Unknown => level(0, false, false),
     })
 }
 
@@ -703,7 +977,7 @@ fn write_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
             eof: false,
             error: false,
         },
-        Kind::Kqueue(_) => Status {
+        Kind::Kqueue(_) | Kind::Unknown => Status {
             active: false,
             data: 0,
             eof: false,
@@ -720,7 +994,7 @@ fn empty_status(fd: RawFd, reg: &Reg) -> Result<Status, Errno> {
     let queued = if listening {
         Ok(0)
     } else {
-        io::queued_for_output(sys::borrow(fd))
+        io::unsent(sys::borrow(fd))
     };
     let data = match queued {
         Ok(q) => q,
@@ -742,13 +1016,14 @@ fn empty_status(fd: RawFd, reg: &Reg) -> Result<Status, Errno> {
 /// number.
 pub(super) fn still_names(cx: &mut Context<'_>, fd: RawFd) -> bool {
     let (epoll_fd, epoch) = (cx.objs.epoll, cx.objs.epoch);
+    let tainted = cx.objs.fds.is_tainted(fd);
     let Some(reg) = cx.objs.fds.regs.get_mut(&fd) else {
         return false;
     };
     if reg.verified == epoch {
         return true;
     }
-    let same = same_file(epoll_fd, fd, reg, None);
+    let same = same_file(epoll_fd, fd, reg, tainted, None);
     if same {
         reg.verified = epoch;
     }
@@ -764,8 +1039,9 @@ pub(super) fn seen_naming(cx: &mut Context<'_>, fd: RawFd) {
     }
 }
 
-/// Evaluates knote `kn` of `filter`: reads the descriptor's state, then checks that the
-/// number still names the registered file (so that the state read was that file's).
+/// Evaluates knote `kn` of `filter`: reads the descriptor's state, then, if it is to be
+/// reported, checks that the number still names the registered file (so that the state
+/// read was that file's).
 pub(super) fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>) -> bool {
     let fd = kn.kev.ident as RawFd;
     let epoch = cx.objs.epoch;
@@ -775,34 +1051,51 @@ pub(super) fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>
     if hint == 0 && kn.hookid == fresh {
         return true;
     }
-    let Some(reg) = cx.objs.fds.regs.get(&fd) else {
+    // Registered without a look in this lock hold: nothing to see before epoll reports it.
+    if hint == 0 && kn.hookid == unlooked(epoch) {
+        return false;
+    }
+    let Some(mut reg) = cx.objs.fds.regs.get(&fd).copied() else {
         return false;
     };
+    if reg.kind == Kind::Unknown {
+        // Registered without a look: until epoll reports it ready there is nothing to see
+        // (it reports it at once if it was ready when registered).
+        if hint == 0 {
+            return false;
+        }
+        match look(fd, cx).ok().and(cx.objs.fds.regs.get(&fd)) {
+            Some(looked) => reg = *looked,
+            None => return false,
+        }
+    }
+    let tainted = cx.objs.fds.is_tainted(fd);
     if let Kind::Kqueue(id) = reg.kind {
-        if reg.verified != epoch && !same_file(cx.objs.epoll, fd, reg, None) {
+        if reg.verified != epoch && !same_file(cx.objs.epoll, fd, &reg, tainted, None) {
             return false;
         }
         return kqueue_event(kn, id, hint);
     }
     let status = match filter {
-        EVFILT_READ => read_status(fd, reg, kn),
-        EVFILT_WRITE => write_status(fd, reg, kn),
-        _ => empty_status(fd, reg),
+        EVFILT_READ => read_status(fd, &reg, kn),
+        EVFILT_WRITE => write_status(fd, &reg, kn),
+        _ => empty_status(fd, &reg),
     };
     let Ok(status) = status else {
         return false;
     };
-    if reg.verified != epoch {
-        if !same_file(cx.objs.epoll, fd, reg, None) {
-            return false;
-        }
-        if let Some(reg) = cx.objs.fds.regs.get_mut(&fd) {
-            reg.verified = epoch;
-        }
+    // What is reported was read from the registered file: check that the number still
+    // names it. A knote found inactive reports nothing, whatever file it looked at.
+    let verify = status.active && reg.verified != epoch;
+    if verify && !same_file(cx.objs.epoll, fd, &reg, tainted, None) {
+        return false;
     }
     let Some(reg) = cx.objs.fds.regs.get_mut(&fd) else {
         return false;
     };
+    if verify {
+        reg.verified = epoch;
+    }
     kn.kev.data = status.data as isize;
     if status.error && matches!(reg.kind, Kind::Socket(_)) {
         let e = io::take_socket_error(sys::borrow(fd));
@@ -851,7 +1144,7 @@ impl Filter for ReadFilter {
     }
 
     fn attach(&self, kn: &mut Knote, cx: &mut Context<'_>) -> Result<(), Errno> {
-        attach(kn, EVFILT_READ, cx).map(|_| ())
+        attach_read(kn, cx)
     }
 
     fn detach(&self, kn: &mut Knote, cx: &mut Context<'_>) {

@@ -2,7 +2,13 @@
 //! on regular files (whose growth Linux can only tell through inotify).
 //!
 //! One instance per kqueue at most, made with the first watch, in the kqueue's epoll
-//! (`TOKEN_INOTIFY`), and closed with the last. inotify has one watch per inode per
+//! (`TOKEN_INOTIFY`). When its last watch goes it leaves the epoll and stays open, idle,
+//! for [`IDLE_NS`]: a new watch meanwhile reuses it, else the first `kevent()` after that
+//! closes it (so does the kqueue's close). Closing an instance right after a watch was
+//! removed waits for the kernel to free the watch (an RCU grace period: 5 to 20 ms here),
+//! which would stall every `kevent()` that drops a kqueue's last vnode knote (an
+//! EV_ONESHOT knote delivered, an EV_DELETE, a close) with the kqueue locked; once the
+//! watch is freed the close is quick. inotify has one watch per inode per
 //! instance, so every knote on one file shares it (whatever descriptor it came through):
 //! the watch's mask is the union of what its users need, widened with IN_MASK_ADD when a
 //! user comes and narrowed again when one goes. The users of a watch: descriptor numbers
@@ -24,6 +30,10 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
 const MOVES: u32 = ino::MOVED_FROM | ino::MOVED_TO;
+
+/// How long an instance left with no watch stays open for reuse (see the module doc): far
+/// longer than the kernel takes to free a removed watch, so that the close is quick.
+pub(crate) const IDLE_NS: u64 = 100_000_000;
 
 /// One watched inode.
 struct Watch {
@@ -50,6 +60,9 @@ pub(crate) struct Inotify {
     events: Vec<ino::Event>,
     buf: Vec<u8>,
     woken: Woken,
+    /// CLOCK_MONOTONIC time at which the instance was left with no watch and taken out of
+    /// the epoll (0: in use, or none).
+    idle_since: u64,
 }
 
 impl Default for Inotify {
@@ -62,6 +75,7 @@ impl Default for Inotify {
             events: Vec::new(),
             buf: Vec::new(),
             woken: Woken::default(),
+            idle_since: 0,
         }
     }
 }
@@ -85,9 +99,9 @@ impl Inotify {
         self.fd.as_ref().map(|f| f.as_raw_fd())
     }
 
-    /// Whether an instance exists (it sits in the epoll, delivering edges).
+    /// Whether an instance is in use (it sits in the epoll, delivering edges).
     pub(crate) fn is_open(&self) -> bool {
-        self.fd.is_some()
+        self.fd.is_some() && self.idle_since == 0
     }
 
     /// The state of vnode knote `id`.
@@ -97,32 +111,60 @@ impl Inotify {
 
     /// Makes the instance if there is none.
     fn open(&mut self, epoll_fd: RawFd) -> Result<BorrowedFd<'_>, Errno> {
-        if self.fd.is_none() {
-            let fd = process::with_fds(ino::create)?;
-            process::number_taken(fd.as_raw_fd());
-            process::mark_library_fd(fd.as_raw_fd(), true);
+        if let (Some(fd), true) = (&self.fd, self.idle_since != 0) {
+            // Idle: back into the epoll. What it may hold (the removal of its last watches)
+            // the next drain ignores.
             epoll::add(
                 sys::borrow(epoll_fd),
                 fd.as_fd(),
                 TOKEN_INOTIFY,
                 epoll::IN | epoll::ET,
             )?;
+            self.idle_since = 0;
+        }
+        if self.fd.is_none() {
+            let fd = process::with_fds(ino::create)?;
+            process::number_taken(fd.as_raw_fd());
+            epoll::add(
+                sys::borrow(epoll_fd),
+                fd.as_fd(),
+                TOKEN_INOTIFY,
+                epoll::IN | epoll::ET,
+            )?;
+            // Marked only once it is kept (see `Inner::timerfd`).
+            process::mark_library_fd(fd.as_raw_fd(), true);
             self.number.store(fd.as_raw_fd(), Ordering::Relaxed);
             self.fd = Some(fd);
         }
         self.fd.as_ref().map(|f| f.as_fd()).ok_or(Errno::NOMEM)
     }
 
-    /// Closes the instance once no watch is left (`closing`: the kqueue is going, and its
-    /// epoll with it).
+    /// Once no watch is left: takes the instance out of the epoll and leaves it idle, or
+    /// closes it if `closing` (the kqueue is going, and its epoll with it).
     fn close_if_unused(&mut self, epoll_fd: RawFd, closing: bool) {
         if !self.watches.is_empty() {
             return;
         }
+        if closing {
+            self.close();
+        } else if let (Some(fd), 0) = (&self.fd, self.idle_since) {
+            let _ = epoll::delete(sys::borrow(epoll_fd), fd.as_fd());
+            self.idle_since = sys::now_ns(sys::Clock::Monotonic).max(1);
+        }
+    }
+
+    /// Closes an instance that has been idle for [`IDLE_NS`] (called by every `kevent()`).
+    pub(crate) fn close_if_idle(&mut self) {
+        if self.idle_since != 0
+            && sys::now_ns(sys::Clock::Monotonic).saturating_sub(self.idle_since) >= IDLE_NS
+        {
+            self.close();
+        }
+    }
+
+    fn close(&mut self) {
+        self.idle_since = 0;
         if let Some(fd) = self.fd.take() {
-            if !closing {
-                let _ = epoll::delete(sys::borrow(epoll_fd), fd.as_fd());
-            }
             process::mark_library_fd(fd.as_raw_fd(), false);
             self.number.store(-1, Ordering::Relaxed);
         }
@@ -218,6 +260,39 @@ impl Inotify {
         self.refit(epoll_fd, wd, false);
     }
 
+    /// The watch of vnode knote `id` (-1: the kernel removed it).
+    pub(crate) fn vnode_watch(&self, id: u32) -> i32 {
+        self.vnodes.get(&id).map_or(-1, |v| v.wd)
+    }
+
+    /// Whether the inode number `fd` names still carries watch `wd`. A file whose inode
+    /// was freed (unlinked, and its descriptors closed without our hearing of it) lost its
+    /// watch; a new file can get the same inode number at once (ext4 does that), and so
+    /// pass for it by `fstat`. Adding the watch's own mask again changes nothing on the
+    /// inode that carries it and returns its number; another inode gets a watch of its own,
+    /// removed again here.
+    pub(crate) fn still_watching(&mut self, fd: RawFd, wd: i32) -> bool {
+        let Some(mask) = self.watches.get(&wd).map(|w| w.mask) else {
+            return false;
+        };
+        let Some(inotify) = self.fd.as_ref().map(|f| f.as_fd()) else {
+            return false;
+        };
+        match ino::watch(inotify, fd, mask, true) {
+            Ok(got) if got == wd => true,
+            Ok(got) => {
+                if !self.watches.contains_key(&got) {
+                    ino::unwatch(inotify, got);
+                }
+                false
+            }
+            // No room for a new watch: the inode carries none of ours.
+            Err(e) if e.0 == libc::ENOSPC => false,
+            // Cannot tell (no /proc, say): the inode number has to do.
+            Err(_) => true,
+        }
+    }
+
     /// The union of the masks watch `wd`'s users need.
     fn needed(&self, w: &Watch) -> u32 {
         let mut mask = if w.readers.is_empty() { 0 } else { ino::MODIFY };
@@ -234,6 +309,9 @@ impl Inotify {
     /// users need, so that the kernel stops queueing events nobody asked for.
     fn refit(&mut self, epoll_fd: RawFd, wd: i32, closing: bool) {
         let Some(w) = self.watches.get(&wd) else {
+            // The kernel removed the watch (its inode is gone): the instance may be left
+            // with none.
+            self.close_if_unused(epoll_fd, closing);
             return;
         };
         let need = self.needed(w);

@@ -9,13 +9,17 @@
 
 mod empty;
 pub(crate) mod fd;
+mod fs;
 mod inotify;
+pub(crate) mod proc;
+pub(crate) mod procmon;
 pub(crate) mod signal;
 mod timer;
 mod user;
 mod vnode;
 
 pub(crate) use empty::EmptyPoll;
+pub(crate) use fs::Mounts;
 pub(crate) use timer::Timers;
 
 use crate::consts::*;
@@ -44,6 +48,8 @@ pub(crate) struct Objects {
     /// The re-checks of EVFILT_EMPTY knotes waiting for their send buffer to drain.
     pub(crate) empty: EmptyPoll,
     pub(crate) signals: signal::Signals,
+    /// Processes watched by EVFILT_PROC.
+    pub(crate) procs: proc::Procs,
     /// The kqueue's epoll (valid while the kqueue lives, which it does while its lock is
     /// held).
     pub(crate) epoll: std::os::fd::RawFd,
@@ -52,6 +58,11 @@ pub(crate) struct Objects {
     pub(crate) epoch: u64,
     /// The kqueue's id.
     pub(crate) kq: u64,
+    /// The mount table EVFILT_FS watches.
+    pub(crate) fs: Mounts,
+    /// A registration just added to the epoll may be ready at once without an event
+    /// behind it: the kqueue takes the waiting edges in before the lock is released.
+    pub(crate) harvest_due: bool,
 }
 
 /// What a filter hook may see and ask of the kqueue it runs in.
@@ -62,13 +73,34 @@ pub struct Context<'a> {
     pub(crate) deactivate: bool,
     /// The kqueue the hook runs in.
     pub(crate) kq: &'a Weak<Inner>,
+    /// Knotes an event check asked for (see [`Spawn`]).
+    pub(crate) spawns: Vec<Spawn>,
+    /// `fflags` the knote gets if one of `spawns` cannot be made.
+    pub(crate) spawn_error: u32,
+}
+
+/// A knote a filter's event check asks the engine to make in the same kqueue once the
+/// check returns (NOTE_TRACK, in the kernel's `knote_proc_fork_track`): the engine inserts
+/// it, attaches it (unless it is a record) and activates what fires, before it activates
+/// the knote that asked.
+pub(crate) struct Spawn {
+    /// The stored image: ident, filter, flags (before the personality's stripping),
+    /// fflags, data, udata.
+    pub(crate) kev: Kevent,
+    pub(crate) sfflags: u32,
+    pub(crate) sdata: i64,
+    /// A record to deliver once (its flags carry EV_ONESHOT): queued at once, never
+    /// attached, and not in the (ident, filter) index, so that a knote with its key may
+    /// exist beside it. Otherwise a knote like one made by EV_ADD, which is not made if its
+    /// key exists already.
+    pub(crate) record: bool,
 }
 
 impl Objects {
     /// Registrations in the kqueue's epoll that deliver edges: a `kevent()` must look at
     /// the epoll while there are any.
     pub(crate) fn polled(&self) -> usize {
-        self.fds.polled() + self.signals.polled()
+        self.fds.polled() + self.signals.polled() + self.fs.polled() + self.procs.polled()
     }
 
     /// Whether the inotify instance is the only registration that delivers edges (it can
@@ -100,7 +132,20 @@ impl<'a> Context<'a> {
             objs,
             deactivate: false,
             kq,
+            spawns: Vec::new(),
+            spawn_error: 0,
         }
+    }
+
+    /// Asks for a knote to be made in this kqueue once the event check returns.
+    pub(crate) fn spawn(&mut self, s: Spawn) {
+        self.spawns.push(s);
+    }
+
+    /// If a knote asked for with [`Context::spawn`] cannot be made, `fflags` are OR-ed into
+    /// this knote's, which is then activated (NOTE_TRACKERR).
+    pub(crate) fn on_spawn_error(&mut self, fflags: u32) {
+        self.spawn_error |= fflags;
     }
 
     /// The personality of the kqueue.
@@ -255,6 +300,8 @@ static WRITE: fd::WriteFilter = fd::WriteFilter;
 static VNODE: vnode::VnodeFilter = vnode::VnodeFilter;
 static EMPTY: empty::EmptyFilter = empty::EmptyFilter;
 static SIGNAL: signal::SignalFilter = signal::SignalFilter;
+static FS: fs::FsFilter = fs::FsFilter;
+static PROC: proc::ProcFilter = proc::ProcFilter;
 
 /// The system filters whose idents are descriptor numbers, whose knotes close() drops.
 pub(crate) const DESCRIPTOR_FILTERS: [i16; 4] =
@@ -289,6 +336,8 @@ pub(crate) fn lookup(filter: i16) -> Option<FilterRef> {
         EVFILT_VNODE => Some(FilterRef::System(&VNODE)),
         EVFILT_EMPTY => Some(FilterRef::System(&EMPTY)),
         EVFILT_SIGNAL => Some(FilterRef::System(&SIGNAL)),
+        EVFILT_FS => Some(FilterRef::System(&FS)),
+        EVFILT_PROC => Some(FilterRef::System(&PROC)),
         n if n > 0 => {
             let table = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
             table
@@ -379,4 +428,18 @@ pub fn filter_name(filter: i16) -> io::Result<String> {
 /// In a child after fork(): the parent's timers are not ours to count.
 pub(crate) fn forget_timers() {
     timer::forget();
+}
+
+/// fork(): the process monitor's lock is taken after the process-wide ones.
+pub(crate) fn before_fork() {
+    procmon::before_fork();
+}
+
+pub(crate) fn after_fork_parent() {
+    procmon::after_fork_parent();
+}
+
+/// In a child after fork(): the parent's process monitor is not ours.
+pub(crate) fn after_fork_child() {
+    procmon::after_fork_child();
 }

@@ -110,6 +110,24 @@ pub(crate) fn wait(
     timeout: Option<Duration>,
     mask: Option<&libc::sigset_t>,
 ) -> Result<usize, Errno> {
+    // SAFETY: a slice of initialised entries is a slice of possibly uninitialised ones
+    // with the same layout, and `wait_uninit` only writes valid entries to it.
+    let uninit = unsafe {
+        std::slice::from_raw_parts_mut(
+            events.as_mut_ptr().cast::<std::mem::MaybeUninit<Event>>(),
+            events.len(),
+        )
+    };
+    Ok(wait_uninit(epoll, uninit, timeout, mask)?.len())
+}
+
+/// As [`wait`], into a buffer that need not be initialised: returns the entries written.
+pub(crate) fn wait_uninit<'a>(
+    epoll: BorrowedFd<'_>,
+    events: &'a mut [std::mem::MaybeUninit<Event>],
+    timeout: Option<Duration>,
+    mask: Option<&libc::sigset_t>,
+) -> Result<&'a [Event], Errno> {
     let max = events.len().min(i32::MAX as usize) as libc::c_int;
     let mask_ptr = mask.map_or(std::ptr::null(), |m| m as *const libc::sigset_t);
     let n = if use_pwait2() && timeout.is_some_and(|t| !t.is_zero()) {
@@ -139,7 +157,7 @@ pub(crate) fn wait(
             let e = Errno::from(std::io::Error::last_os_error());
             if e.0 == libc::ENOSYS {
                 force_pwait_fallback();
-                return wait(epoll, events, timeout, mask);
+                return wait_uninit(epoll, events, timeout, mask);
             }
             return Err(e);
         }
@@ -153,16 +171,28 @@ pub(crate) fn wait(
                 ms.min(i32::MAX as u128) as libc::c_int
             }
         };
+        // The system call itself, not the C library's wrapper, which is a cancellation point
+        // (the engine's waits are not: see the C library's kevent()).
         // SAFETY: as above: `events` has room for `max` entries and `mask_ptr` is null or a
-        // live sigset_t.
-        let n =
-            unsafe { libc::epoll_pwait(epoll.as_raw_fd(), events.as_mut_ptr(), max, ms, mask_ptr) };
+        // live sigset_t of at least KERNEL_SIGSET_SIZE bytes.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_epoll_pwait,
+                epoll.as_raw_fd(),
+                events.as_mut_ptr(),
+                max,
+                ms,
+                mask_ptr,
+                KERNEL_SIGSET_SIZE,
+            )
+        };
         if n < 0 {
             return Err(Errno::from(std::io::Error::last_os_error()));
         }
         n as isize
     };
-    Ok(n as usize)
+    // SAFETY: the kernel initialised the first `n` entries (at most `max`).
+    Ok(unsafe { std::slice::from_raw_parts(events.as_ptr().cast::<Event>(), n as usize) })
 }
 
 /// An empty event buffer entry.
@@ -187,9 +217,7 @@ impl<const N: usize> Edges<N> {
     /// The whole buffer, for a wait to write to (cleared the first time).
     pub(crate) fn buffer(&mut self) -> &mut [Event; N] {
         if !self.init {
-            for e in &mut self.buf {
-                e.write(EMPTY);
-            }
+            self.buf = [const { std::mem::MaybeUninit::new(EMPTY) }; N];
             self.init = true;
         }
         // SAFETY: every entry is initialised (just above, or before), and

@@ -151,6 +151,41 @@ pub(crate) fn queued_for_output(fd: BorrowedFd<'_>) -> Result<i64, Errno> {
     ioctl_int(fd, libc::TIOCOUTQ)
 }
 
+/// What a socket's send buffer still holds, as EVFILT_EMPTY counts it: `SIOCOUTQ`, except
+/// that a TCP connection that is gone (reset, timed out, refused: state CLOSE) holds
+/// nothing, where Linux goes on counting the bytes that were never acknowledged (the BSDs
+/// flush the send buffer when the connection drops), and that a socket with no send queue
+/// to tell of (netlink, which Linux answers ENOTTY: it sends synchronously) holds nothing.
+pub(crate) fn unsent(fd: BorrowedFd<'_>) -> Result<i64, Errno> {
+    match queued_for_output(fd) {
+        Ok(0) => Ok(0),
+        Ok(_) if tcp_state(fd) == Some(TCP_CLOSE) => Ok(0),
+        Err(e) if e.0 == libc::ENOTTY => Ok(0),
+        r => r,
+    }
+}
+
+/// `TCP_CLOSE` of the kernel's TCP states (`tcpi_state`).
+const TCP_CLOSE: u8 = 7;
+
+/// A TCP socket's state (`tcpi_state`, the first byte of `TCP_INFO`); `None` for other
+/// sockets.
+fn tcp_state(fd: BorrowedFd<'_>) -> Option<u8> {
+    let mut buf = [0u8; 8];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `buf`, which is that large.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            buf.as_mut_ptr() as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    (r == 0 && len >= 1).then_some(buf[0])
+}
+
 fn sockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int) -> Result<i32, Errno> {
     let mut v: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;

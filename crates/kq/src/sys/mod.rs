@@ -1,7 +1,7 @@
 //! Thin wrappers of the Linux calls the engine uses. Nothing here knows about kqueues or
 //! knotes: each file is one mechanism (`epoll`, `eventfd`, `timerfd`, descriptor queries in
-//! `io`, signal masks in `signals`, `/proc/self/fdinfo` in `fdinfo`), and all of the crate's
-//! `unsafe` for system calls lives in this module.
+//! `io`, signal masks in `signals`, `/proc/self/fdinfo` in `fdinfo`, the mount table in
+//! `mounts`), and all of the crate's `unsafe` for system calls lives in this module.
 
 // Everything here is Linux's: epoll, eventfd, timerfd, inotify, /proc. Say so at once rather
 // than with a page of unresolved names.
@@ -11,10 +11,13 @@ compile_error!(
      other systems have a kqueue of their own or need another backend"
 );
 
+pub(crate) mod cnproc;
 pub(crate) mod epoll;
 pub(crate) mod fdinfo;
 pub(crate) mod inotify;
 pub(crate) mod io;
+pub(crate) mod mounts;
+pub(crate) mod pidfd;
 pub(crate) mod sigaction;
 pub(crate) mod signals;
 pub(crate) mod timerfd;
@@ -100,4 +103,22 @@ pub(crate) fn getpid() -> i32 {
 /// Whether `e` says the process ran out of descriptors.
 pub(crate) fn is_fd_exhaustion(e: Errno) -> bool {
     e.0 == libc::EMFILE || e.0 == libc::ENFILE
+}
+
+/// `poll(fds, timeout_ms)` (-1: no timeout), its result ignored: the caller looks at
+/// `revents` (all zero after a timeout, an error or a signal).
+pub(crate) fn poll_fds(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) {
+    // SAFETY: `fds` is a live, writable array of the length given.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if r < 0 {
+        for p in fds {
+            p.revents = 0;
+        }
+    }
+}
+
+/// Closes descriptor number `fd` whose owner was forgotten (in a child after fork).
+pub(crate) fn close_number(fd: RawFd) {
+    // SAFETY: the caller gives up the number, which no live owner uses any more.
+    unsafe { libc::close(fd) };
 }

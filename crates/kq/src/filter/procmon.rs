@@ -1,0 +1,358 @@
+//! The process monitor: what EVFILT_PROC needs beyond a kqueue's own epoll, shared by the
+//! whole process and run by one background thread.
+//!
+//! - The process events connector (`sys::cnproc`): one socket for the process, opened when
+//!   the first knote wants forks or execs (NOTE_FORK, NOTE_EXEC, NOTE_TRACK) and closed when
+//!   the last such knote goes. The thread reads the events in the order Linux sent them and
+//!   posts each, one after the other, to the knotes of the process concerned. Because a
+//!   post runs to its end (NOTE_TRACK makes the child's knote in it) before the next event
+//!   is looked at, the knote of a new child exists before any event of that child is.
+//! - Children watched without a process descriptor (Linux before 5.3, `KQ_NO_PIDFD`, or a
+//!   child whose descriptor said "exited" before `waitid` did): `waitid(WNOWAIT)` every
+//!   [`POLL`] until the child can be waited for.
+//!
+//! Posting goes through the kqueue's ordinary post path (`Inner::post`), with no lock of
+//! the monitor held: the posts may create knotes, whose attach comes back here.
+//!
+//! Lock order: a kqueue's lock, then the monitor's; the monitor's lock is never held while
+//! another lock is taken, nor while descriptors are made. fork() takes it after the
+//! process-wide locks (see `process.rs`), and the child forgets the parent's socket without
+//! touching it (the socket is shared with the parent until exec).
+
+use crate::consts::EVFILT_PROC;
+use crate::kevent::Errno;
+use crate::process;
+use crate::sys::{self, cnproc, pidfd, signals::SignalsBlocked, Fd};
+use rustix::fd::{AsFd, AsRawFd};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Connector events a knote wants (the bits of [`listen`]).
+pub(crate) const FORK: u32 = 1;
+pub(crate) const EXEC: u32 = 2;
+pub(crate) const EXIT: u32 = 4;
+
+/// How often children without a process descriptor are looked at.
+pub(crate) const POLL: Duration = Duration::from_millis(10);
+
+/// The hints the monitor (and the kqueue's epoll) pass to the filter: a kind in the high
+/// half, a value (a pid or a status) in the low 32 bits.
+pub(crate) mod hint {
+    /// The process descriptor is readable: the process exited.
+    pub(crate) const EDGE: i64 = 1;
+    /// `waitid` says the child exited, with this status.
+    pub(crate) const WAITED: i64 = 2;
+    /// `waitid` says there is no such child any more: the status is not known.
+    pub(crate) const GONE: i64 = 3;
+    /// The connector says the process exited, with this status.
+    pub(crate) const EXIT: i64 = 4;
+    /// The process made the child whose pid this is.
+    pub(crate) const FORK: i64 = 5;
+    /// The process executed a program.
+    pub(crate) const EXEC: i64 = 6;
+    /// Connector events were lost.
+    pub(crate) const LOST: i64 = 7;
+
+    pub(crate) fn make(kind: i64, value: i32) -> i64 {
+        (kind << 32) | i64::from(value as u32)
+    }
+
+    pub(crate) fn kind(h: i64) -> i64 {
+        h >> 32
+    }
+
+    pub(crate) fn value(h: i64) -> i32 {
+        h as u32 as i32
+    }
+}
+
+/// The connector socket: says it wants no more events when its last user drops it.
+struct Connector {
+    fd: Fd,
+}
+
+impl Drop for Connector {
+    fn drop(&mut self) {
+        cnproc::unsubscribe(self.fd.as_fd());
+        process::mark_library_fd(self.fd.as_raw_fd(), false);
+    }
+}
+
+#[derive(Default)]
+struct Monitor {
+    /// The connector socket, while a knote wants connector events.
+    sock: Option<Arc<Connector>>,
+    /// pid -> (kqueue id, wanted events) of the knotes that want connector events.
+    listeners: HashMap<i32, Vec<(u64, u32)>>,
+    /// (pid, kqueue id) of children waited for by polling.
+    polled: Vec<(i32, u64)>,
+    /// The thread's wakeup eventfd, once it runs.
+    wake: Option<Arc<Fd>>,
+}
+
+static MONITOR: LazyLock<Mutex<Monitor>> = LazyLock::new(|| Mutex::new(Monitor::default()));
+
+fn monitor() -> MutexGuard<'static, Monitor> {
+    MONITOR.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Monitor {
+    fn wanted(&self) -> bool {
+        !self.listeners.is_empty()
+    }
+
+    /// Starts the thread if it does not run; wakes it if it does (it then looks at the
+    /// socket and the polled list again).
+    fn kick(&mut self) -> Result<(), Errno> {
+        match &self.wake {
+            Some(w) => {
+                sys::eventfd_add(w.as_fd());
+                Ok(())
+            }
+            None => {
+                let wake = Arc::new(sys::eventfd()?);
+                process::mark_library_fd(wake.as_raw_fd(), true);
+                let theirs = Arc::clone(&wake);
+                let blocked = SignalsBlocked::new();
+                let spawned = std::thread::Builder::new()
+                    .name("kq-proc".into())
+                    .spawn(move || run(theirs));
+                drop(blocked);
+                if let Err(e) = spawned {
+                    process::mark_library_fd(wake.as_raw_fd(), false);
+                    return Err(e.into());
+                }
+                self.wake = Some(wake);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Knote of kqueue `kq` on process `pid` wants the connector events `mask` (0: none any
+/// more). The first such knote opens the socket, which can fail: EOPNOTSUPP when Linux
+/// does not give the events (see `sys::cnproc`), EMFILE and the like.
+pub(crate) fn listen(pid: i32, kq: u64, mask: u32) -> Result<(), Errno> {
+    if mask != 0 {
+        let open = monitor().sock.is_some();
+        if !open {
+            // Made with no lock of ours held (it waits for the kernel's acknowledgement).
+            let fd = process::with_fds(cnproc::open)?;
+            process::number_taken(fd.as_raw_fd());
+            process::mark_library_fd(fd.as_raw_fd(), true);
+            let sock = Arc::new(Connector { fd });
+            let mut m = monitor();
+            if m.sock.is_none() {
+                m.sock = Some(sock);
+                if let Err(e) = m.kick() {
+                    m.sock = None;
+                    return Err(e);
+                }
+            }
+        }
+    }
+    let mut m = monitor();
+    let list = m.listeners.entry(pid).or_default();
+    match list.iter().position(|(k, _)| *k == kq) {
+        Some(i) if mask == 0 => {
+            list.swap_remove(i);
+        }
+        Some(i) => list[i].1 = mask,
+        None if mask != 0 => list.push((kq, mask)),
+        None => {}
+    }
+    if list.is_empty() {
+        m.listeners.remove(&pid);
+    }
+    if !m.wanted() && m.sock.take().is_some() {
+        // The thread lets go of its reference, which closes the socket.
+        let _ = m.kick();
+    }
+    Ok(())
+}
+
+/// Child `pid`, watched by kqueue `kq`, is to be polled until it can be waited for.
+pub(crate) fn poll(pid: i32, kq: u64) -> Result<(), Errno> {
+    let mut m = monitor();
+    if !m.polled.contains(&(pid, kq)) {
+        m.polled.push((pid, kq));
+    }
+    m.kick()
+}
+
+/// Undoes [`poll`].
+pub(crate) fn unpoll(pid: i32, kq: u64) {
+    let mut m = monitor();
+    m.polled.retain(|&e| e != (pid, kq));
+}
+
+/// Posts `hint` to the EVFILT_PROC knote on `pid` of kqueue `kq`, if both still exist.
+fn post(kq: u64, pid: i32, hint: i64) {
+    if let Some(inner) = process::lookup_id(kq) {
+        let _ = inner.post(pid as usize, EVFILT_PROC, hint);
+    }
+}
+
+/// The kqueues whose knote on `pid` wants one of `events`.
+fn targets(pid: i32, events: u32) -> Vec<u64> {
+    monitor()
+        .listeners
+        .get(&pid)
+        .map(|l| {
+            l.iter()
+                .filter(|(_, m)| m & events != 0)
+                .map(|(k, _)| *k)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Passes one connector event on. Called for each event in turn, with no lock held.
+fn dispatch(event: cnproc::Event) {
+    use cnproc::Event;
+    match event {
+        Event::Fork { parent, child } => {
+            for kq in targets(parent, FORK) {
+                post(kq, parent, hint::make(hint::FORK, child));
+            }
+        }
+        Event::Exec { pid } => {
+            for kq in targets(pid, EXEC) {
+                post(kq, pid, hint::make(hint::EXEC, 0));
+            }
+        }
+        Event::Exit { pid, status } => {
+            for kq in targets(pid, EXIT) {
+                post(kq, pid, hint::make(hint::EXIT, status));
+            }
+        }
+        Event::Lost => {
+            let all: Vec<(i32, u64)> = monitor()
+                .listeners
+                .iter()
+                .flat_map(|(pid, l)| l.iter().map(move |(k, _)| (*pid, *k)))
+                .collect();
+            for (pid, kq) in all {
+                post(kq, pid, hint::make(hint::LOST, 0));
+            }
+        }
+    }
+}
+
+/// Looks at the polled children once; posts the exits found.
+fn scan() {
+    let list = monitor().polled.clone();
+    for (pid, kq) in list {
+        let h = match pidfd::wait_exited(None, pid) {
+            Ok(None) => continue,
+            Ok(Some(status)) => hint::make(hint::WAITED, status),
+            Err(_) => hint::make(hint::GONE, 0),
+        };
+        unpoll(pid, kq);
+        post(kq, pid, h);
+    }
+}
+
+/// The thread: waits for connector events and for the next poll, and passes them on.
+fn run(wake: Arc<Fd>) {
+    let gen = process::fork_gen();
+    let mut buf = cnproc::Buffer::new();
+    let mut last_scan = Instant::now();
+    while gen == process::fork_gen() {
+        let (sock, polling) = {
+            let m = monitor();
+            (m.sock.clone(), !m.polled.is_empty())
+        };
+        let mut fds = [
+            libc::pollfd {
+                fd: wake.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: sock.as_ref().map_or(-1, |s| s.fd.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let timeout = if polling {
+            POLL.saturating_sub(last_scan.elapsed()).as_millis() as libc::c_int
+        } else {
+            -1
+        };
+        sys::poll_fds(&mut fds, timeout);
+        if fds[0].revents != 0 {
+            sys::eventfd_drain(wake.as_fd());
+        }
+        if let Some(s) = &sock {
+            if fds[1].revents != 0 {
+                // Read under the lock, and only from the current socket: a socket that
+                // was given up (its last listener went) is never read again, and its
+                // successor is subscribed only after that, so no event is seen twice.
+                let mut events = Vec::new();
+                {
+                    let m = monitor();
+                    if m.sock.as_ref().is_some_and(|cur| Arc::ptr_eq(cur, s)) {
+                        cnproc::drain(s.fd.as_fd(), &mut buf, |e| events.push(e));
+                    }
+                }
+                for e in events {
+                    dispatch(e);
+                }
+            }
+        }
+        // Let go of the socket before waiting again, so that the last `listen(.., 0)`
+        // closes it.
+        drop(sock);
+        if polling && last_scan.elapsed() >= POLL {
+            last_scan = Instant::now();
+            scan();
+        }
+    }
+}
+
+thread_local! {
+    static HELD: RefCell<Option<MutexGuard<'static, Monitor>>> = const { RefCell::new(None) };
+}
+
+/// fork(): taken before, so that the child finds the monitor consistent.
+pub(crate) fn before_fork() {
+    let g = monitor();
+    HELD.with(|h| *h.borrow_mut() = Some(g));
+}
+
+pub(crate) fn after_fork_parent() {
+    HELD.with(|h| h.borrow_mut().take());
+}
+
+/// In the child: the parent's socket and thread are not ours. The socket is shared with the
+/// parent: closing our number is harmless, unsubscribing it would not be.
+pub(crate) fn after_fork_child() {
+    HELD.with(|h| {
+        if let Some(mut m) = h.borrow_mut().take() {
+            for fd in [
+                m.sock.take().map(|s| {
+                    let n = s.fd.as_raw_fd();
+                    std::mem::forget(s);
+                    n
+                }),
+                m.wake.take().map(|w| {
+                    let n = w.as_raw_fd();
+                    std::mem::forget(w);
+                    n
+                }),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                // Our copies of the parent's socket and eventfd, whose owners were just
+                // forgotten and never use the numbers again.
+                sys::close_number(fd);
+            }
+            std::mem::forget(std::mem::take(&mut m.listeners));
+            std::mem::forget(std::mem::take(&mut m.polled));
+        }
+    });
+}
