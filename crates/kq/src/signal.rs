@@ -39,7 +39,10 @@
 //!   stop the process, now has a handler: its delivery interrupts the system calls Linux
 //!   never restarts after a handler (poll, epoll_wait, nanosleep, ...) with EINTR. A
 //!   `kevent()` so interrupted goes on (and returns the signal's event when it watches it);
-//!   a `kevent()` that then has nothing to return fails with EINTR.
+//!   a `kevent()` that then has nothing to return fails with EINTR. Rarely, a signal sent
+//!   to the process wakes a sleeping `kevent()` (EINTR) and is then taken by another
+//!   thread, whose handler runs there: that `kevent()` cannot tell it from a handled signal
+//!   of its own, and fails with EINTR even if it watches the signal.
 //! - A default stop is made by restoring `SIG_DFL` and raising the signal again: a post of
 //!   the same signal while the process stops that way is not counted.
 //! - An `exec` without `fork` (and a child of `posix_spawn` or `vfork`, which runs no

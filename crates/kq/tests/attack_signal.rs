@@ -1355,7 +1355,152 @@ fn s17_handler_close_during_library_calls(p: Personality) {
     drop(b);
 }
 
+/// S6 (attack) concurrent_collectors: three threads collect one kqueue's signal events
+/// while two threads queue real-time signals to the process: every event has data of at
+/// least 1, and the data add up to the signals sent.
+fn s6_concurrent_collectors(p: Personality) {
+    let s = libc::SIGRTMIN() + 6;
+    set_raw(s, libc::SIG_IGN, 0);
+    let k = Arc::new(kq(p));
+    ch_ok(&k, &[sig(s, EV_ADD)]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let collectors: Vec<_> = (0..3)
+        .map(|_| {
+            let k = Arc::clone(&k);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut total = 0isize;
+                let mut evs = [Kevent::default(); 4];
+                loop {
+                    let done = stop.load(Ordering::SeqCst);
+                    match k.kevent(&[], &mut evs, Some(Duration::from_millis(20))) {
+                        Ok(n) => {
+                            for e in &evs[..n] {
+                                assert_eq!(e.ident, s as usize);
+                                assert!(e.data >= 1, "{e:?}");
+                                total += e.data;
+                            }
+                            if n == 0 && done {
+                                return total;
+                            }
+                        }
+                        Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                        Err(e) => panic!("kevent: {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let senders: Vec<_> = (0..2)
+        .map(|_| {
+            let sent = Arc::clone(&sent);
+            std::thread::spawn(move || {
+                for _ in 0..3000 {
+                    let val = libc::sigval {
+                        sival_ptr: null_mut(),
+                    };
+                    // SAFETY: queues a signal to this process.
+                    if unsafe { libc::sigqueue(libc::getpid(), s, val) } == 0 {
+                        sent.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in senders {
+        t.join().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+    let total: isize = collectors.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(
+        total as usize + drain(&k, s) as usize,
+        sent.load(Ordering::SeqCst)
+    );
+}
+
+/// S11 (attack) sigchld_beside_proc: one kqueue watches a child's exit (EVFILT_PROC
+/// NOTE_EXIT) and SIGCHLD (its default action): both are reported for the child's exit, the
+/// exit status intact, the child reapable, and the kqueue's sleeper is woken by them; the
+/// same with SIGCHLD set to a counting handler, which runs once.
+fn s11_sigchld_beside_proc(p: Personality) {
+    for handled in [false, true] {
+        if handled {
+            set_raw(libc::SIGCHLD, count_chld as extern "C" fn(i32) as usize, 0);
+        }
+        let k = kq(p);
+        ch_ok(&k, &[sig(libc::SIGCHLD, EV_ADD)]);
+        let mut fds = [0; 2];
+        // SAFETY: a pipe for the child to wait on.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the child only reads and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let mut b = [0u8; 1];
+            // SAFETY: waits for the parent, then exits.
+            unsafe {
+                libc::read(fds[0], b.as_mut_ptr().cast(), 1);
+                libc::_exit(9);
+            }
+        }
+        assert!(pid > 0);
+        let proc_add = Kevent::new(
+            pid as usize,
+            kq::EVFILT_PROC,
+            EV_ADD,
+            kq::NOTE_EXIT,
+            0,
+            null_mut(),
+        );
+        ch_ok(&k, &[proc_add]);
+        // SAFETY: lets the child exit.
+        unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) };
+        let mut seen_exit = None;
+        let mut chld = 0;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while (seen_exit.is_none() || chld == 0) && Instant::now() < deadline {
+            let mut evs = [Kevent::default(); 4];
+            let n = match k.kevent(&[], &mut evs, Some(Duration::from_millis(500))) {
+                Ok(n) => n,
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => 0,
+                Err(e) => panic!("kevent: {e}"),
+            };
+            for e in &evs[..n] {
+                match e.filter {
+                    kq::EVFILT_PROC => seen_exit = Some(e.data as i32),
+                    EVFILT_SIGNAL => chld += e.data,
+                    _ => panic!("{e:?}"),
+                }
+            }
+        }
+        assert_eq!(seen_exit, Some(9 << 8), "handled {handled}");
+        assert!(chld >= 1, "handled {handled}");
+        let mut status = 0;
+        // SAFETY: reaps our child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert_eq!(status, 9 << 8);
+        if handled {
+            assert_eq!(CHLD_CALLS.load(Ordering::SeqCst), 1);
+        }
+        // SAFETY: closes our pipe.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+    }
+}
+
+static CHLD_CALLS: AtomicUsize = AtomicUsize::new(0);
+extern "C" fn count_chld(_: i32) {
+    CHLD_CALLS.fetch_add(1, Ordering::SeqCst);
+}
+
 isolated_both!(
+    s11_sigchld_beside_proc,
+    s6_concurrent_collectors,
     s17_handler_close_during_library_calls,
     s7_raw_change_survives_delete,
     s11_sigchld_flags_restored,
