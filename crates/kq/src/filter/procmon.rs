@@ -135,25 +135,30 @@ impl Monitor {
 /// more). The first such knote opens the socket, which can fail: EOPNOTSUPP when Linux
 /// does not give the events (see `sys::cnproc`), EMFILE and the like.
 pub(crate) fn listen(pid: i32, kq: u64, mask: u32) -> Result<(), Errno> {
-    if mask != 0 {
-        let open = monitor().sock.is_some();
-        if !open {
-            // Made with no lock of ours held (it waits for the kernel's acknowledgement).
-            let fd = process::with_fds(cnproc::open)?;
-            process::number_taken(fd.as_raw_fd());
-            process::mark_library_fd(fd.as_raw_fd(), true);
-            let sock = Arc::new(Connector { fd });
-            let mut m = monitor();
-            if m.sock.is_none() {
-                m.sock = Some(sock);
-                if let Err(e) = m.kick() {
-                    m.sock = None;
-                    return Err(e);
-                }
-            }
+    // The socket is looked at and the listener recorded under one hold of the lock: a
+    // listener recorded just after another thread's last listener took the socket away
+    // would be left without one.
+    let mut made: Option<Arc<Connector>> = None;
+    let mut m = loop {
+        let mut m = monitor();
+        if mask == 0 || m.sock.is_some() {
+            break m;
         }
-    }
-    let mut m = monitor();
+        if let Some(sock) = made.take() {
+            m.sock = Some(sock);
+            if let Err(e) = m.kick() {
+                m.sock = None;
+                return Err(e);
+            }
+            break m;
+        }
+        drop(m);
+        // Made with no lock of ours held (it waits for the kernel's acknowledgement).
+        let fd = process::with_fds(cnproc::open)?;
+        process::number_taken(fd.as_raw_fd());
+        process::mark_library_fd(fd.as_raw_fd(), true);
+        made = Some(Arc::new(Connector { fd }));
+    };
     let list = m.listeners.entry(pid).or_default();
     match list.iter().position(|(k, _)| *k == kq) {
         Some(i) if mask == 0 => {
