@@ -3,8 +3,10 @@
 //! descriptor limits and odd input.
 //!
 //! Signals and their actions are process-wide, so every test runs in a process of its own
-//! (this binary re-executed to run only that test, see [`in_child`]).
+//! (this binary re-executed to run only that test, see `isolated::in_child`).
 
+#[macro_use]
+mod isolated;
 mod util;
 
 use kq::{Kevent, Kqueue, Personality, EVFILT_SIGNAL, EV_ADD, EV_CLEAR, EV_DELETE};
@@ -14,72 +16,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 use util::{ch, ch_ok, get, kq, poll, poll_fd};
-
-/// Runs `body` in a fresh process (this test binary, running only test `name`). Fails if
-/// the child fails, or takes more than 60 s.
-fn in_child(name: &str, body: impl FnOnce()) {
-    if std::env::var("KQ_ATTACK_SIGNAL_CHILD").as_deref() == Ok(name) {
-        body();
-        return;
-    }
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env("KQ_ATTACK_SIGNAL_CHILD", name)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "child test {name} hung:\n{}{}",
-                String::from_utf8_lossy(&out.stderr),
-                String::from_utf8_lossy(&out.stdout)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let out = child.wait_with_output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    assert!(
-        status.success(),
-        "child test {name} failed ({status}):\n{text}"
-    );
-    assert!(
-        text.contains("1 passed"),
-        "child test {name} did not run:\n{text}"
-    );
-}
-
-/// One `#[test]` per function `fn(Personality)`, each in a child process, in both
-/// personalities.
-macro_rules! isolated_both {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn netbsd() {
-                    super::in_child(concat!(stringify!($name), "::netbsd"), || {
-                        super::$name(kq::Personality::NetBsd)
-                    })
-                }
-                #[test]
-                fn freebsd() {
-                    super::in_child(concat!(stringify!($name), "::freebsd"), || {
-                        super::$name(kq::Personality::FreeBsd)
-                    })
-                }
-            }
-        )*
-    };
-}
 
 fn sig(ident: i32, flags: u16) -> Kevent {
     Kevent::new(ident as usize, EVFILT_SIGNAL, flags, 0, 0, null_mut())
