@@ -11,10 +11,8 @@
 mod fdutil;
 mod util;
 
-use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -27,45 +25,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A directory of its own in the temporary directory, removed with what it holds.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("kq-attackv-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir(&p).unwrap();
-        TempDir(p)
-    }
-
-    fn join(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn c_path(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap()
-}
-
-/// open(2) with O_CLOEXEC.
-fn open(p: &Path, flags: libc::c_int) -> OwnedFd {
-    let c = c_path(p);
-    // SAFETY: `c` is a NUL-terminated path; the result is checked and then owned.
-    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, 0o600) };
-    assert!(fd >= 0, "open {p:?}: {}", std::io::Error::last_os_error());
-    // SAFETY: just returned by open, owned by nobody else.
-    unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
 fn pwrite(fd: &impl AsRawFd, buf: &[u8], off: i64) {

@@ -12,7 +12,6 @@
 mod fdutil;
 mod util;
 
-use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -33,45 +32,6 @@ fn serial() -> MutexGuard<'static, ()> {
 /// Every note of the 2009 BSD set (what t_vnode's directory cases ask for).
 const CLASSIC: u32 =
     NOTE_DELETE | NOTE_WRITE | NOTE_EXTEND | NOTE_ATTRIB | NOTE_LINK | NOTE_RENAME | NOTE_REVOKE;
-
-/// A directory of its own in the temporary directory, removed with what it holds.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("kq-vnode-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir(&p).unwrap();
-        TempDir(p)
-    }
-
-    fn join(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn c_path(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap()
-}
-
-/// open(2) with O_CLOEXEC.
-fn open(p: &Path, flags: libc::c_int) -> OwnedFd {
-    let c = c_path(p);
-    // SAFETY: `c` is a NUL-terminated path; the result is checked and then owned.
-    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, 0o600) };
-    assert!(fd >= 0, "open {p:?}: {}", std::io::Error::last_os_error());
-    // SAFETY: just returned by open, owned by nobody else.
-    unsafe { OwnedFd::from_raw_fd(fd) }
-}
 
 /// t_vnode's `create_file`: open(O_WRONLY|O_CREAT), close.
 fn create(p: &Path) {

@@ -452,3 +452,42 @@ pub fn closed_number() -> usize {
     assert!(!is_open(fd), "fd {fd} is open");
     fd as usize
 }
+
+/// A directory of its own in the temporary directory, removed with what it holds.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("kq-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn c_path(p: &Path) -> CString {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(p.as_os_str().as_bytes()).unwrap()
+}
+
+/// open(2) with O_CLOEXEC.
+pub fn open(p: &Path, flags: libc::c_int) -> OwnedFd {
+    let c = c_path(p);
+    // SAFETY: `c` is a NUL-terminated path; the result is checked and then owned.
+    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, 0o600) };
+    assert!(fd >= 0, "open {p:?}: {}", std::io::Error::last_os_error());
+    // SAFETY: just returned by open, owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
