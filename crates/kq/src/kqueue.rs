@@ -717,18 +717,20 @@ impl Inner {
         if let Some(fd) = slot.get() {
             return Ok(fd.as_fd());
         }
-        let fd = process::with_fds(|| timerfd::create(clock))?;
-        process::number_taken(fd.as_raw_fd());
-        epoll::add(
+        let fd = process::make_fd(Some(self.epoll.as_raw_fd()), || timerfd::create(clock))?;
+        let kept = epoll::add(
             self.epoll.as_fd(),
             fd.as_fd(),
             TAG_TIMER + clock as u64,
             epoll::IN | epoll::ET,
-        )?;
-        process::watch_timerfd(fd.as_fd(), self.id)?;
-        // Marked only once it is kept: a descriptor dropped on a failure above must not
-        // leave its number taken for one of the library's own.
-        process::mark_library_fd(fd.as_raw_fd(), true);
+        )
+        .and_then(|()| process::watch_timerfd(fd.as_fd(), self.id));
+        if let Err(e) = kept {
+            // Unmarked before it is closed, so that its number is not taken for one of the
+            // library's own.
+            process::mark_library_fd(fd.as_raw_fd(), false);
+            return Err(e);
+        }
         Ok(slot.get_or_init(|| fd).as_fd())
     }
 
@@ -1123,7 +1125,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
     )?;
     for fd in [epoll.as_raw_fd(), pending.as_raw_fd()] {
         process::number_taken(fd);
-        process::mark_library_fd(fd, true);
+        process::mark_kqueue_fd(fd, epoll.as_raw_fd());
     }
     let fds = Descriptors::default();
     let inotify = fds.inotify.number_slot();

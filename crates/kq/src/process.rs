@@ -129,13 +129,31 @@ impl Table {
 
 static KNOTES: Table = Table::new();
 static KQUEUES: Table = Table::new();
-/// Numbers of the library's own epoll instances (1: one of ours), which a search for copies
-/// of a kqueue descriptor skips.
+/// Numbers of the library's own descriptors, which a search for copies of a kqueue
+/// descriptor skips, and which a fork's child closes (see `after_fork_child`): 0 for none,
+/// [`PROCESS_WIDE`] for one of the whole process (a signal's eventfd, the process events
+/// connector), else [`owned_by`] the epoll number of the kqueue it belongs to.
 static LIBRARY: Table = Table::new();
 
-/// `fd` is one of the library's own epoll instances (`true`), or no longer (`false`).
+const PROCESS_WIDE: u64 = 1;
+
+/// The `LIBRARY` value of a descriptor of the kqueue whose epoll is number `epoll`.
+fn owned_by(epoll: RawFd) -> u64 {
+    2 + epoll as u64
+}
+
+/// `fd` is one of the library's own descriptors for the whole process (`true`), or no
+/// longer one of the library's (`false`).
 pub(crate) fn mark_library_fd(fd: RawFd, ours: bool) {
-    LIBRARY.slot(fd).store(u64::from(ours), Ordering::Relaxed);
+    let value = if ours { PROCESS_WIDE } else { 0 };
+    LIBRARY.slot(fd).store(value, Ordering::Relaxed);
+    MAX_TRACKED.fetch_max(fd, Ordering::Relaxed);
+}
+
+/// `fd` is one of the library's own descriptors, belonging to the kqueue whose epoll is
+/// number `epoll` (the epoll itself included). Unmarked with `mark_library_fd(fd, false)`.
+pub(crate) fn mark_kqueue_fd(fd: RawFd, epoll: RawFd) {
+    LIBRARY.slot(fd).store(owned_by(epoll), Ordering::Relaxed);
     MAX_TRACKED.fetch_max(fd, Ordering::Relaxed);
 }
 /// The highest number that ever carried a knote or a kqueue (bounds close_range).
@@ -416,6 +434,30 @@ pub(crate) fn creating<T>(make: impl FnOnce() -> T) -> T {
     install_fork_handlers();
     let _g = Counted::take(|| CREATION.read().unwrap_or_else(|e| e.into_inner()));
     make()
+}
+
+/// Makes one of the library's descriptors with `make`, for the kqueue whose epoll is number
+/// `owner` (`None`: for the whole process), and marks it so with no fork() in between: a
+/// fork's child finds marked every descriptor it has to close. As [`with_fds`] when the
+/// process is out of descriptors. A descriptor dropped on a later failure is unmarked
+/// first (`mark_library_fd(fd, false)`).
+pub(crate) fn make_fd<F: AsRawFd>(
+    owner: Option<RawFd>,
+    mut make: impl FnMut() -> Result<F, Errno>,
+) -> Result<F, Errno> {
+    let fd = with_fds(|| {
+        creating(|| {
+            let fd = make()?;
+            match owner {
+                Some(epoll) => mark_kqueue_fd(fd.as_raw_fd(), epoll),
+                None => mark_library_fd(fd.as_raw_fd(), true),
+            }
+            Ok(fd)
+        })
+    })?;
+    // Outside the creation lock: this may free a kqueue closed unseen.
+    number_taken(fd.as_raw_fd());
+    Ok(fd)
 }
 
 /// Creates descriptors with `make`; when the process is out of descriptors, first lets go of
@@ -875,6 +917,15 @@ fn background(ep: Arc<Fd>) {
 // destructors (their locks may have been held by threads that do not exist in the child).
 // Kqueues owned by Rust values are only marked dead (fork generation): their owners close
 // their descriptors.
+//
+// Which descriptors to close comes from the marks of `LIBRARY`, not from the kqueues: a
+// kqueue's descriptors are made under its own lock (a timerfd, the inotify instance, a
+// process descriptor, the mount table), which the child cannot take, and a kqueue the
+// program closed may still be alive (a thread of the parent was in kevent() on it) with
+// no entry in the registry. Every library descriptor is made and marked under the
+// creation lock (`make_fd`), so none is unmarked at the fork; marks are taken off before
+// the descriptor is closed, so none names a closed number. The child closes every marked
+// number except those of the kqueues a Rust value may still own.
 
 type Held = (
     Counted<std::sync::RwLockWriteGuard<'static, ()>>,
@@ -912,13 +963,22 @@ extern "C" fn after_fork_child() {
         crate::filter::forget_timers();
         crate::filter::after_fork_child();
         let mut fds: Vec<RawFd> = Vec::new();
+        // The kqueues a Rust value may still own keep their descriptors: their owners
+        // close them (a strong reference held by a thread of the parent keeps them too).
+        let mut kept: Vec<u64> = Vec::new();
         for e in reg.map.values() {
-            if let Owner::Released(i) = &e.owner {
-                fds.extend(i.raw_fds());
-                for &n in &e.numbers {
-                    // Close a program number only if it still is this kqueue.
-                    if still_at(i, n) {
-                        fds.push(n);
+            match &e.owner {
+                Owner::Released(i) => {
+                    for &n in &e.numbers {
+                        // Close a program number only if it still is this kqueue.
+                        if still_at(i, n) {
+                            fds.push(n);
+                        }
+                    }
+                }
+                Owner::Owned(w) => {
+                    if let Some(i) = w.upgrade() {
+                        kept.push(owned_by(i.epoll_fd().as_raw_fd()));
                     }
                 }
             }
@@ -927,13 +987,22 @@ extern "C" fn after_fork_child() {
             fds.push(ep.as_fd().as_raw_fd());
             std::mem::forget(ep);
         }
+        let max = MAX_TRACKED.load(Ordering::Relaxed);
+        // Every other descriptor of the library: those of released kqueues, of kqueues
+        // closed by the program but still alive at the fork, and the process-wide ones.
+        for fd in 0..=max {
+            let owner = LIBRARY.get(fd);
+            if owner != 0 && !kept.contains(&owner) {
+                fds.push(fd);
+            }
+        }
         for fd in fds {
-            // SAFETY: these descriptors belong to released kqueues of the parent, whose
-            // handles are leaked below and never use the numbers again.
+            // SAFETY: these descriptors belong to released kqueues of the parent (whose
+            // handles are leaked below), to kqueues whose owners are threads that do not
+            // exist in the child, or to the process; nothing uses the numbers again.
             unsafe { libc::syscall(libc::SYS_close, fd) };
         }
         reg.released = 0;
-        let max = MAX_TRACKED.load(Ordering::Relaxed);
         KNOTES.clear(max);
         KQUEUES.clear(max);
         LIBRARY.clear(max);

@@ -687,6 +687,7 @@ pub(crate) fn fork_child() {
             t.watchers[sig] = 0;
             let fd = slot.fd.swap(-1, Ordering::AcqRel);
             if fd >= 0 {
+                process::mark_library_fd(fd, false);
                 // SAFETY: the child's copy of the library's eventfd, used by nothing
                 // else in the child.
                 unsafe { libc::syscall(libc::SYS_close, fd) };

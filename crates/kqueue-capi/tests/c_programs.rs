@@ -299,6 +299,7 @@ c_programs!(
     fdepoll,
     fdfilter,
     fork,
+    fork_fds,
     fs,
     interpose,
     leak,

@@ -80,10 +80,8 @@ impl Mounts {
     /// Opens the table and registers it in `epoll_fd`. The registration is ready at once:
     /// the edge it gives is the first look, which only takes note of the mounts.
     fn open(&mut self, epoll_fd: RawFd) -> Result<(), Errno> {
-        let table = process::with_fds(sys::mounts::open_table)?;
+        let table = process::make_fd(Some(epoll_fd), sys::mounts::open_table)?;
         let n = table.as_raw_fd();
-        process::number_taken(n);
-        process::mark_library_fd(n, true);
         // Registered before the first look, so that no change after the look goes unseen.
         if let Err(e) = epoll::add(
             sys::borrow(epoll_fd),

@@ -123,16 +123,16 @@ impl Inotify {
             self.idle_since = 0;
         }
         if self.fd.is_none() {
-            let fd = process::with_fds(ino::create)?;
-            process::number_taken(fd.as_raw_fd());
-            epoll::add(
+            let fd = process::make_fd(Some(epoll_fd), ino::create)?;
+            if let Err(e) = epoll::add(
                 sys::borrow(epoll_fd),
                 fd.as_fd(),
                 TOKEN_INOTIFY,
                 epoll::IN | epoll::ET,
-            )?;
-            // Marked only once it is kept (see `Inner::timerfd`).
-            process::mark_library_fd(fd.as_raw_fd(), true);
+            ) {
+                process::mark_library_fd(fd.as_raw_fd(), false);
+                return Err(e);
+            }
             self.number.store(fd.as_raw_fd(), Ordering::Relaxed);
             self.fd = Some(fd);
         }

@@ -287,12 +287,14 @@ impl Watch {
 
 /// Finds process `pid` for a new knote. `tracking`: a knote made by NOTE_TRACK for a
 /// child just born, which is never refused for having exited (nor for being gone: the
-/// connector then tells of its exit).
+/// connector then tells of its exit). A process descriptor is made for the kqueue whose
+/// epoll is number `epoll`.
 fn find(
     pid: i32,
     sfflags: u32,
     tracking: bool,
     p: Personality,
+    epoll: RawFd,
     root: &mut dyn FnMut() -> bool,
 ) -> Result<Watch, Errno> {
     let zombie_ok = tracking || p.proc_attaches_zombie(sfflags);
@@ -303,14 +305,18 @@ fn find(
             Ok(())
         }
     };
-    match process::with_fds(|| pidfd::open(pid)) {
+    match process::make_fd(Some(epoll), || pidfd::open(pid)) {
         Ok(fd) => {
-            process::number_taken(fd.as_raw_fd());
             let exited = io::poll_now(fd.as_fd(), epoll::IN).is_ok_and(|r| r & epoll::IN != 0);
-            if exited && !zombie_ok {
-                return Err(Errno(libc::ESRCH));
+            let refused = if exited && !zombie_ok {
+                Err(Errno(libc::ESRCH))
+            } else {
+                check(Some(fd.as_fd()))
+            };
+            if let Err(e) = refused {
+                close_pidfd(fd);
+                return Err(e);
             }
-            check(Some(fd.as_fd()))?;
             Ok(Watch {
                 pidfd: Some(fd),
                 polled: false,
@@ -463,7 +469,7 @@ impl Filter for ProcFilter {
         kn.kev.flags = (kn.kev.flags & !EV_FLAG1) | EV_CLEAR;
         // NOTE_CHILD is the library's to report, never asked for.
         kn.sfflags &= !NOTE_CHILD;
-        let (id, p, epoch) = (cx.id, cx.personality, cx.objs.epoch);
+        let (id, p, epoch, epoll) = (cx.id, cx.personality, cx.objs.epoch, cx.objs.epoll);
         let procs = &mut cx.objs.procs;
         // Whether the caller is root, asked once per kevent() call.
         let mut root = || {
@@ -472,7 +478,7 @@ impl Filter for ProcFilter {
             }
             procs.root.1
         };
-        let watch = find(pid, kn.sfflags, tracking, p, &mut root)?;
+        let watch = find(pid, kn.sfflags, tracking, p, epoll, &mut root)?;
         let mut here = Here::new(cx);
         let mut listen = wanted(kn.sfflags);
         if watch.by_connector {
@@ -514,7 +520,6 @@ impl Filter for ProcFilter {
             done: false,
         };
         if let Some(fd) = watch.pidfd {
-            process::mark_library_fd(fd.as_raw_fd(), true);
             let added = epoll::add(
                 sys::borrow(here.epoll),
                 fd.as_fd(),

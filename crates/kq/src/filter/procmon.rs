@@ -154,9 +154,7 @@ pub(crate) fn listen(pid: i32, kq: u64, mask: u32) -> Result<(), Errno> {
         }
         drop(m);
         // Made with no lock of ours held (it waits for the kernel's acknowledgement).
-        let fd = process::with_fds(cnproc::open)?;
-        process::number_taken(fd.as_raw_fd());
-        process::mark_library_fd(fd.as_raw_fd(), true);
+        let fd = process::make_fd(None, cnproc::open)?;
         made = Some(Arc::new(Connector { fd }));
     };
     let list = m.listeners.entry(pid).or_default();
@@ -354,6 +352,7 @@ pub(crate) fn after_fork_child() {
             {
                 // Our copies of the parent's socket and eventfd, whose owners were just
                 // forgotten and never use the numbers again.
+                process::mark_library_fd(fd, false);
                 sys::close_number(fd);
             }
             std::mem::forget(std::mem::take(&mut m.listeners));
