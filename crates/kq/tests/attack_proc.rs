@@ -2,6 +2,10 @@
 //! in two kqueues, garbage idents and fflags, descriptor exhaustion at EV_ADD, fork with
 //! knotes alive, and the connector socket under concurrent EV_ADD/EV_DELETE from two
 //! kqueues. The tests fork: they run one at a time (`serial`).
+//!
+//! The `fallbacks_*` tests run them again with `KQ_NO_PIDFD`, `KQ_NO_PIDFD_INFO` or
+//! `KQ_NO_PROC_CONNECTOR` set: they then expect what the library does on such kernels, and
+//! a test that needs what the fallback takes away says so and skips itself.
 
 mod util;
 
@@ -21,6 +25,19 @@ const BOTH: [Personality; 2] = [Personality::NetBsd, Personality::FreeBsd];
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Which fallback this run forces (set by `fallbacks_*` when it starts the binary again).
+fn forced(var: &str) -> bool {
+    std::env::var_os(var).is_some()
+}
+
+/// Whether the calling test must skip itself under the fallback `var` (the reason printed).
+fn skipped_under(var: &str, why: &str) -> bool {
+    if forced(var) {
+        println!("skipped with {var}: {why}");
+    }
+    forced(var)
 }
 
 fn pipe() -> (OwnedFd, OwnedFd) {
@@ -219,7 +236,14 @@ fn p5_garbage_idents_and_fflags() {
             child_wait(rfd);
             3
         });
-        add(&kq, pid, u32::MAX).unwrap();
+        let mut fflags = u32::MAX;
+        if forced("KQ_NO_PROC_CONNECTOR") {
+            // Forks, execs and tracking need the connector.
+            let e = add(&kq, pid, fflags).expect_err("no connector");
+            assert_eq!(e.raw_os_error(), Some(libc::EOPNOTSUPP));
+            fflags &= !(NOTE_FORK | NOTE_EXEC | NOTE_TRACK);
+        }
+        add(&kq, pid, fflags).unwrap();
         send(&w, 1);
         let evs = collect_until(&kq, |e| e.iter().any(|e| e.flags & EV_EOF != 0));
         let last = evs.last().unwrap();
@@ -276,10 +300,18 @@ fn p5_emfile_at_add() {
             fillers.push(unsafe { OwnedFd::from_raw_fd(fd) });
         }
         for fflags in [NOTE_EXIT, NOTE_EXIT | NOTE_FORK | NOTE_EXEC] {
-            let e = add(&kq, pid, fflags).expect_err("no descriptor left");
-            assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{p:?} {fflags:#x}");
-            let d = kq.kevent(&[proc_kev(pid as usize, EV_DELETE, 0)], &mut [], None);
-            assert_eq!(d.err().and_then(|e| e.raw_os_error()), Some(libc::ENOENT));
+            let d = || kq.kevent(&[proc_kev(pid as usize, EV_DELETE, 0)], &mut [], None);
+            match add(&kq, pid, fflags) {
+                // Without process descriptors a child is polled by the process monitor's
+                // thread: no descriptor is needed once the thread runs.
+                Ok(_) if forced("KQ_NO_PIDFD") && fflags == NOTE_EXIT => {
+                    d().unwrap();
+                    continue;
+                }
+                Ok(n) => panic!("{p:?} {fflags:#x}: {n}, with no descriptor left"),
+                Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{p:?} {fflags:#x}"),
+            }
+            assert_eq!(d().err().and_then(|e| e.raw_os_error()), Some(libc::ENOENT));
         }
         drop(fillers);
         set(old.rlim_cur);
@@ -299,6 +331,9 @@ fn p5_emfile_at_add() {
 #[test]
 fn p5_fork_with_knotes() {
     let _s = serial();
+    if skipped_under("KQ_NO_PROC_CONNECTOR", "NOTE_FORK needs the connector") {
+        return;
+    }
     for p in BOTH {
         let kq = kq(p);
         let (r, w) = pipe();
@@ -327,14 +362,16 @@ fn p5_fork_with_knotes() {
             if d.err().and_then(|e| e.raw_os_error()) != Some(libc::EBADF) {
                 return 2;
             }
-            // A new kqueue in the child watches the same process without trouble.
+            // A new kqueue in the child watches the same process without trouble (a
+            // sibling: without process descriptors, only children can be watched).
             let Ok(k) = Kqueue::with_personality(p) else {
                 return 3;
             };
-            if add(&k, watched, NOTE_EXIT | NOTE_FORK).is_err() {
-                return 4;
+            match add(&k, watched, NOTE_EXIT | NOTE_FORK) {
+                Ok(_) => 0,
+                Err(e) if forced("KQ_NO_PIDFD") && e.raw_os_error() == Some(libc::EOPNOTSUPP) => 0,
+                Err(_) => 4,
             }
-            0
         });
         assert_eq!(reap(forked), 0, "{p:?}: the child's kqueue gives EBADF");
         let w = w;
@@ -359,6 +396,9 @@ fn p5_fork_with_knotes() {
 #[test]
 fn p1_fork_listener_races_last_delete() {
     let _s = serial();
+    if skipped_under("KQ_NO_PROC_CONNECTOR", "NOTE_FORK needs the connector") {
+        return;
+    }
     let stop = AtomicBool::new(false);
     let (cr, cw) = pipe();
     let crfd = cr.as_raw_fd();
@@ -412,6 +452,9 @@ fn p1_fork_listener_races_last_delete() {
 #[test]
 fn p4_close_while_monitor_posts() {
     let _s = serial();
+    if skipped_under("KQ_NO_PROC_CONNECTOR", "NOTE_TRACK needs the connector") {
+        return;
+    }
     for p in BOTH {
         for _ in 0..5 {
             let (r, w) = pipe();
@@ -443,5 +486,49 @@ fn p4_close_while_monitor_posts() {
         let evs = collect_until(&kq, |e| !e.is_empty());
         assert_eq!(evs[0].data, exited(4) as isize);
         assert_eq!(reap(pid), exited(4));
+    }
+}
+
+/// Runs this binary's tests again with `var` set, so that they take the fallback path.
+fn rerun_with(var: &str) {
+    let _s = serial();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--test-threads", "1", "--nocapture"])
+        .args(["p1_", "p4_", "p5_"])
+        .env(var, "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(out.status.success(), "with {var}=1:\n{text}");
+}
+
+/// The attacks without process descriptors (Linux before 5.3), forced: children are
+/// polled, other processes cannot be watched.
+#[test]
+fn fallbacks_no_pidfd() {
+    if !forced("KQ_NO_PIDFD") {
+        rerun_with("KQ_NO_PIDFD");
+    }
+}
+
+/// The attacks without the exit status of PIDFD_GET_INFO (Linux before 6.15), forced.
+#[test]
+fn fallbacks_no_pidfd_info() {
+    if !forced("KQ_NO_PIDFD_INFO") {
+        rerun_with("KQ_NO_PIDFD_INFO");
+    }
+}
+
+/// The attacks without the process events connector (no permission, another namespace),
+/// forced: the tests of forks and tracking skip themselves.
+#[test]
+fn fallbacks_no_connector() {
+    if !forced("KQ_NO_PROC_CONNECTOR") {
+        rerun_with("KQ_NO_PROC_CONNECTOR");
     }
 }
