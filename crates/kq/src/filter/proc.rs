@@ -434,6 +434,20 @@ fn gone_now(reg: &Reg, pid: i32) -> bool {
     }
 }
 
+/// Whether the main thread of the process of `reg` has exited, as far as can be seen
+/// without the connector: the connector's exit event of the process, sent when its main
+/// thread exits, is then past (or was lost). Besides [`gone_now`], the process may be a
+/// zombie leader whose other threads still run (its descriptor is readable only when they
+/// are gone too).
+fn exit_event_past(reg: &Reg, pid: i32) -> bool {
+    gone_now(reg, pid) || main_thread_exited(pid)
+}
+
+/// Whether process `pid` is a zombie (or dying): its main thread has exited.
+fn main_thread_exited(pid: i32) -> bool {
+    matches!(pidfd::proc_stat(pid), Some((b'Z' | b'X', _)))
+}
+
 /// The process descriptor of `pid` is readable (or a knote was made on a process that had
 /// already exited): read the status and report the exit.
 fn on_exit(kn: &mut Knote, here: &mut Here<'_>, p: Personality) {
@@ -514,9 +528,11 @@ impl Filter for ProcFilter {
             by_connector: watch.by_connector,
             listen,
             pending: None,
-            // A process that had exited before the program asked for it: its connector
-            // event is probably gone.
-            conn_exit: (watch.exited && !tracking).then_some(0),
+            // A process that had exited before the program asked for it, or whose main
+            // thread had: its connector event is probably gone. (Checked once the knote
+            // listens: an exit after that is reported to it.)
+            conn_exit: (!tracking && (watch.exited || (listen != 0 && main_thread_exited(pid))))
+                .then_some(0),
             done: false,
         };
         if let Some(fd) = watch.pidfd {
@@ -597,8 +613,9 @@ impl Filter for ProcFilter {
                                 kn.kev.fflags |= NOTE_TRACKERR;
                             }
                             // The exit event may have been among those lost: where the
-                            // process is gone, stop waiting for it.
-                            if reg.pending.is_some() || gone_now(reg, pid) {
+                            // main thread has exited, stop waiting for it (the exit is
+                            // reported when the process descriptor, or the poll, says so).
+                            if reg.pending.is_some() || exit_event_past(reg, pid) {
                                 reg.conn_exit.get_or_insert(0);
                                 if reg.by_connector {
                                     exited(kn, Status::Unknown, &mut here, p);
@@ -650,7 +667,7 @@ impl Filter for ProcFilter {
                 kn.sfflags = old;
                 return Err(e);
             }
-            if reg.listen == 0 && gone_now(reg, pid) {
+            if reg.listen == 0 && exit_event_past(reg, pid) {
                 // Already exited: its connector event may be past.
                 reg.conn_exit.get_or_insert(0);
             }

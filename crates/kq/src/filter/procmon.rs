@@ -11,6 +11,20 @@
 //!   child whose descriptor said "exited" before `waitid` did): `waitid(WNOWAIT)` every
 //!   [`POLL`] until the child can be waited for.
 //!
+//! Lost events. The connector's socket buffers the events the thread has not read yet, for
+//! every process of the system (8 MiB with `CAP_NET_ADMIN`, else `net.core.rmem_max`: a
+//! few hundred events by default). When the thread falls behind, Linux drops what does not
+//! fit and says so (ENOBUFS), without saying what: the thread passes on the events queued
+//! until then, then a loss ([`hint::LOST`]) to every knote that listens. What can be lost
+//! is what only the connector tells: forks (NOTE_FORK, and for NOTE_TRACK the child's
+//! NOTE_CHILD record and tracking knote) and execs (NOTE_EXEC). A knote with NOTE_TRACK
+//! learns of the loss by NOTE_TRACKERR, as when BSD cannot track a child; a knote without
+//! it is not told (BSD never loses these, and has no way to say so). Exits are not lost:
+//! a knote that waits for the connector's exit event before reporting an exit (see
+//! `proc.rs`) stops waiting for it once the process's main thread has exited, and reports
+//! the exit its process descriptor (or the poll) gives; a knote with neither reports the
+//! exit, with status 0, once the process is gone.
+//!
 //! Posting goes through the kqueue's ordinary post path (`Inner::post`), with no lock of
 //! the monitor held: the posts may create knotes, whose attach comes back here.
 //!

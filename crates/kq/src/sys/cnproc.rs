@@ -3,6 +3,12 @@
 //! order they happened. Joining the group needs `CAP_NET_ADMIN` before Linux 6.6, and the
 //! initial pid and user namespaces always (elsewhere the subscription is ignored without an
 //! answer). `KQ_NO_PROC_CONNECTOR` in the environment makes it unavailable, for tests.
+//!
+//! The socket's receive buffer holds the events the library has not read yet; when it is
+//! full, Linux drops the events that do not fit and the next read fails with ENOBUFS
+//! ([`Event::Lost`]). `KQ_PROC_CONNECTOR_RCVBUF=<bytes>` in the environment asks for that
+//! size instead of the usual 8 MiB (Linux rounds it up to a few events' worth), so that
+//! tests can make events be lost.
 
 use super::Fd;
 use crate::kevent::Errno;
@@ -145,7 +151,10 @@ pub(crate) fn open() -> Result<Fd, Errno> {
     }
     // Room for tens of thousands of events (the forcing variant needs CAP_NET_ADMIN; the
     // plain one is capped by net.core.rmem_max).
-    let size: libc::c_int = 8 << 20;
+    let size: libc::c_int = std::env::var("KQ_PROC_CONNECTOR_RCVBUF")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8 << 20);
     for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
         // SAFETY: `size` is a live c_int of the length given.
         let r = unsafe {
@@ -283,15 +292,26 @@ fn find_ack(bytes: &[u8]) -> Option<u32> {
 
 /// Reads every datagram waiting on `sock` and passes its events to `each`, in order.
 /// Returns when none is left (or the socket fails).
+///
+/// A loss is passed on last ([`Event::Lost`], once): Linux reports it (ENOBUFS) at the
+/// first read after it dropped events, before the events it had queued until then, which
+/// happened before the lost ones. Passed on after them, the loss reaches every knote those
+/// events made (a fork's tracking knote, whose process's exit may be among the lost).
 pub(crate) fn drain(sock: BorrowedFd<'_>, buf: &mut Buffer, mut each: impl FnMut(Event)) {
+    let mut lost = false;
     loop {
         let len = match recv(sock, buf) {
             Ok(len) => len,
             Err(e) if e.0 == libc::ENOBUFS => {
-                each(Event::Lost);
+                lost = true;
                 continue;
             }
-            Err(_) => return,
+            Err(_) => {
+                if lost {
+                    each(Event::Lost);
+                }
+                return;
+            }
         };
         let bytes = &buf.bytes[..len];
         for (cn, at) in messages(bytes) {
