@@ -3,7 +3,9 @@
 //! that reads it is held up, and Linux drops the events that do not fit. No NOTE_EXIT may
 //! be lost then: the watched process's exit is still reported with its status, and so is
 //! the exit of every child a tracking knote was made for; the knotes of tracked processes
-//! get NOTE_TRACKERR (the forks that were lost made no knote).
+//! get NOTE_TRACKERR (the forks that were lost made no knote). Also without a loss: a
+//! knote asking for forks, added after the main thread of its process ended, still gets
+//! the exit.
 //!
 //! Each test runs in a process of its own, this binary started again with
 //! `KQ_PROC_CONNECTOR_RCVBUF=1` (the smallest receive buffer Linux gives: a few events).
@@ -394,17 +396,7 @@ fn p5_lost_events_main_thread_exits_first(p: Personality) {
     }
     let release = hold_lock(&kq);
     send_byte(&w);
-    // The main thread has ended when the process is a zombie leader (state Z).
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let state = stat[stat.rfind(')').unwrap() + 2..].chars().next();
-        if state == Some('Z') {
-            break;
-        }
-        assert!(Instant::now() < end, "the main thread did not end: {stat}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_zombie_leader(pid);
     std::thread::sleep(Duration::from_millis(20));
     release();
     let evs = until_loss_seen(&kq, pid);
@@ -424,6 +416,78 @@ fn p5_lost_events_main_thread_exits_first(p: Personality) {
         .unwrap();
     assert_eq!(exit.data, exited(5) as isize, "{p:?}: {exit:?}");
     assert_eq!(reap(pid), exited(5));
+}
+
+/// Waits until process `pid` is a zombie leader (its main thread has ended).
+fn wait_zombie_leader(pid: i32) {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let state = stat[stat.rfind(')').unwrap() + 2..].chars().next();
+        if state == Some('Z') {
+            return;
+        }
+        assert!(Instant::now() < end, "the main thread did not end: {stat}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// P5 (main thread first, no loss): a knote asking for forks is added on a child whose
+/// main thread has already ended (the connector's exit event of the child is past) while
+/// another thread goes on; when that thread ends the process with 7, the NOTE_EXIT comes,
+/// with the status.
+fn p5_fork_knote_after_main_thread_exit(p: Personality) {
+    let kq = kq(p);
+    let (r, w) = pipe();
+    let rfd = r.as_raw_fd();
+    let pid = fork_child(|| {
+        std::thread::spawn(move || {
+            child_wait(rfd);
+            // SAFETY: ends the whole process.
+            unsafe { libc::_exit(7) };
+        });
+        // SAFETY: ends the main thread only; the other one goes on.
+        unsafe { libc::syscall(libc::SYS_exit, 0) };
+        0
+    });
+    wait_zombie_leader(pid);
+    let add = Kevent::new(
+        pid as usize,
+        EVFILT_PROC,
+        EV_ADD,
+        NOTE_FORK | NOTE_EXIT,
+        0,
+        null_mut(),
+    );
+    match kq.kevent(&[add], &mut [], None) {
+        Ok(_) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+            println!("skipped: no process events connector");
+            send_byte(&w);
+            reap(pid);
+            return;
+        }
+        Err(e) => panic!("EV_ADD: {e}"),
+    }
+    send_byte(&w);
+    let evs = collect_until(&kq, |e| e.iter().any(|e| e.fflags & NOTE_EXIT != 0));
+    let exit = evs.iter().find(|e| e.fflags & NOTE_EXIT != 0).unwrap();
+    assert_eq!(
+        (exit.ident, exit.data),
+        (pid as usize, exited(7) as isize),
+        "{p:?}: {exit:?}"
+    );
+    assert_eq!(reap(pid), exited(7));
+}
+
+#[test]
+fn p5_fork_knote_after_main_thread_exit_netbsd() {
+    p5_fork_knote_after_main_thread_exit(Personality::NetBsd);
+}
+
+#[test]
+fn p5_fork_knote_after_main_thread_exit_freebsd() {
+    p5_fork_knote_after_main_thread_exit(Personality::FreeBsd);
 }
 
 macro_rules! small_buffer_both {
