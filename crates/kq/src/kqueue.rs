@@ -1010,6 +1010,7 @@ impl Inner {
                 park.epfd = self.epoll.as_raw_fd();
                 park.precise = epoll::use_pwait2();
                 park.intr_mark = crate::signal::absorbed();
+                park.handled_mark = crate::signal::handled();
                 park.waiting = true;
                 return Ok(0);
             }
@@ -1017,6 +1018,8 @@ impl Inner {
             drop(st);
             let mask = blocked.sleep_mask(filter::proc::watching());
             park.intr_mark = crate::signal::absorbed();
+            park.handled_mark = crate::signal::handled();
+            park.wait_mask = mask;
             let r = epoll::wait(
                 self.epoll.as_fd(),
                 park.edges.buffer(),
@@ -1671,6 +1674,9 @@ pub struct Park {
     intr_mark: u64,
     /// The last wait was interrupted, and the library absorbed a signal meanwhile.
     absorbed: bool,
+    /// Signals the library passed on to program handlers in this thread before the last
+    /// wait (see `signal::handled`).
+    handled_mark: u64,
 }
 
 impl Park {
@@ -1688,6 +1694,7 @@ impl Park {
             woken: 0,
             intr_mark: 0,
             absorbed: false,
+            handled_mark: 0,
         }
     }
 
@@ -1732,11 +1739,23 @@ impl Park {
     }
 
     /// The result of a wait, except that EINTR becomes a wakeup with no edge when the
-    /// library's handler absorbed a signal in this thread meanwhile (see `scan`).
+    /// library's handler absorbed a signal in this thread meanwhile (see `scan`), or when
+    /// no handler ran in this thread at all: the library's did nothing here, and no signal
+    /// the wait let through has a handler of the program's (a signal sent to the process
+    /// woke this wait, and another thread took it; or the process was stopped and
+    /// continued). The wait then goes on, as on BSD, where such a signal interrupts only
+    /// the thread that takes it.
     fn interrupted(&mut self, r: Result<usize, Errno>) -> Result<usize, Errno> {
         match r {
             Err(e) if e == Errno::INTR && crate::signal::absorbed() != self.intr_mark => {
                 self.absorbed = true;
+                Ok(0)
+            }
+            Err(e)
+                if e == Errno::INTR
+                    && crate::signal::handled() == self.handled_mark
+                    && !crate::signal::program_handler_possible(&self.wait_mask) =>
+            {
                 Ok(0)
             }
             r => r,

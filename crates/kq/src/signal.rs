@@ -39,10 +39,18 @@
 //!   stop the process, now has a handler: its delivery interrupts the system calls Linux
 //!   never restarts after a handler (poll, epoll_wait, nanosleep, ...) with EINTR. A
 //!   `kevent()` so interrupted goes on (and returns the signal's event when it watches it);
-//!   a `kevent()` that then has nothing to return fails with EINTR. Rarely, a signal sent
-//!   to the process wakes a sleeping `kevent()` (EINTR) and is then taken by another
-//!   thread, whose handler runs there: that `kevent()` cannot tell it from a handled signal
-//!   of its own, and fails with EINTR even if it watches the signal.
+//!   a `kevent()` that then has nothing to return fails with EINTR.
+//! - A signal sent to the process makes Linux interrupt the wait of every thread that
+//!   starts waiting while it is pending (they all let it through), and the first thread to
+//!   look takes it: a `kevent()` starting its sleep at that moment is interrupted with no
+//!   handler run in its thread. It goes on sleeping, as on BSD, when it can tell: the
+//!   library's handler did nothing in its thread, and no signal its wait let through has a
+//!   handler of the program's (`program_handler_possible`). Where one has, the handler may
+//!   have run in this thread, and the `kevent()` fails with EINTR (rarely: the signal must
+//!   come just as the call goes to sleep). Fault signals (SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+//!   SIGTRAP, SIGSYS) are left out of that look, their handlers (Rust installs some) serving
+//!   faults, which a sleeping thread does not make: one sent with kill() and handled in a
+//!   sleeping `kevent()`'s thread does not end its wait.
 //! - A default stop is made by restoring `SIG_DFL` and raising the signal again: a post of
 //!   the same signal while the process stops that way is not counted.
 //! - An `exec` without `fork` (and a child of `posix_spawn` or `vfork`, which runs no
@@ -212,6 +220,9 @@ thread_local! {
     /// (ignored, or stopped by default): a wait they interrupted was not interrupted for
     /// the program.
     static ABSORBED: Cell<u64> = const { Cell::new(0) };
+    /// Signals whose delivery to this thread the library's handler passed on to a program
+    /// handler: a wait they interrupted was interrupted for the program.
+    static HANDLED: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Runs `f` on the table, with every signal blocked in this thread meanwhile, so that no
@@ -250,6 +261,48 @@ pub(crate) fn absorbed() -> u64 {
 
 fn absorb() {
     let _ = ABSORBED.try_with(|a| a.set(a.get().wrapping_add(1)));
+}
+
+/// How many signals this thread's library handler passed on to a program handler so far
+/// (see `HANDLED`).
+pub(crate) fn handled() -> u64 {
+    HANDLED.try_with(Cell::get).unwrap_or(0)
+}
+
+/// Signals whose handler serves the faults of the thread that makes them (a thread asleep
+/// in a system call makes none).
+const FAULTS: [c_int; 6] = [
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGTRAP,
+    libc::SIGSYS,
+];
+
+/// Whether a wait with signal mask `mask` can have been interrupted by a handler of the
+/// program that the library did not run: some signal the mask lets through has a handler
+/// in the kernel that is not the library's. Fault signals and the C library's reserved
+/// signals are left out (their handlers serve faults and the C library's own threads
+/// business). Up to 64 system calls: for a wait that failed with EINTR while the library's
+/// handler did nothing in this thread, which a signal sent to the process and taken by
+/// another thread can cause (Linux wakes every thread that lets a pending process signal
+/// through, and the first to look takes it).
+pub(crate) fn program_handler_possible(mask: &libc::sigset_t) -> bool {
+    let ours = our_address();
+    (1..NSIG as c_int).any(|s| {
+        if !catchable(s as usize) || FAULTS.contains(&s) {
+            return false;
+        }
+        // SAFETY: sigismember reads the set it is given.
+        if unsafe { libc::sigismember(mask, s) } == 1 {
+            return false;
+        }
+        let mut a = sa::action(libc::SIG_DFL);
+        sa::sigaction(s, None, Some(&mut a)).is_ok()
+            && is_handler(a.sa_sigaction)
+            && a.sa_sigaction != ours
+    })
 }
 
 /// Whether the library can install a handler for `sig`: not SIGKILL or SIGSTOP, not one of
@@ -463,6 +516,7 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, context: *mut c_vo
     }
     let h = act.sa_sigaction;
     if is_handler(h) {
+        let _ = HANDLED.try_with(|n| n.set(n.get().wrapping_add(1)));
         sa::set_errno(errno);
         // SAFETY: `h` is the program's handler for `sig` (not SIG_DFL or SIG_IGN), of the
         // kind its SA_SIGINFO flag says, called with what the kernel gave us; the kernel

@@ -153,7 +153,12 @@ fn abandoned_and_interrupted_calls_restore_the_mask() {
     assert!(!park.is_waiting());
     assert!(!blocked(&mask(), libc::SIGUSR1));
 
-    // A wait interrupted by a signal: the call fails with EINTR, the mask is back.
+    // A wait interrupted by a signal: the call fails with EINTR, the mask is back. (The
+    // program has a handler, which may have run: an EINTR where none could have is taken
+    // for a signal another thread took, and the call goes on.)
+    extern "C" fn noop(_: libc::c_int) {}
+    // SAFETY: an async-signal-safe handler that does nothing, for a signal nobody sends.
+    unsafe { libc::signal(libc::SIGUSR2, noop as extern "C" fn(libc::c_int) as usize) };
     let mut park = Park::new();
     kqr.kevent_park(&[], &mut events, None, &mut park).unwrap();
     assert!(park.is_waiting());
@@ -162,5 +167,19 @@ fn abandoned_and_interrupted_calls_restore_the_mask() {
         Err(Errno::INTR)
     );
     assert!(!park.is_waiting());
+    assert!(!blocked(&mask(), libc::SIGUSR1));
+
+    // With no handler of the program's that could have run, the same EINTR is no
+    // interruption: the call parks again, and abandoning it puts the mask back.
+    // SAFETY: back to the default action.
+    unsafe { libc::signal(libc::SIGUSR2, libc::SIG_DFL) };
+    let mut park = Park::new();
+    kqr.kevent_park(&[], &mut events, None, &mut park).unwrap();
+    assert_eq!(
+        kqr.kevent_resume(&mut events, &mut park, Err(Errno::INTR)),
+        Ok(0)
+    );
+    assert!(park.is_waiting());
+    park.abandon();
     assert!(!blocked(&mask(), libc::SIGUSR1));
 }
