@@ -55,15 +55,10 @@ pub(crate) fn id_of_pending_token(data: u64) -> Option<u64> {
     (data as u32 as u64 == TAG_PENDING).then_some(data >> 32)
 }
 
-thread_local! {
-    /// Kqueue locks this thread holds or is taking. A kevent() made while it holds one can
-    /// only come from a signal handler that interrupted a kevent() of the same thread (or
-    /// a filter hook): it would wait for a lock its own thread holds, so it fails with
-    /// EDEADLK instead.
-    static HOLDING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
-/// A held kqueue lock, counted in `HOLDING`.
+/// A held kqueue lock, counted in the thread's count of library locks held
+/// (`process::LockCount`): a kevent() made while it holds one can only come from a signal
+/// handler that interrupted a kevent() of the same thread (or a filter hook), which would
+/// wait for a lock its own thread holds, so it fails with EDEADLK instead.
 ///
 /// If a panic unwinds through a hold (a filter hook, or a change or event list, panicked),
 /// the state may be half changed: a knote inserted but not attached, one taken off the
@@ -73,6 +68,7 @@ thread_local! {
 struct Locked<'a> {
     guard: Option<MutexGuard<'a, State>>,
     inner: &'a Inner,
+    held: process::LockCount,
     /// The thread was already unwinding when it took the lock (a destructor making a call):
     /// that panic is not ours.
     unwinding: bool,
@@ -105,14 +101,14 @@ impl Drop for Locked<'_> {
             }
         }
         drop(self.guard.take()); // release the lock, then stop counting it
-        HOLDING.with(|h| h.set(h.get().saturating_sub(1)));
+        self.held.leave_kqueue();
     }
 }
 
-/// Whether this thread is inside a kqueue's lock (see `HOLDING`) or one of the process-wide
-/// locks (`process::holding`).
+/// Whether this thread is inside a kqueue's lock or one of the process-wide locks (see
+/// [`Locked`] and `process::LockCount`).
 pub(crate) fn reentered() -> bool {
-    HOLDING.with(|h| h.get() > 0) || process::holding()
+    process::LockCount::get().any()
 }
 
 /// The state under the kqueue lock.
@@ -167,9 +163,14 @@ pub(crate) struct Inner {
 
 impl Inner {
     fn lock(&self) -> Locked<'_> {
+        self.lock_held(process::LockCount::get())
+    }
+
+    /// [`Inner::lock`] with the thread's lock count already in hand.
+    fn lock_held(&self, held: process::LockCount) -> Locked<'_> {
         // Counted before the lock is taken and after it is released, so that a signal
         // handler never finds the lock held by its own thread with the count at zero.
-        HOLDING.with(|h| h.set(h.get() + 1));
+        held.enter_kqueue();
         let unwinding = std::thread::panicking();
         // A panic under the lock poisons the kqueue through `closed` (see `Locked`): the
         // mutex's own poison flag adds nothing.
@@ -177,6 +178,7 @@ impl Inner {
         Locked {
             guard: Some(guard),
             inner: self,
+            held,
             unwinding,
         }
     }
@@ -612,8 +614,11 @@ impl Inner {
         // the count (`add_watcher`, then the filter's event check). Sequentially consistent
         // on both sides, so at least one of the two sees the other: a watcher added while
         // this kqueue activates is either told or finds the count itself.
+        // The activation count is written only under the lock: a plain increment, made
+        // visible with the count by the sequentially consistent store that follows.
+        let a = self.activations.load(Ordering::Relaxed);
+        self.activations.store(a.wrapping_add(1), Ordering::Relaxed);
         self.pending_count.store(st.knotes.queued, Ordering::SeqCst);
-        self.activations.fetch_add(1, Ordering::SeqCst);
         if !edge {
             // The caller syncs `pending` once it is done, but a thread asleep must be woken.
             if st.sleepers > 0 {
@@ -819,13 +824,14 @@ impl Inner {
         if self.gen != process::fork_gen() {
             return Err(Errno::BADF);
         }
-        if reentered() {
+        let held = process::LockCount::get();
+        if held.any() {
             return Err(Errno(libc::EDEADLK));
         }
         let nevents = events.len();
         let mut nerrors = 0;
         if !changes.is_empty() {
-            let mut st = self.lock();
+            let mut st = self.lock_held(held);
             if st.closed {
                 return Err(Errno::BADF);
             }
@@ -895,7 +901,7 @@ impl Inner {
             Some(t) => Some(Instant::now().checked_add(t)),
             None => Some(None),
         };
-        self.scan(&mut events, nevents, park, None, sleep)
+        self.scan(&mut events, nevents, park, None, sleep, held)
     }
 
     /// Goes on with a call parked in `park` after its caller's wait gave `woken`.
@@ -917,7 +923,14 @@ impl Inner {
             return Err(Errno::BADF);
         }
         let max = events.len();
-        self.scan(&mut events, max, park, Some(signals), false)
+        self.scan(
+            &mut events,
+            max,
+            park,
+            Some(signals),
+            false,
+            process::LockCount::get(),
+        )
     }
 
     /// The waiting part of `kqueue_scan`. `park` holds the state kept across sleeps (the
@@ -931,8 +944,9 @@ impl Inner {
         park: &mut Park,
         mut signals: Option<SignalsBlocked>,
         sleep: bool,
+        held: process::LockCount,
     ) -> Result<usize, Errno> {
-        let mut st = self.lock();
+        let mut st = self.lock_held(held);
         loop {
             if st.closed {
                 return Err(Errno::BADF);
@@ -955,7 +969,7 @@ impl Inner {
             if notify {
                 drop(st);
                 self.notify_watchers();
-                st = self.lock();
+                st = self.lock_held(held);
             }
             if n > 0 {
                 return Ok(n);
@@ -992,7 +1006,7 @@ impl Inner {
                 self.spin.spin(remaining, || self.pending() > 0);
                 // Look again whether or not it spun: the lock was released meanwhile, and a
                 // trigger then saw no sleeper to wake.
-                st = self.lock();
+                st = self.lock_held(held);
                 continue;
             }
             // An ignored signal (a child's SIGCHLD) that came while signals were blocked
@@ -1022,7 +1036,7 @@ impl Inner {
                 Some(&mask),
             );
             signals = Some(blocked);
-            st = self.lock();
+            st = self.lock_held(held);
             st.sleepers -= 1;
             park.woken = park.interrupted(r)?;
         }
