@@ -829,7 +829,18 @@ impl Inner {
             return Err(Errno(libc::EDEADLK));
         }
         let nevents = events.len();
+        let timeout = match timeout {
+            None => Ok(None),
+            Some(t) if t.tv_sec < 0 || !(0..1_000_000_000).contains(&t.tv_nsec) => {
+                Err(Errno::INVAL)
+            }
+            // Both checked non-negative just above, and tv_nsec below 10^9.
+            Some(t) => Ok(Some(Duration::new(t.tv_sec as u64, t.tv_nsec as u32))),
+        };
         let mut nerrors = 0;
+        // The lock, still held from the changes, and whether knotes they queued are still
+        // to be signalled (see below).
+        let mut kept = None;
         if !changes.is_empty() {
             let mut st = self.lock_held(held);
             if st.closed {
@@ -872,36 +883,38 @@ impl Inner {
                 queued |= self.harvest_now(&mut st);
             }
             self.sync_timerfd(&mut st);
-            let notify = queued && self.signal(&mut st, true);
-            // A deletion may have taken the last queued knote.
-            self.sync_pending(&mut st);
-            self.publish(&st);
-            drop(st);
-            if notify {
-                self.notify_watchers();
-            }
-            if let Some(r) = stop {
-                return r;
+            if stop.is_none() && nerrors == 0 && nevents > 0 && timeout.is_ok() {
+                // The scan follows: it runs under this same hold, so that what the changes
+                // queued and the scan collects was pending only while the lock was held,
+                // where no one could see it, and needs no wakeup of anyone (no write and
+                // read of `pending` for a trigger collected by the same call). What is
+                // still queued after the collection is signalled then.
+                kept = Some((st, queued));
+            } else {
+                let notify = queued && self.signal(&mut st, true);
+                // A deletion may have taken the last queued knote.
+                self.sync_pending(&mut st);
+                self.publish(&st);
+                drop(st);
+                if notify {
+                    self.notify_watchers();
+                }
+                if let Some(r) = stop {
+                    return r;
+                }
             }
         }
         // A report suppresses the scan.
         if nerrors > 0 || nevents == 0 {
             return Ok(nerrors);
         }
-        let timeout = match timeout {
-            None => None,
-            Some(t) if t.tv_sec < 0 || !(0..1_000_000_000).contains(&t.tv_nsec) => {
-                return Err(Errno::INVAL)
-            }
-            // Both checked non-negative just above, and tv_nsec below 10^9.
-            Some(t) => Some(Duration::new(t.tv_sec as u64, t.tv_nsec as u32)),
-        };
+        let timeout = timeout?;
         park.deadline = match timeout {
             Some(Duration::ZERO) => None,
             Some(t) => Some(Instant::now().checked_add(t)),
             None => Some(None),
         };
-        self.scan(&mut events, nevents, park, None, sleep, held)
+        self.scan(&mut events, nevents, park, None, sleep, held, kept)
     }
 
     /// Goes on with a call parked in `park` after its caller's wait gave `woken`.
@@ -930,6 +943,7 @@ impl Inner {
             Some(signals),
             false,
             process::LockCount::get(),
+            None,
         )
     }
 
@@ -945,8 +959,14 @@ impl Inner {
         mut signals: Option<SignalsBlocked>,
         sleep: bool,
         held: process::LockCount,
+        kept: Option<(Locked<'_>, bool)>,
     ) -> Result<usize, Errno> {
-        let mut st = self.lock_held(held);
+        // `kept`: the lock held since the changes, and whether they queued knotes that are
+        // not signalled yet.
+        let (mut st, mut unsignalled) = match kept {
+            Some((st, queued)) => (st, queued),
+            None => (self.lock_held(held), false),
+        };
         loop {
             if st.closed {
                 return Err(Errno::BADF);
@@ -960,8 +980,13 @@ impl Inner {
                 news |= self.harvest_now(&mut st);
             }
             news |= self.expire_timers(&mut st);
-            let notify = news && self.signal(&mut st, false);
+            let mut notify = news && self.signal(&mut st, false);
             let n = self.collect(&mut st, events, max);
+            // Knotes the changes queued and this collection left queued: signalled now, as
+            // the changes would have (an edge for the descriptor's watchers).
+            if std::mem::take(&mut unsignalled) && st.knotes.queued > 0 {
+                notify |= self.signal(&mut st, true);
+            }
             // A delivery may have scheduled a re-check (EVFILT_EMPTY).
             self.sync_timerfd(&mut st);
             self.sync_pending(&mut st);
