@@ -105,6 +105,13 @@ impl Drop for Locked<'_> {
     }
 }
 
+/// How [`Inner::scan`] starts: taking the lock, or under the hold of the changes just
+/// applied, with whether they queued knotes not signalled yet.
+enum ScanLock<'a> {
+    Take(process::LockCount),
+    Held(Locked<'a>, bool),
+}
+
 /// Whether this thread is inside a kqueue's lock or one of the process-wide locks (see
 /// [`Locked`] and `process::LockCount`).
 pub(crate) fn reentered() -> bool {
@@ -914,7 +921,11 @@ impl Inner {
             Some(t) => Some(Instant::now().checked_add(t)),
             None => Some(None),
         };
-        self.scan(&mut events, nevents, park, None, sleep, held, kept)
+        let start = match kept {
+            Some((st, queued)) => ScanLock::Held(st, queued),
+            None => ScanLock::Take(held),
+        };
+        self.scan(&mut events, nevents, park, None, sleep, start)
     }
 
     /// Goes on with a call parked in `park` after its caller's wait gave `woken`.
@@ -942,8 +953,7 @@ impl Inner {
             park,
             Some(signals),
             false,
-            process::LockCount::get(),
-            None,
+            ScanLock::Take(process::LockCount::get()),
         )
     }
 
@@ -958,14 +968,11 @@ impl Inner {
         park: &mut Park,
         mut signals: Option<SignalsBlocked>,
         sleep: bool,
-        held: process::LockCount,
-        kept: Option<(Locked<'_>, bool)>,
+        start: ScanLock<'_>,
     ) -> Result<usize, Errno> {
-        // `kept`: the lock held since the changes, and whether they queued knotes that are
-        // not signalled yet.
-        let (mut st, mut unsignalled) = match kept {
-            Some((st, queued)) => (st, queued),
-            None => (self.lock_held(held), false),
+        let (held, mut st, mut unsignalled) = match start {
+            ScanLock::Held(st, queued) => (st.held, st, queued),
+            ScanLock::Take(held) => (held, self.lock_held(held), false),
         };
         loop {
             if st.closed {
