@@ -768,6 +768,9 @@ impl Inner {
     /// Arms each timerfd for the earliest deadline on its clock, if that changed (which also
     /// resets a timerfd that fired, so that it no longer makes the descriptor readable).
     fn sync_timerfd(&self, st: &mut State) {
+        if st.armed == [0, 0] && st.objs.timers.is_empty() && st.objs.empty.deadline().is_none() {
+            return; // nothing armed, nothing to arm
+        }
         for clock in [Clock::Monotonic, Clock::Realtime] {
             let mut next = st.objs.timers.next_deadline(clock).unwrap_or(0);
             if let (Clock::Monotonic, Some(look)) = (clock, st.objs.empty.deadline()) {
