@@ -7,7 +7,8 @@
  *                       send = kevent(NOTE_TRIGGER), receive = kevent(NULL timeout).
  *              raw:     one eventfd+epoll per direction; send = write(eventfd),
  *                       receive = epoll_wait(-1) + read(eventfd).
- *   trigger    one thread: fire an EV_CLEAR user event, then collect it without waiting.
+ *   trigger    one thread: fire an EV_CLEAR user event, then collect it without waiting,
+ *              in two kevent() calls, and in one (the trigger in its changelist).
  *              kqueue:  kevent(NOTE_TRIGGER) + kevent(nevents 1, timeout {0,0}).
  *              raw:     write(eventfd) + epoll_wait(0) + read(eventfd).
  *   idle       10,000 idle descriptors and one ready one: both ends of 5,000 socketpairs,
@@ -199,12 +200,14 @@ static int efd_collect(struct efd e, int timeout_ms)
 struct variant {
 	const char *what;
 	double (*run)(void *ctx, long n);
+	int kq;		/* a kqueue variant after v[0] (compared with the first raw one) */
 };
 
 /*
- * Measures v[0] (the kqueue) and v[1..nv-1] (raw Linux) `reps` times each, interleaved,
- * and prints the medians and the ratios raw / kqueue. With `skip` set, v[0] is not run and
- * `skip` says why.
+ * Measures v[0] (the kqueue) and v[1..nv-1] (raw Linux, except those marked kq) `reps`
+ * times each, interleaved, and prints the medians and the ratios raw / kqueue: on each raw
+ * line against v[0], on each further kqueue line the first raw variant's against it. With
+ * `skip` set, v[0] is not run and `skip` says why.
  */
 static void compare(const char *title, int reps, long n, void *ctx, const struct variant *v,
 		    int nv, const char *skip)
@@ -226,15 +229,21 @@ static void compare(const char *title, int reps, long n, void *ctx, const struct
 		}
 	for (int j = first; j < nv; j++)
 		med[j] = median(t + j * reps, reps);
+	int raw = 1;
+	while (raw < nv && v[raw].kq)
+		raw++;
 	for (int j = 0; j < nv; j++) {
-		printf("  %-6s %-53s", j ? "raw" : "kqueue", v[j].what);
+		int kq = j == 0 || v[j].kq;
+		printf("  %-6s %-53s", kq ? "kqueue" : "raw", v[j].what);
 		if (j < first) {
 			printf(" skipped: %s\n", skip);
 			continue;
 		}
 		printf(" %10.1f ns/op %13.0f op/s", med[j] * 1e9, 1.0 / med[j]);
-		if (j > 0 && !skip)
+		if (j > 0 && !kq && !skip)
 			printf("   ratio %.2fx", med[j] / med[0]);
+		else if (j > 0 && raw < nv)
+			printf("   ratio %.2fx", med[raw] / med[j]);
 		printf("\n");
 	}
 	fflush(stdout);
@@ -329,6 +338,23 @@ static double trigger_kq(void *ctx, long ops)
 		kq_fire(kq);
 		if (kevent(kq, NULL, 0, &ev, 1, &zero_ts) != 1)
 			fail("kevent(collect) did not return the event");
+	}
+	double dt = now_s() - t0;
+	close(kq);
+	return dt / (double)ops;
+}
+
+/* The same in one call: the trigger in the changelist, the event collected by the scan. */
+static double trigger_kq_one_call(void *ctx, long ops)
+{
+	struct kevent c, ev;
+	int kq = kq_new_user();
+	(void)ctx;
+	double t0 = now_s();
+	for (long i = 0; i < ops; i++) {
+		EV_SET(&c, 1, EVFILT_USER, 0, NOTE_TRIGGER, 0, NULL);
+		if (kevent(kq, &c, 1, &ev, 1, &zero_ts) != 1 || ev.ident != 1)
+			fail("kevent(trigger + collect) did not return the event");
 	}
 	double dt = now_s() - t0;
 	close(kq);
@@ -795,6 +821,7 @@ int main(int argc, char **argv)
 	};
 	static const struct variant trigger[] = {
 		{ "kevent(NOTE_TRIGGER) + kevent(zero timeout)", trigger_kq },
+		{ "kevent(NOTE_TRIGGER, nevents 1, zero timeout): one call", trigger_kq_one_call, 1 },
 		{ "eventfd write + epoll_wait(0) + read", trigger_efd },
 	};
 	long num[3] = { 5, 50000, 500000 };
@@ -829,7 +856,7 @@ int main(int argc, char **argv)
 			reps, rounds, NULL, pingpong, 2, NULL);
 	if (wanted(argc, argv, first, "trigger"))
 		compare("same-thread trigger+collect (EV_CLEAR user event)",
-			reps, ops, NULL, trigger, 2, NULL);
+			reps, ops, NULL, trigger, 3, NULL);
 	if (wanted(argc, argv, first, "idle") || wanted(argc, argv, first, "adddel")) {
 		struct fdset s = fdset_new();
 		if (wanted(argc, argv, first, "idle"))

@@ -55,15 +55,10 @@ pub(crate) fn id_of_pending_token(data: u64) -> Option<u64> {
     (data as u32 as u64 == TAG_PENDING).then_some(data >> 32)
 }
 
-thread_local! {
-    /// Kqueue locks this thread holds or is taking. A kevent() made while it holds one can
-    /// only come from a signal handler that interrupted a kevent() of the same thread (or
-    /// a filter hook): it would wait for a lock its own thread holds, so it fails with
-    /// EDEADLK instead.
-    static HOLDING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
-/// A held kqueue lock, counted in `HOLDING`.
+/// A held kqueue lock, counted in the thread's count of library locks held
+/// (`process::LockCount`): a kevent() made while it holds one can only come from a signal
+/// handler that interrupted a kevent() of the same thread (or a filter hook), which would
+/// wait for a lock its own thread holds, so it fails with EDEADLK instead.
 ///
 /// If a panic unwinds through a hold (a filter hook, or a change or event list, panicked),
 /// the state may be half changed: a knote inserted but not attached, one taken off the
@@ -73,6 +68,7 @@ thread_local! {
 struct Locked<'a> {
     guard: Option<MutexGuard<'a, State>>,
     inner: &'a Inner,
+    held: process::LockCount,
     /// The thread was already unwinding when it took the lock (a destructor making a call):
     /// that panic is not ours.
     unwinding: bool,
@@ -105,14 +101,21 @@ impl Drop for Locked<'_> {
             }
         }
         drop(self.guard.take()); // release the lock, then stop counting it
-        HOLDING.with(|h| h.set(h.get().saturating_sub(1)));
+        self.held.leave_kqueue();
     }
 }
 
-/// Whether this thread is inside a kqueue's lock (see `HOLDING`) or one of the process-wide
-/// locks (`process::holding`).
+/// How [`Inner::scan`] starts: taking the lock, or under the hold of the changes just
+/// applied, with whether they queued knotes not signalled yet.
+enum ScanLock<'a> {
+    Take(process::LockCount),
+    Held(Locked<'a>, bool),
+}
+
+/// Whether this thread is inside a kqueue's lock or one of the process-wide locks (see
+/// [`Locked`] and `process::LockCount`).
 pub(crate) fn reentered() -> bool {
-    HOLDING.with(|h| h.get() > 0) || process::holding()
+    process::LockCount::get().any()
 }
 
 /// The state under the kqueue lock.
@@ -167,9 +170,14 @@ pub(crate) struct Inner {
 
 impl Inner {
     fn lock(&self) -> Locked<'_> {
+        self.lock_held(process::LockCount::get())
+    }
+
+    /// [`Inner::lock`] with the thread's lock count already in hand.
+    fn lock_held(&self, held: process::LockCount) -> Locked<'_> {
         // Counted before the lock is taken and after it is released, so that a signal
         // handler never finds the lock held by its own thread with the count at zero.
-        HOLDING.with(|h| h.set(h.get() + 1));
+        held.enter_kqueue();
         let unwinding = std::thread::panicking();
         // A panic under the lock poisons the kqueue through `closed` (see `Locked`): the
         // mutex's own poison flag adds nothing.
@@ -177,6 +185,7 @@ impl Inner {
         Locked {
             guard: Some(guard),
             inner: self,
+            held,
             unwinding,
         }
     }
@@ -612,8 +621,11 @@ impl Inner {
         // the count (`add_watcher`, then the filter's event check). Sequentially consistent
         // on both sides, so at least one of the two sees the other: a watcher added while
         // this kqueue activates is either told or finds the count itself.
+        // The activation count is written only under the lock: a plain increment, made
+        // visible with the count by the sequentially consistent store that follows.
+        let a = self.activations.load(Ordering::Relaxed);
+        self.activations.store(a.wrapping_add(1), Ordering::Relaxed);
         self.pending_count.store(st.knotes.queued, Ordering::SeqCst);
-        self.activations.fetch_add(1, Ordering::SeqCst);
         if !edge {
             // The caller syncs `pending` once it is done, but a thread asleep must be woken.
             if st.sleepers > 0 {
@@ -758,6 +770,9 @@ impl Inner {
     /// Arms each timerfd for the earliest deadline on its clock, if that changed (which also
     /// resets a timerfd that fired, so that it no longer makes the descriptor readable).
     fn sync_timerfd(&self, st: &mut State) {
+        if st.armed == [0, 0] && st.objs.timers.is_empty() && st.objs.empty.deadline().is_none() {
+            return; // nothing armed, nothing to arm
+        }
         for clock in [Clock::Monotonic, Clock::Realtime] {
             let mut next = st.objs.timers.next_deadline(clock).unwrap_or(0);
             if let (Clock::Monotonic, Some(look)) = (clock, st.objs.empty.deadline()) {
@@ -821,13 +836,25 @@ impl Inner {
         if self.gen != process::fork_gen() {
             return Err(Errno::BADF);
         }
-        if reentered() {
+        let held = process::LockCount::get();
+        if held.any() {
             return Err(Errno(libc::EDEADLK));
         }
         let nevents = events.len();
+        let timeout = match timeout {
+            None => Ok(None),
+            Some(t) if t.tv_sec < 0 || !(0..1_000_000_000).contains(&t.tv_nsec) => {
+                Err(Errno::INVAL)
+            }
+            // Both checked non-negative just above, and tv_nsec below 10^9.
+            Some(t) => Ok(Some(Duration::new(t.tv_sec as u64, t.tv_nsec as u32))),
+        };
         let mut nerrors = 0;
+        // The lock, still held from the changes, and whether knotes they queued are still
+        // to be signalled (see below).
+        let mut kept = None;
         if !changes.is_empty() {
-            let mut st = self.lock();
+            let mut st = self.lock_held(held);
             if st.closed {
                 return Err(Errno::BADF);
             }
@@ -868,36 +895,42 @@ impl Inner {
                 queued |= self.harvest_now(&mut st);
             }
             self.sync_timerfd(&mut st);
-            let notify = queued && self.signal(&mut st, true);
-            // A deletion may have taken the last queued knote.
-            self.sync_pending(&mut st);
-            self.publish(&st);
-            drop(st);
-            if notify {
-                self.notify_watchers();
-            }
-            if let Some(r) = stop {
-                return r;
+            if stop.is_none() && nerrors == 0 && nevents > 0 && timeout.is_ok() {
+                // The scan follows: it runs under this same hold, so that what the changes
+                // queued and the scan collects was pending only while the lock was held,
+                // where no one could see it, and needs no wakeup of anyone (no write and
+                // read of `pending` for a trigger collected by the same call). What is
+                // still queued after the collection is signalled then.
+                kept = Some((st, queued));
+            } else {
+                let notify = queued && self.signal(&mut st, true);
+                // A deletion may have taken the last queued knote.
+                self.sync_pending(&mut st);
+                self.publish(&st);
+                drop(st);
+                if notify {
+                    self.notify_watchers();
+                }
+                if let Some(r) = stop {
+                    return r;
+                }
             }
         }
         // A report suppresses the scan.
         if nerrors > 0 || nevents == 0 {
             return Ok(nerrors);
         }
-        let timeout = match timeout {
-            None => None,
-            Some(t) if t.tv_sec < 0 || !(0..1_000_000_000).contains(&t.tv_nsec) => {
-                return Err(Errno::INVAL)
-            }
-            // Both checked non-negative just above, and tv_nsec below 10^9.
-            Some(t) => Some(Duration::new(t.tv_sec as u64, t.tv_nsec as u32)),
-        };
+        let timeout = timeout?;
         park.deadline = match timeout {
             Some(Duration::ZERO) => None,
             Some(t) => Some(Instant::now().checked_add(t)),
             None => Some(None),
         };
-        self.scan(&mut events, nevents, park, None, sleep)
+        let start = match kept {
+            Some((st, queued)) => ScanLock::Held(st, queued),
+            None => ScanLock::Take(held),
+        };
+        self.scan(&mut events, nevents, park, None, sleep, start)
     }
 
     /// Goes on with a call parked in `park` after its caller's wait gave `woken`.
@@ -919,7 +952,14 @@ impl Inner {
             return Err(Errno::BADF);
         }
         let max = events.len();
-        self.scan(&mut events, max, park, Some(signals), false)
+        self.scan(
+            &mut events,
+            max,
+            park,
+            Some(signals),
+            false,
+            ScanLock::Take(process::LockCount::get()),
+        )
     }
 
     /// The waiting part of `kqueue_scan`. `park` holds the state kept across sleeps (the
@@ -933,8 +973,12 @@ impl Inner {
         park: &mut Park,
         mut signals: Option<SignalsBlocked>,
         sleep: bool,
+        start: ScanLock<'_>,
     ) -> Result<usize, Errno> {
-        let mut st = self.lock();
+        let (held, mut st, mut unsignalled) = match start {
+            ScanLock::Held(st, queued) => (st.held, st, queued),
+            ScanLock::Take(held) => (held, self.lock_held(held), false),
+        };
         loop {
             if st.closed {
                 return Err(Errno::BADF);
@@ -948,8 +992,13 @@ impl Inner {
                 news |= self.harvest_now(&mut st);
             }
             news |= self.expire_timers(&mut st);
-            let notify = news && self.signal(&mut st, false);
+            let mut notify = news && self.signal(&mut st, false);
             let n = self.collect(&mut st, events, max);
+            // Knotes the changes queued and this collection left queued: signalled now, as
+            // the changes would have (an edge for the descriptor's watchers).
+            if std::mem::take(&mut unsignalled) && st.knotes.queued > 0 {
+                notify |= self.signal(&mut st, true);
+            }
             // A delivery may have scheduled a re-check (EVFILT_EMPTY).
             self.sync_timerfd(&mut st);
             self.sync_pending(&mut st);
@@ -957,7 +1006,7 @@ impl Inner {
             if notify {
                 drop(st);
                 self.notify_watchers();
-                st = self.lock();
+                st = self.lock_held(held);
             }
             if n > 0 {
                 return Ok(n);
@@ -994,7 +1043,7 @@ impl Inner {
                 self.spin.spin(remaining, || self.pending() > 0);
                 // Look again whether or not it spun: the lock was released meanwhile, and a
                 // trigger then saw no sleeper to wake.
-                st = self.lock();
+                st = self.lock_held(held);
                 continue;
             }
             // An ignored signal (a child's SIGCHLD) that came while signals were blocked
@@ -1027,7 +1076,7 @@ impl Inner {
                 Some(&mask),
             );
             signals = Some(blocked);
-            st = self.lock();
+            st = self.lock_held(held);
             st.sleepers -= 1;
             park.woken = park.interrupted(r)?;
         }

@@ -370,32 +370,100 @@ static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
 static CREATION: RwLock<()> = RwLock::new(());
 
 thread_local! {
-    /// Process-wide locks of this module (`CREATION`, the registry, `BY_FD`) this thread
-    /// holds or is taking. None is taken with signals blocked, so a signal handler may
-    /// interrupt a hold; a `kevent()` it makes would then wait for a lock its own thread
-    /// holds (or, for a shared hold, one a waiting writer keeps it from taking again): it
-    /// fails with EDEADLK instead (see [`holding`]).
-    static LOCKS_HELD: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// Library locks this thread holds or is taking (see [`LockCount`]). None is taken with
+    /// signals blocked, so a signal handler may interrupt a hold; a `kevent()` it makes
+    /// would then wait for a lock its own thread holds (or, for a shared hold, one a
+    /// waiting writer keeps it from taking again): it fails with EDEADLK instead (see
+    /// [`lookup`] and `kqueue::reentered`).
+    static LOCKS_HELD: Locks = const {
+        Locks {
+            process: std::cell::Cell::new(0),
+            kqueue: std::cell::Cell::new(0),
+        }
+    };
 }
 
-/// Whether this thread holds (or is taking) one of this module's locks: true only in a
-/// signal handler that interrupted the library (or in the library's own code under such a
-/// lock, which makes no `kevent()`).
-pub(crate) fn holding() -> bool {
-    LOCKS_HELD.try_with(|n| n.get() > 0).unwrap_or(false)
+/// The counts of `LOCKS_HELD`.
+pub(crate) struct Locks {
+    /// This module's locks (`CREATION`, the registry, `BY_FD`).
+    process: std::cell::Cell<u32>,
+    /// Kqueue locks.
+    kqueue: std::cell::Cell<u32>,
+}
+
+/// The calling thread's counts of library locks held, in hand: one thread-local lookup,
+/// however many locks a call then takes. Only for use on the thread that got it (it is
+/// neither `Send` nor `Sync`).
+#[derive(Clone, Copy)]
+pub(crate) struct LockCount(Option<&'static Locks>);
+
+impl LockCount {
+    pub(crate) fn get() -> LockCount {
+        // SAFETY: the reference does not outlive the thread: a `LockCount` cannot leave it
+        // (the Cells make it !Send), and the counts are const-initialized Cells without a
+        // destructor, which live as long as their thread.
+        LockCount(
+            LOCKS_HELD
+                .try_with(|n| unsafe { &*(n as *const Locks) })
+                .ok(),
+        )
+    }
+
+    /// Whether the thread holds one of this module's locks: true only in a signal handler
+    /// that interrupted the library (or in the library's own code under such a lock, which
+    /// makes no `kevent()`).
+    pub(crate) fn process(self) -> bool {
+        self.0.is_some_and(|n| n.process.get() > 0)
+    }
+
+    /// Whether the thread holds any library lock.
+    pub(crate) fn any(self) -> bool {
+        self.0
+            .is_some_and(|n| n.process.get() > 0 || n.kqueue.get() > 0)
+    }
+
+    fn enter_process(self) {
+        if let Some(n) = self.0 {
+            n.process.set(n.process.get() + 1);
+        }
+    }
+
+    fn leave_process(self) {
+        if let Some(n) = self.0 {
+            n.process.set(n.process.get().saturating_sub(1));
+        }
+    }
+
+    pub(crate) fn enter_kqueue(self) {
+        if let Some(n) = self.0 {
+            n.kqueue.set(n.kqueue.get() + 1);
+        }
+    }
+
+    pub(crate) fn leave_kqueue(self) {
+        if let Some(n) = self.0 {
+            n.kqueue.set(n.kqueue.get().saturating_sub(1));
+        }
+    }
 }
 
 /// A guard of one of this module's locks, counted in `LOCKS_HELD` from before the lock is
 /// taken until after it is released.
 pub(crate) struct Counted<G> {
     guard: std::mem::ManuallyDrop<G>,
+    count: LockCount,
 }
 
 impl<G> Counted<G> {
     fn take(lock: impl FnOnce() -> G) -> Counted<G> {
-        let _ = LOCKS_HELD.try_with(|n| n.set(n.get() + 1));
+        Counted::take_counted(LockCount::get(), lock)
+    }
+
+    fn take_counted(count: LockCount, lock: impl FnOnce() -> G) -> Counted<G> {
+        count.enter_process();
         Counted {
             guard: std::mem::ManuallyDrop::new(lock()),
+            count,
         }
     }
 }
@@ -404,7 +472,7 @@ impl<G> Drop for Counted<G> {
     fn drop(&mut self) {
         // SAFETY: dropped once, here; the field is not used afterwards.
         unsafe { std::mem::ManuallyDrop::drop(&mut self.guard) };
-        let _ = LOCKS_HELD.try_with(|n| n.set(n.get().saturating_sub(1)));
+        self.count.leave_process();
     }
 }
 
@@ -649,17 +717,22 @@ pub(crate) fn number_taken(fd: RawFd) {
 /// The kqueue whose descriptor is `fd` (any copy of it): EBADF if it is not one (closed,
 /// another file, or inherited across fork()).
 pub(crate) fn lookup(fd: BorrowedFd<'_>) -> Result<Arc<Inner>, Errno> {
-    if holding() {
+    let count = LockCount::get();
+    if count.process() {
         // A signal handler that interrupted this thread inside the library.
         return Err(Errno(libc::EDEADLK));
     }
     let number = fd.as_raw_fd();
     let id = KQUEUES.get(number);
     if id != 0 {
-        let found = registry_read().map.get(&id).and_then(|e| {
-            let owned = matches!(e.owner, Owner::Owned(_));
-            e.inner().map(|i| (i, owned))
-        });
+        let found = {
+            let reg =
+                Counted::take_counted(count, || REGISTRY.read().unwrap_or_else(|e| e.into_inner()));
+            reg.map.get(&id).and_then(|e| {
+                let owned = matches!(e.owner, Owner::Owned(_));
+                e.inner().map(|i| (i, owned))
+            })
+        };
         if let Some((inner, owned)) = found {
             // A Rust-owned number cannot be closed behind its owner's back; a released one
             // can, unless close() reports to us.

@@ -210,6 +210,77 @@ fn kq_in_kq_clear_sees_each_new_event(p: Personality) {
     assert_eq!(wait_one(&outer).data, 2);
 }
 
+/// Changes and collection in one kevent() call: a trigger the same call collects was
+/// pending only inside the call, so the descriptor never turns readable for it (no edge
+/// for an edge-triggered watcher, nothing for a kqueue watching it); a trigger the call
+/// leaves queued (no room in the eventlist) makes the descriptor readable, with an edge,
+/// and reaches the watching kqueue, exactly as if it had been triggered in a call of its
+/// own; an EV_CLEAR knote triggered again and collected by one call leaves no trace either.
+fn kq_fd_changes_and_collect_in_one_call(p: Personality) {
+    let kq = kq(p);
+    let outer = kq_new_watching(&kq, p);
+    let ep = epoll_on(&kq, (libc::EPOLLIN | libc::EPOLLET) as u32);
+    ch_ok(
+        &kq,
+        &[
+            user(1, EV_ADD | EV_CLEAR, 0, 0),
+            user(2, EV_ADD | EV_CLEAR, 0, 0),
+        ],
+    );
+    let fire = |ids: &[usize], room: usize| {
+        let changes: Vec<Kevent> = ids.iter().map(|&i| user(i, 0, NOTE_TRIGGER, 0)).collect();
+        let mut evs = vec![Kevent::default(); room];
+        let n = kq
+            .kevent(&changes, &mut evs, Some(Duration::ZERO))
+            .expect("kevent (changes and collect)");
+        evs.truncate(n);
+        evs.iter().map(|e| e.ident).collect::<Vec<_>>()
+    };
+    for _ in 0..3 {
+        assert_eq!(fire(&[1], 1), [1]);
+        assert!(!readable(&kq, 0), "readable with nothing pending");
+        assert_eq!(
+            epoll_wait(&ep, 0),
+            0,
+            "an edge for an event never pending outside"
+        );
+        expect_no_events(&outer);
+    }
+    // Two triggered, room for one: the other is pending once the call returns.
+    let got = fire(&[1, 2], 1);
+    assert_eq!(got.len(), 1);
+    assert!(
+        readable(&kq, 0),
+        "the event left queued does not make it readable"
+    );
+    assert_eq!(epoll_wait(&ep, 0), 1, "no edge for the event left queued");
+    let seen = expect_one(&outer);
+    assert_eq!((seen.ident, seen.data), (kq.as_raw_fd() as usize, 1));
+    let rest = poll(&kq, 8);
+    assert_eq!(rest.len(), 1);
+    assert_ne!(rest[0].ident, got[0]);
+    assert!(!readable(&kq, 0));
+    // One still pending from a call of its own, a second triggered and collected with it.
+    trigger(&kq, 1);
+    assert_eq!(epoll_wait(&ep, 0), 1);
+    let mut both = fire(&[2], 8);
+    both.sort();
+    assert_eq!(both, [1, 2]);
+    assert!(!readable(&kq, 0));
+    assert_eq!(epoll_wait(&ep, 0), 0);
+}
+
+/// A kqueue watching `inner` with EVFILT_READ, EV_CLEAR.
+fn kq_new_watching(inner: &Kqueue, p: Personality) -> Kqueue {
+    let outer = kq(p);
+    ch_ok(
+        &outer,
+        &[rd(inner.as_raw_fd() as usize, EV_ADD | EV_CLEAR, 0)],
+    );
+    expect_no_events(&outer);
+    outer
+}
+
 both!(
     kq_fd_poll_readable_while_pending,
     kq_fd_in_epoll_level,
@@ -217,4 +288,5 @@ both!(
     kq_fd_in_epoll_edge_user_events,
     kq_in_kq_read_sockets,
     kq_in_kq_clear_sees_each_new_event,
+    kq_fd_changes_and_collect_in_one_call,
 );

@@ -154,6 +154,7 @@ impl Inotify {
     }
 
     /// Closes an instance that has been idle for [`IDLE_NS`] (called by every `kevent()`).
+    #[inline]
     pub(crate) fn close_if_idle(&mut self) {
         if self.idle_since != 0
             && sys::now_ns(sys::Clock::Monotonic).saturating_sub(self.idle_since) >= IDLE_NS
