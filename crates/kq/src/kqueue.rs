@@ -294,7 +294,8 @@ impl Inner {
         if !(gated && kn.is_disabled()) {
             let mut cx = self.context(objs, id);
             if filter.event(kn, 0, &mut cx) {
-                queued |= knotes.activate(id);
+                let quiet = cx.quiet;
+                queued |= knotes.activate(id) && !quiet;
             }
         }
         if !gated {
@@ -385,8 +386,10 @@ impl Inner {
                 continue;
             }
             let mut out = kn.kev;
+            let mut shown = false;
             if flags & EV_ONESHOT == 0 || !p.oneshot_bypasses_touch() {
                 let _ = filter.touch(kn, &mut out, Touch::Process, &mut cx);
+                shown = cx.shown;
             }
             events.put(n, out);
             n += 1;
@@ -401,6 +404,10 @@ impl Inner {
                 }
             } else if flags & EV_DISPATCH != 0 {
                 kn.status |= DISABLED;
+                kn.status &= !ACTIVE;
+            } else if shown {
+                // Level-triggered, and so is its epoll registration: epoll reports the
+                // descriptor again while it is ready, which queues the knote again.
                 kn.status &= !ACTIVE;
             } else {
                 knotes.enqueue(id); // level-triggered: back to the tail, still ACTIVE
@@ -480,6 +487,7 @@ impl Inner {
         let mut cx = self.context(objs, id);
         let mut fired = filter.event(knotes.get(id), hint, &mut cx);
         let said = fired;
+        let quiet = cx.quiet;
         let mut queued = false;
         if !cx.spawns.is_empty() {
             let (spawns, on_error) = (std::mem::take(&mut cx.spawns), cx.spawn_error);
@@ -490,7 +498,7 @@ impl Inner {
                 fired = true;
             }
         }
-        queued |= fired && knotes.activate(id);
+        queued |= fired && knotes.activate(id) && !quiet;
         (said, queued)
     }
 
@@ -555,6 +563,7 @@ impl Inner {
         if st.objs.polled() == 0 {
             return false;
         }
+        st.objs.fds.begin_look(false);
         if st.objs.only_inotify() {
             // The inotify instance is the only registration with edges: read it directly,
             // one system call where epoll_wait and then the read would be two.
@@ -582,7 +591,7 @@ impl Inner {
     /// released.
     fn publish(&self, st: &State) {
         self.pending_count
-            .store(st.knotes.queued, Ordering::Relaxed);
+            .store(pending_count(st), Ordering::Relaxed);
     }
 
     /// Keeps `pending` holding a count exactly while knotes are queued (where someone may
@@ -612,7 +621,8 @@ impl Inner {
         // the count (`add_watcher`, then the filter's event check). Sequentially consistent
         // on both sides, so at least one of the two sees the other: a watcher added while
         // this kqueue activates is either told or finds the count itself.
-        self.pending_count.store(st.knotes.queued, Ordering::SeqCst);
+        self.pending_count
+            .store(pending_count(st), Ordering::SeqCst);
         self.activations.fetch_add(1, Ordering::SeqCst);
         if !edge {
             // The caller syncs `pending` once it is done, but a thread asleep must be woken.
@@ -939,9 +949,14 @@ impl Inner {
             }
             st.objs.epoch += 1;
             let woken = std::mem::take(&mut park.woken);
+            if woken > 0 {
+                st.objs.fds.begin_look(true);
+            }
             let mut news = self.harvest(&mut st, park.edges.first(woken));
             // A wait that returned fewer edges than it had room for took every one there
-            // was; otherwise look again.
+            // was; otherwise look again. (Before the first wait the look is worth its system
+            // call even when a wait follows: an event often arrived meanwhile, and the look
+            // then saves the wait and the signal mask changes around it.)
             if woken == 0 || woken == HARVEST {
                 news |= self.harvest_now(&mut st);
             }
@@ -1060,6 +1075,13 @@ impl Inner {
         }
         Ok(fired)
     }
+}
+
+/// The pending count a watching kqueue sees: the queued knotes, and the level-triggered
+/// knotes delivered since the epoll was last looked at, which are still pending (as a
+/// level knote stays queued after its delivery) unless that look finds them not ready.
+fn pending_count(st: &State) -> usize {
+    st.knotes.queued + st.objs.fds.shown()
 }
 
 /// EV_DISABLE, then EV_ENABLE: together they net to enabled (NetBSD; FreeBSD rejected the

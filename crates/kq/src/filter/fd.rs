@@ -42,14 +42,15 @@
 //!   no reader is left (pipes) or the connection is gone (sockets).
 
 use super::inotify::Inotify;
-use super::{Context, Filter};
+use super::{Context, Filter, Touch};
 use crate::consts::*;
-use crate::kevent::Errno;
+use crate::kevent::{Errno, Kevent};
 use crate::knote::{Knote, NIL};
 use crate::process;
 use crate::sys::{self, epoll, io, io::Identity};
 use hashbrown::{HashMap, HashSet};
 use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 
 /// What kind of descriptor a registration is on.
@@ -94,6 +95,20 @@ struct Reg {
     /// A socket's pending error, once read (reading it clears it in the socket): both
     /// filters report it.
     error: i32,
+    /// Registered level-triggered and one-shot for its plain level READ knote (see "Level
+    /// registrations" in the module documentation).
+    level: bool,
+    /// The level registration is armed: false from a report of epoll (which disarmed it)
+    /// until the knote's evaluation arms it again.
+    armed: bool,
+    /// Whether the descriptor's kind may have a level registration: 0 not known yet, 1
+    /// yes, 2 no.
+    level_kind: u8,
+    /// The look (`Descriptors::looks`) in which the READ knote was last delivered and left
+    /// off the queue, its level registration showing it (0: never).
+    shown: u64,
+    /// Counted in `Descriptors::shown` (while `shown` is the current look).
+    counted: bool,
 }
 
 /// The descriptors one kqueue watches.
@@ -116,6 +131,14 @@ pub(crate) struct Descriptors {
     /// The identity of the descriptor a change is being applied to, as checked for it (the
     /// number, the file, the lock hold).
     checked: Option<(RawFd, Identity, u64)>,
+    /// Counts the kqueue's looks at its epoll for ready descriptors ([`Self::begin_look`]).
+    looks: u64,
+    /// The current look is a blocking wait's.
+    blocking_look: bool,
+    /// READ knotes delivered and left off the queue since the current look began (their
+    /// level registrations show them): still pending, as the BSDs keep a level knote
+    /// queued after its delivery until the next scan finds it inactive.
+    shown: usize,
 }
 
 /// Epoll user data: a descriptor registration has its number (0..=INT_MAX) in the low 32
@@ -147,9 +170,12 @@ fn token(fd: RawFd, seq: u32) -> u64 {
     (u64::from(seq) << 32) | fd as u32 as u64
 }
 
+/// The mark of an edge in a filter's hint.
+const EDGE: i64 = 1 << 40;
+
 /// The hint an edge passes to the filters (its ready bits, marked as an edge).
 pub(crate) fn edge_hint(events: u32) -> i64 {
-    (1 << 40) | i64::from(events)
+    EDGE | i64::from(events)
 }
 
 impl Descriptors {
@@ -177,6 +203,101 @@ impl Descriptors {
 
     pub(crate) fn contains(&self, fd: RawFd) -> bool {
         self.regs.contains_key(&fd)
+    }
+
+    /// The kqueue looks at its epoll for ready descriptors (a zero-timeout epoll_wait, or
+    /// the waits of a blocking one, `blocking`): the knotes shown by level registrations
+    /// so far are pending no longer unless this look finds them ready again.
+    pub(crate) fn begin_look(&mut self, blocking: bool) {
+        self.looks += 1;
+        self.blocking_look = blocking;
+        self.shown = 0;
+    }
+
+    /// READ knotes delivered since the last look and left off the queue, their level
+    /// registrations showing them: pending until a look finds them not ready.
+    pub(crate) fn shown(&self) -> usize {
+        self.shown
+    }
+
+    /// Whether the READ knote at `fd`, found firing, was pending already: delivered and
+    /// left off the queue with no look at the epoll since, or (for an `edge`, reported by a
+    /// zero-timeout look) with that look the first since. The BSDs keep such a knote queued,
+    /// so that finding it firing again is no new activation.
+    fn still_pending(&self, reg: &Reg, edge: bool) -> bool {
+        reg.shown != 0
+            && (reg.shown == self.looks
+                || edge && !self.blocking_look && reg.shown + 1 == self.looks)
+    }
+
+    /// Whether the registration at `fd` may become a level registration for its READ
+    /// knote: the knote is alone on it (EPOLLOUT would be level-triggered too), the number
+    /// is one epoll alone vouches for (not `tainted`, not the library's), and the
+    /// descriptor's readiness in epoll is exactly the READ filter's condition: pipes and
+    /// FIFOs, stream sockets, listening sockets, and the other pollable descriptors
+    /// (eventfd, timerfd, ...), whose condition is their readiness. Not kqueues (nested
+    /// epolls, watched through their own bookkeeping), ttys (hang-ups and canonical input
+    /// differ), datagram sockets (epoll reports an empty datagram, FIONREAD says 0), nor
+    /// what epoll cannot hold.
+    fn level_ok(&mut self, fd: RawFd) -> bool {
+        if self.closing || self.is_tainted(fd) || process::is_library_fd(fd) || !level_on() {
+            return false;
+        }
+        let Some(reg) = self.regs.get_mut(&fd) else {
+            return false;
+        };
+        if reg.write != NIL || reg.empty != NIL || reg.interest != READ_INTEREST {
+            return false;
+        }
+        if reg.level_kind == 0 {
+            let ok = match reg.kind {
+                Kind::Pipe | Kind::Other => true,
+                Kind::Socket(s) if s.listening => true,
+                Kind::Socket(_) => io::is_stream_socket(sys::borrow(fd)) == Ok(true),
+                _ => false,
+            };
+            reg.level_kind = if ok { 1 } else { 2 };
+        }
+        reg.level_kind == 1
+    }
+
+    /// Arms the registration at `fd` for its READ knote alone: level-triggered and one-shot
+    /// (`level`), or edge-triggered. epoll_ctl fails unless the number still names the
+    /// registered file (then `false`, and a level registration stays as it is, disarmed if
+    /// epoll reported it: one left behind on a file the number no longer names reports it
+    /// once at most). Edge-triggered, a descriptor that is ready is reported again at once,
+    /// so that no readiness is lost in the switch.
+    fn arm(&mut self, epoll_fd: RawFd, fd: RawFd, level: bool) -> bool {
+        let Some(reg) = self.regs.get_mut(&fd) else {
+            return false;
+        };
+        let events = if level {
+            READ_INTEREST | epoll::ONESHOT
+        } else {
+            leave_level(reg, self.looks, &mut self.shown);
+            reg.interest | epoll::ET
+        };
+        let (ep, target) = (sys::borrow(epoll_fd), sys::borrow(fd));
+        if epoll::modify(ep, target, token(fd, reg.seq), events).is_err() {
+            return false;
+        }
+        if level {
+            reg.level = true;
+            reg.armed = true;
+        }
+        true
+    }
+
+    /// Records that the READ knote at `fd` was delivered and left off the queue, its level
+    /// registration showing it.
+    fn show(&mut self, fd: RawFd) {
+        if let Some(reg) = self.regs.get_mut(&fd) {
+            if !(reg.counted && reg.shown == self.looks) {
+                self.shown += 1;
+            }
+            reg.shown = self.looks;
+            reg.counted = true;
+        }
     }
 
     /// The knotes an edge with user data `data` and ready bits `events` concerns.
@@ -292,6 +413,11 @@ impl Descriptors {
             // names now.
             verified: epoch,
             error: 0,
+            level: false,
+            armed: false,
+            level_kind: 0,
+            shown: 0,
+            counted: false,
         });
         Ok(true)
     }
@@ -300,6 +426,7 @@ impl Descriptors {
     /// the number (which no longer names the registered file).
     fn forsake(&mut self, fd: RawFd) {
         if let Some(reg) = self.regs.get_mut(&fd) {
+            leave_level(reg, self.looks, &mut self.shown);
             if reg.interest != 0 {
                 reg.interest = 0;
                 self.polled -= 1;
@@ -344,6 +471,11 @@ impl Descriptors {
             wd: -1,
             verified: 0,
             error: 0,
+            level: false,
+            armed: false,
+            level_kind: 0,
+            shown: 0,
+            counted: false,
         };
         *Self::slot(&mut reg, filter) = id;
         // Just looked at (`checked`), and registered below by epoll_ctl, which names the
@@ -415,6 +547,9 @@ impl Descriptors {
         *Self::slot(reg, filter) = id;
         let want = Self::wanted(reg);
         if reg.interest != 0 && want != reg.interest {
+            // A WRITE or EMPTY knote joins the READ knote: edge-triggered (interest in
+            // EPOLLOUT would be level-triggered too in a level registration).
+            leave_level(reg, self.looks, &mut self.shown);
             epoll::modify(ep, sys::borrow(fd), token(fd, reg.seq), want | epoll::ET)?;
             reg.interest = want;
         } else if reg.interest == 0 && want != 0 && !matches!(reg.kind, Kind::File | Kind::Device) {
@@ -468,6 +603,9 @@ impl Descriptors {
         };
         let reg = entry.get_mut();
         *Self::slot(reg, filter) = NIL;
+        if filter == EVFILT_READ {
+            leave_level(reg, self.looks, &mut self.shown);
+        }
         let kind = reg.kind;
         let want = Self::wanted(reg);
         if filter == EVFILT_READ && reg.wd >= 0 {
@@ -509,6 +647,39 @@ impl Descriptors {
             }
         }
         Some(kind)
+    }
+}
+
+/// Bookkeeping of a registration that stops being a level registration (the caller
+/// changes or removes it in the epoll): a knote it showed is no longer counted as pending
+/// (it is found again by the look that follows, the registration being edge-triggered).
+fn leave_level(reg: &mut Reg, looks: u64, shown: &mut usize) {
+    if reg.counted && reg.shown == looks {
+        *shown = shown.saturating_sub(1);
+    }
+    reg.counted = false;
+    reg.level = false;
+    reg.armed = false;
+}
+
+/// Whether READ knote `kn` is a plain level knote: none of EV_CLEAR, EV_ONESHOT and
+/// EV_DISPATCH, enabled, and no NOTE_LOWAT mark above 1 byte (epoll's readiness starts at
+/// one).
+fn plain_level(kn: &Knote) -> bool {
+    kn.kev.flags & (EV_CLEAR | EV_ONESHOT | EV_DISPATCH) == 0 && !kn.is_disabled() && lowat(kn) <= 1
+}
+
+/// Whether level registrations are used: not when `KQ_NO_LEVEL` is set in the environment
+/// (every registration is then edge-triggered, for tests and comparisons).
+fn level_on() -> bool {
+    static STATE: AtomicU8 = AtomicU8::new(0);
+    match STATE.load(Ordering::Relaxed) {
+        0 => {
+            let on = std::env::var_os("KQ_NO_LEVEL").is_none();
+            STATE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+            on
+        }
+        v => v == 1,
     }
 }
 
@@ -572,6 +743,9 @@ pub(crate) fn quick_check(objs: &mut super::Objects, fd: RawFd, kev: &crate::Kev
         match r {
             Ok(()) => {
                 // Taken out already: the knote's detach finds nothing left to do.
+                if kev.filter == EVFILT_READ {
+                    leave_level(reg, fds.looks, &mut fds.shown);
+                }
                 reg.interest = rest;
                 if rest == 0 {
                     fds.polled -= 1;
@@ -1058,6 +1232,16 @@ pub(super) fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>
     let Some(mut reg) = cx.objs.fds.regs.get(&fd).copied() else {
         return false;
     };
+    if reg.level && filter == EVFILT_READ {
+        if hint & EDGE != 0 {
+            return level_report(kn, fd, cx);
+        }
+        if reg.armed && !kn.is_active() {
+            // Delivered and left off the queue (a change re-evaluates it): epoll reports
+            // the descriptor if it is ready, which queues the knote.
+            return false;
+        }
+    }
     if reg.kind == Kind::Unknown {
         // Registered without a look: until epoll reports it ready there is nothing to see
         // (it reports it at once if it was ready when registered).
@@ -1082,18 +1266,35 @@ pub(super) fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>
         _ => empty_status(fd, &reg),
     };
     let Ok(status) = status else {
+        if reg.level && !reg.armed && filter == EVFILT_READ {
+            // Not arming it again would lose its events if the number still names it.
+            let _ = cx.objs.fds.arm(cx.objs.epoll, fd, false);
+        }
         return false;
     };
     // What is reported was read from the registered file: check that the number still
     // names it. A knote found inactive reports nothing, whatever file it looked at.
     let verify = status.active && reg.verified != epoch;
-    if verify && !same_file(cx.objs.epoll, fd, &reg, tainted, None) {
+    // A level registration that epoll reported is disarmed: arm it again, level-triggered
+    // while the knote fires as a plain level knote, else edge-triggered (a descriptor
+    // epoll finds ready and the filter not, or a knote that is no longer plain level);
+    // epoll_ctl doing so checks the number too.
+    let rearm = reg.level && !reg.armed && filter == EVFILT_READ;
+    if rearm {
+        let level = status.active && plain_level(kn);
+        if !cx.objs.fds.arm(cx.objs.epoll, fd, level) {
+            return false;
+        }
+    } else if verify && !same_file(cx.objs.epoll, fd, &reg, tainted, None) {
         return false;
+    }
+    if status.active && filter == EVFILT_READ {
+        cx.quiet = cx.objs.fds.still_pending(&reg, hint & EDGE != 0);
     }
     let Some(reg) = cx.objs.fds.regs.get_mut(&fd) else {
         return false;
     };
-    if verify {
+    if verify || rearm {
         reg.verified = epoch;
     }
     kn.kev.data = status.data as isize;
@@ -1112,6 +1313,61 @@ pub(super) fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>
     }
     kn.hookid = if status.active { fresh } else { 0 };
     status.active
+}
+
+/// A report of the level registration of READ knote `kn`: epoll found the descriptor
+/// ready, and disarmed the one-shot registration. The knote fires without a look at the
+/// descriptor: its state is read, and the registration armed again, when it is delivered
+/// (`kn.hookid` is cleared so that the delivery looks). It was pending already if it was
+/// delivered and left off the queue just before this look, which found it still ready.
+fn level_report(kn: &mut Knote, fd: RawFd, cx: &mut Context<'_>) -> bool {
+    let fds = &mut cx.objs.fds;
+    let Some(reg) = fds.regs.get_mut(&fd) else {
+        return false;
+    };
+    reg.armed = false;
+    let reg = *reg;
+    cx.quiet = fds.still_pending(&reg, true);
+    kn.hookid = 0;
+    true
+}
+
+/// After a delivery of READ knote `kn`: whether it may stay off the queue, its
+/// registration level-triggered (made so now if it is not, and may be). epoll then
+/// reports the descriptor again for as long as it is ready, which queues the knote again,
+/// and the kqueue descriptor is readable exactly while it is.
+fn level_delivered(kn: &Knote, cx: &mut Context<'_>) -> bool {
+    if !plain_level(kn) {
+        return false;
+    }
+    let fd = kn.kev.ident as RawFd;
+    let epoll_fd = cx.objs.epoll;
+    let fds = &mut cx.objs.fds;
+    let Some(reg) = fds.regs.get(&fd).copied() else {
+        return false;
+    };
+    let armed = if reg.level {
+        reg.armed || fds.arm(epoll_fd, fd, true)
+    } else {
+        fds.level_ok(fd) && fds.arm(epoll_fd, fd, true)
+    };
+    if armed {
+        fds.show(fd);
+    }
+    armed
+}
+
+/// After a change `flags` to READ knote `kn`: a knote disabled, or no longer plain level
+/// (NOTE_LOWAT, FreeBSD's EV_FORCEONESHOT), goes back to an edge-triggered registration.
+fn level_changed(kn: &Knote, flags: u16, cx: &mut Context<'_>) {
+    let fd = kn.kev.ident as RawFd;
+    let level = cx.objs.fds.regs.get(&fd).is_some_and(|r| r.level);
+    if level && (flags & EV_DISABLE != 0 || !plain_level(kn)) {
+        let epoll_fd = cx.objs.epoll;
+        // On failure (the number names another file now) the registration left behind is
+        // one-shot: it reports once at most.
+        let _ = cx.objs.fds.arm(epoll_fd, fd, false);
+    }
 }
 
 /// EVFILT_READ on a kqueue: active while it has pending events, `data` their number. An
@@ -1153,6 +1409,21 @@ impl Filter for ReadFilter {
 
     fn event(&self, kn: &mut Knote, hint: i64, cx: &mut Context<'_>) -> bool {
         event(kn, EVFILT_READ, hint, cx)
+    }
+
+    fn touch(
+        &self,
+        kn: &mut Knote,
+        kev: &mut Kevent,
+        ty: Touch,
+        cx: &mut Context<'_>,
+    ) -> Result<(), Errno> {
+        super::default_touch(kn, kev, ty);
+        match ty {
+            Touch::Register => level_changed(kn, kev.flags, cx),
+            Touch::Process => cx.shown = level_delivered(kn, cx),
+        }
+        Ok(())
     }
 }
 
