@@ -13,7 +13,10 @@
 //! - every descriptor a knote watches, edge-triggered, one registration per descriptor
 //!   (EVFILT_READ and EVFILT_WRITE on it share it, with the union of their interest), so
 //!   that new data on a socket makes the kqueue descriptor readable with no thread of ours
-//!   awake, and a kevent() harvests the edges into knote activations;
+//!   awake, and a kevent() harvests the edges into knote activations. A plain level
+//!   EVFILT_READ knote's registration is level-triggered (and one-shot) once the knote was
+//!   delivered: the knote then stays off the queue, epoll showing whether it is pending
+//!   (`filter::fd`);
 //! - an eventfd (`pending`, level-triggered) that holds a count exactly while knotes are
 //!   queued, so the descriptor is readable while events are pending and stops being readable
 //!   once the last one was collected; it is written again for every batch of new events, so

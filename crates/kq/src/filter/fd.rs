@@ -7,7 +7,51 @@
 //! interest), tagged with the descriptor number and a sequence number so that an edge of a
 //! registration that was replaced is ignored. An edge makes the filter look at the
 //! descriptor; so does every re-evaluation (after a change, before a delivery), because the
-//! program may have read or written meanwhile and Linux gives no edge for that.
+//! program may have read or written meanwhile and Linux gives no edge for that. A plain
+//! level READ knote, once delivered, has its registration level-triggered instead (below).
+//!
+//! # Level registrations
+//!
+//! A delivered level knote stays queued, and every scan looks at its descriptor again
+//! (FIONREAD), mostly to find it drained; while it is queued the kqueue's eventfd must be
+//! readable, so each delivery that drains it costs an eventfd write and read too. For a
+//! plain level READ knote (no EV_CLEAR, EV_ONESHOT or EV_DISPATCH, enabled, no NOTE_LOWAT
+//! mark above 1) alone on a descriptor whose readiness in epoll is exactly the filter's
+//! condition (`Descriptors::level_ok`: pipes and FIFOs, stream and listening sockets,
+//! eventfd and the like), the delivery instead makes the registration level-triggered
+//! (`level_delivered`) and leaves the knote off the queue. epoll then reports the
+//! descriptor at every look for as long as it is ready, which queues the knote again, and
+//! the kqueue descriptor is readable exactly while it is: no re-check finding 0, no
+//! eventfd traffic. Every report still reads the state and checks the number's identity
+//! before a delivery.
+//!
+//! The registration is one-shot (EPOLLONESHOT): a report disarms it (`level_report`, which
+//! queues the knote without a look), and the knote's evaluation arms it again with
+//! `EPOLL_CTL_MOD`, which also tells that the number still names the registered file (it
+//! fails otherwise), so it costs what the identity check costs. One-shot because a
+//! registration left behind on a file the number no longer names (closed unseen, the file
+//! living on through a dup) cannot be changed or removed: level-triggered for good, it
+//! would make every wait return at once, while a one-shot one reports once at most.
+//!
+//! Where epoll's readiness and the filter disagree (a report the evaluation finds not
+//! firing: the data was read meanwhile, or the kinds' conditions differ), or the knote
+//! stops being plain level (EV_DISABLE, NOTE_LOWAT, FreeBSD's EV_FORCEONESHOT:
+//! `level_changed`), or a WRITE or EMPTY knote joins it (EPOLLOUT would be level-triggered
+//! too), or the registration goes, it goes back to edge-triggered (`leave_level`; a
+//! descriptor that is ready then is reported again at once, so nothing is lost) until the
+//! next delivery. Kqueue descriptors, ttys, datagram sockets, regular files and numbers
+//! that are `tainted` or the library's own are never level-registered.
+//!
+//! The BSDs keep a delivered level knote queued until a scan finds it inactive; finding it
+//! firing again meanwhile is no new activation. The kqueue counts such knotes
+//! (`Descriptors::shown`) from their delivery until its next look at the epoll
+//! (`begin_look`): in the pending count a watching kqueue reads, and for telling a report
+//! that finds such a knote still ready (no news: `Context::quiet`, so a watcher's EV_CLEAR
+//! knote sees no activation) from one after a look that found it not ready. Only a
+//! zero-timeout look tells that (a blocking one may report data that came during the
+//! wait). What the BSDs do that this does not: their kqueue descriptor stays readable, and
+//! such a knote counted, after the program read the data, until the next scan; here both
+//! end with the data (or at the next look).
 //!
 //! An EV_ADD of EVFILT_READ on a descriptor the kqueue has no knote on only registers it
 //! (`Kind::Unknown`; epoll_ctl fails with EBADF on a closed number): what it is (`look`) and
