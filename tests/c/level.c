@@ -12,10 +12,11 @@
  *     socket: nothing reported for the new file, no wait spinning;
  *   - an outer kqueue's EV_CLEAR knote on the kqueue fires for new activations only;
  *   - two threads waiting on one level knote both get it, call after call.
- * With KQ_NO_LEVEL set (every registration edge-triggered) the same program passes: the
- * only difference allowed is that the kqueue descriptor stays readable after the data
- * was read until a kevent() call finds the knote inactive (as the BSDs keep a level
- * knote queued until a scan).
+ * A knote delivered again without being drained stays queued, as on the BSDs: the kqueue
+ * descriptor is readable until a kevent() call finds it drained.  With KQ_NO_LEVEL set
+ * (every registration edge-triggered) the same program passes: the only difference
+ * allowed is that the kqueue descriptor is then readable after any read until a kevent()
+ * call finds the knote drained.
  */
 #include "kqtest.h"
 
@@ -94,24 +95,28 @@ static void tracks(int fd, int peer)
 	CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
 	drain_edges(ep);
 
-	CHECK_EQ(write(peer, "abc", 3), 3);
-	CHECK(edges(ep, 1000) >= 1);
-	CHECK(readable(kq));
-	for (int i = 0; i < 3; i++) {
-		CHECK_READ(kq, fd, 3, 0);
+	/* Delivered, then read: not readable from the read on. */
+	for (int n = 1; n <= 3; n++) {
+		CHECK_EQ(write(peer, "abc", n), n);
+		CHECK(edges(ep, 1000) >= 1);
 		CHECK(readable(kq));
-	}
-	CHECK_EQ(take(fd, 3), 3);
-	if (level_on)
+		CHECK_READ(kq, fd, n, 0);
+		CHECK(readable(kq));
+		CHECK_EQ(take(fd, n), n);
+		if (level_on)
+			CHECK(!readable(kq));
+		CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
 		CHECK(!readable(kq));
-	CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
-	CHECK(!readable(kq));
-	drain_edges(ep);
+		drain_edges(ep);
+	}
 
+	/* Delivered again and again, then read: readable until a scan finds it drained. */
 	CHECK_EQ(write(peer, "de", 2), 2);
 	CHECK(edges(ep, 1000) >= 1);
-	CHECK(readable(kq));
-	CHECK_READ(kq, fd, 2, 0);
+	for (int i = 0; i < 3; i++) {
+		CHECK_READ(kq, fd, 2, 0);
+		CHECK(readable(kq));
+	}
 	CHECK_EQ(take(fd, 2), 2);
 	CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
 	CHECK(!readable(kq));
@@ -193,7 +198,6 @@ static void case_write_added_removed(void)
 	CHECK_EQ(write(s[1], "c", 1), 1);
 	CHECK(readable(kq));
 	CHECK_READ(kq, s[0], 1, 0);
-	CHECK_READ(kq, s[0], 1, 0);
 	CHECK_EQ(take(s[0], 1), 1);
 	if (level_on)
 		CHECK(!readable(kq));
@@ -256,7 +260,6 @@ static void case_unconnected_listening(void)
 	CHECK_EQ(kqt_wait(kq, &ev, 1, 1000), 1);
 	CHECK_EQ(ev.ident, l);
 	CHECK_EQ(ev.data, 1);
-	CHECK_READ(kq, l, 1, 0);
 	CHECK(readable(kq));
 	int conn = accept(l, NULL, NULL);
 	CHECK(conn >= 0);

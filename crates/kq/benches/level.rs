@@ -45,20 +45,16 @@ fn kq_on(fd: &impl AsRawFd) -> Kqueue {
         0,
         null_mut(),
     );
-    kq.kevent(&[add], &mut [], None).expect("EV_ADD EVFILT_READ");
+    kq.kevent(&[add], &mut [], None)
+        .expect("EV_ADD EVFILT_READ");
     kq
 }
 
 /// An epoll with `fd` registered level-triggered for input.
 fn epoll_on(fd: &impl AsFd) -> OwnedFd {
     let ep = epoll::create(epoll::CreateFlags::CLOEXEC).expect("epoll_create1");
-    epoll::add(
-        &ep,
-        fd,
-        epoll::EventData::new_u64(1),
-        epoll::EventFlags::IN,
-    )
-    .expect("epoll_ctl(ADD)");
+    epoll::add(&ep, fd, epoll::EventData::new_u64(1), epoll::EventFlags::IN)
+        .expect("epoll_ctl(ADD)");
     ep
 }
 

@@ -111,9 +111,20 @@ fn assert_read(ev: &Kevent, fd: &impl AsRawFd, data: isize, eof: bool) {
     );
 }
 
+/// After a scan found nothing, the kqueue descriptor is not readable.
+#[track_caller]
+fn scanned_empty(kq: &Kqueue, what: &str) {
+    let evs = poll(kq, 4);
+    assert!(evs.is_empty(), "{what}: {evs:?}");
+    assert!(!readable(kq), "{what}: scanned empty, still readable");
+}
+
 /// R1 (read-all, new data, EOF): the kqueue descriptor is readable exactly while the
-/// level knote's descriptor is (once delivered, its registration is level-triggered), and
-/// an edge-triggered watcher of the kqueue gets an edge for each new event.
+/// level knote's descriptor is, from the knote's delivery (its registration is then
+/// level-triggered) until the program reads the data, and an edge-triggered watcher of
+/// the kqueue gets an edge for each new event. A knote delivered again without being
+/// drained stays queued, as on the BSDs: the descriptor is readable until a scan finds it
+/// drained.
 fn r1_level_kq_fd_readable_exactly_while_ready(p: Personality) {
     for s in sources() {
         let name = s.name;
@@ -124,32 +135,43 @@ fn r1_level_kq_fd_readable_exactly_while_ready(p: Personality) {
         assert!(poll(&kq, 4).is_empty());
         watcher.drain();
 
-        put(&s.peer, 3);
-        settle(&s.watched, 3);
-        assert!(watcher.edges(1000) >= 1, "{name}: no edge for new data");
-        assert!(readable(&kq), "{name}: data, yet not readable");
+        for round in 0..3 {
+            let n = 3 + round;
+            put(&s.peer, n);
+            settle(&s.watched, n as isize);
+            assert!(watcher.edges(1000) >= 1, "{name}: no edge for new data");
+            assert!(readable(&kq), "{name}: data, yet not readable");
+            let evs = poll(&kq, 4);
+            assert_eq!(evs.len(), 1, "{name}: {evs:?}");
+            assert_read(&evs[0], &s.watched, n as isize, false);
+            assert_eq!(udata(&evs[0]), 7);
+            assert!(readable(&kq), "{name}: the data is still there");
+            assert_eq!(take(&s.watched, n), n as isize);
+            assert!(!readable(&kq), "{name}: read all, still readable");
+            scanned_empty(&kq, name);
+            watcher.drain();
+        }
+
+        // Delivered again and again (level), then drained.
+        put(&s.peer, 2);
+        settle(&s.watched, 2);
         for _ in 0..3 {
             let evs = poll(&kq, 4);
             assert_eq!(evs.len(), 1, "{name}: {evs:?}");
-            assert_read(&evs[0], &s.watched, 3, false);
-            assert_eq!(udata(&evs[0]), 7);
+            assert_read(&evs[0], &s.watched, 2, false);
             assert!(readable(&kq), "{name}: the data is still there");
         }
-        assert_eq!(take(&s.watched, 3), 3);
-        assert!(!readable(&kq), "{name}: read all, still readable");
-        assert!(poll(&kq, 4).is_empty(), "{name}");
-        assert!(!readable(&kq), "{name}");
-        watcher.drain();
-
-        put(&s.peer, 2);
-        settle(&s.watched, 2);
-        assert!(watcher.edges(1000) >= 1, "{name}: no edge for the new data");
-        assert!(readable(&kq), "{name}");
-        let evs = poll(&kq, 4);
-        assert_eq!(evs.len(), 1, "{name}: {evs:?}");
-        assert_read(&evs[0], &s.watched, 2, false);
         assert_eq!(take(&s.watched, 2), 2);
-        assert!(!readable(&kq), "{name}");
+        scanned_empty(&kq, name);
+        watcher.drain();
+        // Exact again from the next delivery.
+        put(&s.peer, 1);
+        settle(&s.watched, 1);
+        assert!(watcher.edges(1000) >= 1, "{name}: no edge for the new data");
+        assert_read(&expect_one(&kq), &s.watched, 1, false);
+        assert_eq!(take(&s.watched, 1), 1);
+        assert!(!readable(&kq), "{name}: read all, still readable");
+        scanned_empty(&kq, name);
         watcher.drain();
 
         drop(s.peer);
@@ -184,12 +206,13 @@ fn r2_level_disable_enable(p: Personality) {
     assert_read(&expect_one(&kq), &a, 5, false);
     assert_read(&expect_one(&kq), &a, 5, false);
     assert_eq!(take(&a, 5), 5);
-    assert!(!readable(&kq));
-    assert!(poll(&kq, 4).is_empty());
+    scanned_empty(&kq, "enabled, drained");
     put(&b, 1);
     assert!(readable(&kq));
     assert_read(&expect_one(&kq), &a, 1, false);
-    assert_read(&expect_one(&kq), &a, 1, false);
+    assert_eq!(take(&a, 1), 1);
+    assert!(!readable(&kq), "level registration again");
+    scanned_empty(&kq, "drained");
 }
 
 /// R1 with a modifying EV_ADD: EV_CLEAR in a change to an existing knote does not change
@@ -218,8 +241,11 @@ fn r1_level_modified_clear_and_lowat(p: Personality) {
     assert_read(&expect_one(&kq), &a, 5, false);
     assert_read(&expect_one(&kq), &a, 5, false);
     assert_eq!(take(&a, 5), 5);
-    assert!(!readable(&kq));
-    assert!(poll(&kq, 4).is_empty());
+    scanned_empty(&kq, "mark taken away, drained");
+    put(&b, 1);
+    assert_read(&expect_one(&kq), &a, 1, false);
+    assert_eq!(take(&a, 1), 1);
+    assert!(!readable(&kq), "plain level again");
 }
 
 /// R1 with a WRITE knote on the same descriptor (they share its registration): both are
@@ -244,15 +270,18 @@ fn r1_level_write_knote_added_and_removed(p: Personality) {
     assert_eq!(evs.len(), 1, "{evs:?}");
     assert_eq!(evs[0].filter, EVFILT_WRITE);
     ch_ok(&kq, &[wr(id(&a), EV_DELETE, 0)]);
-    assert!(poll(&kq, 4).is_empty());
-    assert!(!readable(&kq));
+    scanned_empty(&kq, "WRITE deleted");
     put(&b, 1);
     assert!(readable(&kq));
     assert_read(&expect_one(&kq), &a, 1, false);
+    assert_eq!(take(&a, 1), 1);
+    assert!(!readable(&kq), "READ alone again: level registration");
+    scanned_empty(&kq, "drained");
+    put(&b, 1);
+    assert_read(&expect_one(&kq), &a, 1, false);
     assert_read(&expect_one(&kq), &a, 1, false);
     assert_eq!(take(&a, 1), 1);
-    assert!(!readable(&kq));
-    assert!(poll(&kq, 4).is_empty());
+    scanned_empty(&kq, "drained");
 }
 
 /// The processor time this thread has used.
@@ -316,16 +345,22 @@ fn r1_level_unconnected_and_listening_sockets_no_spin(p: Personality) {
     waits_quietly(&kq, "never connected, listening");
     waits_quietly(&kq, "again");
 
-    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let evs = get(&kq, 4, Some(Duration::from_secs(1)));
-    assert_eq!(evs.len(), 1, "{evs:?}");
-    assert_read(&evs[0], &listener, 1, false);
-    assert_read(&expect_one(&kq), &listener, 1, false);
-    assert!(readable(&kq));
-    let conn = accept(&listener);
-    assert!(!readable(&kq), "accepted: nothing waits");
-    waits_quietly(&kq, "after accept");
-    drop((conn, client));
+    let mut keep = Vec::new();
+    for round in 0..3 {
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let evs = get(&kq, 4, Some(Duration::from_secs(1)));
+        assert_eq!(evs.len(), 1, "{evs:?}");
+        assert_read(&evs[0], &listener, 1, false);
+        if round == 0 {
+            assert_read(&expect_one(&kq), &listener, 1, false);
+        }
+        assert!(readable(&kq));
+        keep.push((accept(&listener), client));
+        if round > 0 {
+            assert!(!readable(&kq), "accepted: nothing waits");
+        }
+        waits_quietly(&kq, "after accept");
+    }
 }
 
 /// G22 with the close unseen: a number whose level knote was delivered is closed behind
@@ -434,12 +469,14 @@ fn r1_level_eventfd(p: Personality) {
     }
     let mut buf = [0u8; 8];
     // SAFETY: reads 8 bytes into buf.
-    assert_eq!(
-        unsafe { libc::read(e.as_raw_fd(), buf.as_mut_ptr().cast(), 8) },
-        8
-    );
-    assert!(!readable(&kq));
-    assert!(poll(&kq, 4).is_empty());
+    let read = |buf: &mut [u8; 8]| unsafe { libc::read(e.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
+    assert_eq!(read(&mut buf), 8);
+    scanned_empty(&kq, "eventfd read");
+    put_bytes(&e, &one);
+    assert_eq!(expect_one(&kq).ident, id(&e));
+    assert_eq!(read(&mut buf), 8);
+    assert!(!readable(&kq), "eventfd read, still readable");
+    scanned_empty(&kq, "eventfd read");
 }
 
 /// G25 with waits: two threads each make 2,000 blocking calls for one event on a kqueue

@@ -28,10 +28,19 @@
 //! The registration is one-shot (EPOLLONESHOT): a report disarms it (`level_report`, which
 //! queues the knote without a look), and the knote's evaluation arms it again with
 //! `EPOLL_CTL_MOD`, which also tells that the number still names the registered file (it
-//! fails otherwise), so it costs what the identity check costs. One-shot because a
+//! fails otherwise), so it costs about what the identity check costs. One-shot because a
 //! registration left behind on a file the number no longer names (closed unseen, the file
 //! living on through a dup) cannot be changed or removed: level-triggered for good, it
 //! would make every wait return at once, while a one-shot one reports once at most.
+//!
+//! Arming a ready descriptor costs more than the identity check alone, so a knote that
+//! stays ready across deliveries (a report finds it still pending from the look before,
+//! the program did not drain it) is not armed again: it stays queued, its registration
+//! disarmed, and each scan looks at it as at an edge-triggered knote, until one finds it
+//! drained and arms the registration, level-triggered, again (`level_rearm`). The
+//! level-triggered registration pays where the program reads what it is told of: it
+//! saves the scan that finds the knote drained (a `FIONREAD`, and the eventfd read and
+//! written around it), mostly off the path from an arrival to its delivery.
 //!
 //! Where epoll's readiness and the filter disagree (a report the evaluation finds not
 //! firing: the data was read meanwhile, or the kinds' conditions differ), or the knote
@@ -49,9 +58,11 @@
 //! that finds such a knote still ready (no news: `Context::quiet`, so a watcher's EV_CLEAR
 //! knote sees no activation) from one after a look that found it not ready. Only a
 //! zero-timeout look tells that (a blocking one may report data that came during the
-//! wait). What the BSDs do that this does not: their kqueue descriptor stays readable, and
-//! such a knote counted, after the program read the data, until the next scan; here both
-//! end with the data (or at the next look).
+//! wait). Where this differs from the BSDs: their kqueue descriptor stays readable, and
+//! the knote counted, after the program read the data until the next scan; here, for a
+//! knote left off the queue (level-triggered), readability ends with the data, and the
+//! count at the next look (which a watching kqueue's evaluation makes too). A knote kept
+//! queued (not drained between deliveries) is readable and counted as on the BSDs.
 //!
 //! An EV_ADD of EVFILT_READ on a descriptor the kqueue has no knote on only registers it
 //! (`Kind::Unknown`; epoll_ctl fails with EBADF on a closed number): what it is (`look`) and
@@ -153,6 +164,11 @@ struct Reg {
     shown: u64,
     /// Counted in `Descriptors::shown` (while `shown` is the current look).
     counted: bool,
+    /// The look in which epoll last reported the level registration.
+    reported: u64,
+    /// That report found the READ knote still pending from the look before (see
+    /// `Descriptors::still_pending`).
+    continued: bool,
 }
 
 /// The descriptors one kqueue watches.
@@ -269,9 +285,7 @@ impl Descriptors {
     /// zero-timeout look) with that look the first since. The BSDs keep such a knote queued,
     /// so that finding it firing again is no new activation.
     fn still_pending(&self, reg: &Reg, edge: bool) -> bool {
-        reg.shown != 0
-            && (reg.shown == self.looks
-                || edge && !self.blocking_look && reg.shown + 1 == self.looks)
+        still_pending(reg, self.looks, self.blocking_look, edge)
     }
 
     /// Whether the registration at `fd` may become a level registration for its READ
@@ -462,6 +476,8 @@ impl Descriptors {
             level_kind: 0,
             shown: 0,
             counted: false,
+            reported: 0,
+            continued: false,
         });
         Ok(true)
     }
@@ -520,6 +536,8 @@ impl Descriptors {
             level_kind: 0,
             shown: 0,
             counted: false,
+            reported: 0,
+            continued: false,
         };
         *Self::slot(&mut reg, filter) = id;
         // Just looked at (`checked`), and registered below by epoll_ctl, which names the
@@ -692,6 +710,12 @@ impl Descriptors {
         }
         Some(kind)
     }
+}
+
+/// [`Descriptors::still_pending`], the current look being `looks` (a blocking wait's:
+/// `blocking`).
+fn still_pending(reg: &Reg, looks: u64, blocking: bool, edge: bool) -> bool {
+    reg.shown != 0 && (reg.shown == looks || edge && !blocking && reg.shown + 1 == looks)
 }
 
 /// Bookkeeping of a registration that stops being a level registration (the caller
@@ -1319,13 +1343,15 @@ pub(super) fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>
     // What is reported was read from the registered file: check that the number still
     // names it. A knote found inactive reports nothing, whatever file it looked at.
     let verify = status.active && reg.verified != epoch;
-    // A level registration that epoll reported is disarmed: arm it again, level-triggered
-    // while the knote fires as a plain level knote, else edge-triggered (a descriptor
-    // epoll finds ready and the filter not, or a knote that is no longer plain level);
-    // epoll_ctl doing so checks the number too.
-    let rearm = reg.level && !reg.armed && filter == EVFILT_READ;
-    if rearm {
-        let level = status.active && plain_level(kn);
+    // A level registration that epoll reported is disarmed; epoll_ctl arming it again
+    // checks the number too.
+    let arm = if reg.level && !reg.armed && filter == EVFILT_READ {
+        level_rearm(&reg, &status, plain_level(kn), cx.objs.fds.looks)
+    } else {
+        None
+    };
+    let rearmed = arm.is_some();
+    if let Some(level) = arm {
         if !cx.objs.fds.arm(cx.objs.epoll, fd, level) {
             return false;
         }
@@ -1338,7 +1364,7 @@ pub(super) fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>
     let Some(reg) = cx.objs.fds.regs.get_mut(&fd) else {
         return false;
     };
-    if verify || rearm {
+    if verify || rearmed {
         reg.verified = epoch;
     }
     kn.kev.data = status.data as isize;
@@ -1359,6 +1385,30 @@ pub(super) fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>
     status.active
 }
 
+/// How the evaluation of a READ knote whose level registration epoll reported (and so
+/// disarmed) arms it again, having found `status` (`plain`: the knote is plain level):
+/// `Some(true)` level-triggered, `Some(false)` edge-triggered, `None` not at all.
+/// - Reported in this look and firing: level-triggered again (the knote is then delivered
+///   and left off the queue), unless the report found it still pending from the look
+///   before: delivered and not drained, it seems, and then it stays queued and disarmed,
+///   looked at by each scan as an edge-triggered knote is (which costs less than arming
+///   the registration again at every delivery of a knote that stays ready), until a scan
+///   finds it drained.
+/// - Reported in this look and not firing: epoll and the filter disagree (an unconnected
+///   socket's hang-up, an empty datagram; or the data was read meanwhile):
+///   edge-triggered, so that a blocking wait does not return for it again and again.
+/// - Queued since an earlier report and found drained: level-triggered again.
+fn level_rearm(reg: &Reg, status: &Status, plain: bool, looks: u64) -> Option<bool> {
+    let fresh = reg.reported == looks;
+    match (status.active, fresh) {
+        (true, _) if !plain => Some(false),
+        (true, true) if !reg.continued => Some(true),
+        (true, _) => None,
+        (false, true) => Some(false),
+        (false, false) => Some(plain),
+    }
+}
+
 /// A report of the level registration of READ knote `kn`: epoll found the descriptor
 /// ready, and disarmed the one-shot registration. The knote fires without a look at the
 /// descriptor: its state is read, and the registration armed again, when it is delivered
@@ -1369,9 +1419,11 @@ fn level_report(kn: &mut Knote, fd: RawFd, cx: &mut Context<'_>) -> bool {
     let Some(reg) = fds.regs.get_mut(&fd) else {
         return false;
     };
+    let still = still_pending(reg, fds.looks, fds.blocking_look, true);
     reg.armed = false;
-    let reg = *reg;
-    cx.quiet = fds.still_pending(&reg, true);
+    reg.reported = fds.looks;
+    reg.continued = still;
+    cx.quiet = still;
     kn.hookid = 0;
     true
 }
@@ -1390,8 +1442,9 @@ fn level_delivered(kn: &Knote, cx: &mut Context<'_>) -> bool {
     let Some(reg) = fds.regs.get(&fd).copied() else {
         return false;
     };
+    // Level and disarmed: it stays queued (`level_rearm`).
     let armed = if reg.level {
-        reg.armed || fds.arm(epoll_fd, fd, true)
+        reg.armed
     } else {
         fds.level_ok(fd) && fds.arm(epoll_fd, fd, true)
     };
