@@ -169,6 +169,9 @@ struct Reg {
     /// That report found the READ knote still pending from the look before (see
     /// `Descriptors::still_pending`).
     continued: bool,
+    /// The READ knote was found not firing since its last delivery (or was never
+    /// delivered): its next delivery may make the registration level-triggered.
+    drained: bool,
 }
 
 /// The descriptors one kqueue watches.
@@ -478,6 +481,7 @@ impl Descriptors {
             counted: false,
             reported: 0,
             continued: false,
+            drained: true,
         });
         Ok(true)
     }
@@ -538,6 +542,7 @@ impl Descriptors {
             counted: false,
             reported: 0,
             continued: false,
+            drained: true,
         };
         *Self::slot(&mut reg, filter) = id;
         // Just looked at (`checked`), and registered below by epoll_ctl, which names the
@@ -1346,7 +1351,12 @@ pub(super) fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>
     // A level registration that epoll reported is disarmed; epoll_ctl arming it again
     // checks the number too.
     let arm = if reg.level && !reg.armed && filter == EVFILT_READ {
-        level_rearm(&reg, &status, plain_level(kn), cx.objs.fds.looks)
+        Some(level_rearm(
+            &reg,
+            &status,
+            plain_level(kn),
+            cx.objs.fds.looks,
+        ))
     } else {
         None
     };
@@ -1366,6 +1376,9 @@ pub(super) fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>
     };
     if verify || rearmed {
         reg.verified = epoch;
+    }
+    if !status.active && filter == EVFILT_READ {
+        reg.drained = true;
     }
     kn.kev.data = status.data as isize;
     if status.error && matches!(reg.kind, Kind::Socket(_)) {
@@ -1387,25 +1400,25 @@ pub(super) fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>
 
 /// How the evaluation of a READ knote whose level registration epoll reported (and so
 /// disarmed) arms it again, having found `status` (`plain`: the knote is plain level):
-/// `Some(true)` level-triggered, `Some(false)` edge-triggered, `None` not at all.
+/// level-triggered (true) or edge-triggered (false).
 /// - Reported in this look and firing: level-triggered again (the knote is then delivered
 ///   and left off the queue), unless the report found it still pending from the look
-///   before: delivered and not drained, it seems, and then it stays queued and disarmed,
-///   looked at by each scan as an edge-triggered knote is (which costs less than arming
-///   the registration again at every delivery of a knote that stays ready), until a scan
-///   finds it drained.
+///   before: delivered and not drained, it seems. Then edge-triggered, the knote staying
+///   queued and looked at by each scan (which costs less than arming a ready descriptor
+///   again at every delivery), until a scan finds it drained and its next delivery makes
+///   the registration level-triggered again (`Reg::drained`). Not left disarmed: the
+///   edges of the registration carry the end of file and errors that `read_status` reads.
 /// - Reported in this look and not firing: epoll and the filter disagree (an unconnected
 ///   socket's hang-up, an empty datagram; or the data was read meanwhile):
 ///   edge-triggered, so that a blocking wait does not return for it again and again.
-/// - Queued since an earlier report and found drained: level-triggered again.
-fn level_rearm(reg: &Reg, status: &Status, plain: bool, looks: u64) -> Option<bool> {
+/// - Reported in an earlier look (taken in by a change or a watching kqueue): firing,
+///   edge-triggered as a knote still pending; found drained, level-triggered again.
+fn level_rearm(reg: &Reg, status: &Status, plain: bool, looks: u64) -> bool {
     let fresh = reg.reported == looks;
-    match (status.active, fresh) {
-        (true, _) if !plain => Some(false),
-        (true, true) if !reg.continued => Some(true),
-        (true, _) => None,
-        (false, true) => Some(false),
-        (false, false) => Some(plain),
+    if status.active {
+        plain && fresh && !reg.continued
+    } else {
+        plain && !fresh
     }
 }
 
@@ -1442,12 +1455,20 @@ fn level_delivered(kn: &Knote, cx: &mut Context<'_>) -> bool {
     let Some(reg) = fds.regs.get(&fd).copied() else {
         return false;
     };
-    // Level and disarmed: it stays queued (`level_rearm`).
     let armed = if reg.level {
-        reg.armed
+        // Armed by the evaluation just made (`level_rearm`); disarmed only if a report came
+        // after it: edge-triggered then, the knote staying queued.
+        reg.armed || {
+            let _ = fds.arm(epoll_fd, fd, false);
+            false
+        }
     } else {
-        fds.level_ok(fd) && fds.arm(epoll_fd, fd, true)
+        // Not while the knote stays ready across deliveries (`level_rearm`).
+        reg.drained && fds.level_ok(fd) && fds.arm(epoll_fd, fd, true)
     };
+    if let Some(reg) = fds.regs.get_mut(&fd) {
+        reg.drained = false;
+    }
     if armed {
         fds.show(fd);
     }
