@@ -34,13 +34,14 @@
 //! would make every wait return at once, while a one-shot one reports once at most.
 //!
 //! Arming a ready descriptor costs more than the identity check alone, so a knote that
-//! stays ready across deliveries (a report finds it still pending from the look before,
-//! the program did not drain it) is not armed again: it stays queued, its registration
-//! disarmed, and each scan looks at it as at an edge-triggered knote, until one finds it
-//! drained and arms the registration, level-triggered, again (`level_rearm`). The
-//! level-triggered registration pays where the program reads what it is told of: it
-//! saves the scan that finds the knote drained (a `FIONREAD`, and the eventfd read and
-//! written around it), mostly off the path from an arrival to its delivery.
+//! stays ready across deliveries (a report finds it still pending from the look before:
+//! the program did not drain it, or more came at once) goes back to an edge-triggered
+//! registration and stays queued, each scan looking at it, until one finds it drained;
+//! its next delivery makes the registration level-triggered again (`level_rearm`,
+//! `Reg::drained`). The level-triggered registration pays where the program reads what it
+//! is told of: it saves the scan that finds the knote drained (a `FIONREAD`, and the
+//! eventfd read and written around it), mostly off the path from an arrival to its
+//! delivery.
 //!
 //! Where epoll's readiness and the filter disagree (a report the evaluation finds not
 //! firing: the data was read meanwhile, or the kinds' conditions differ), or the knote
