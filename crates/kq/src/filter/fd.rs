@@ -1453,27 +1453,27 @@ fn level_delivered(kn: &Knote, cx: &mut Context<'_>) -> bool {
     let fd = kn.kev.ident as RawFd;
     let epoll_fd = cx.objs.epoll;
     let fds = &mut cx.objs.fds;
-    let Some(reg) = fds.regs.get(&fd).copied() else {
+    let Some(reg) = fds.regs.get_mut(&fd) else {
         return false;
     };
-    let armed = if reg.level {
-        // Armed by the evaluation just made (`level_rearm`); disarmed only if a report came
-        // after it: edge-triggered then, the knote staying queued.
-        reg.armed || {
+    let drained = std::mem::replace(&mut reg.drained, false);
+    let (level, armed) = (reg.level, reg.armed);
+    let shown = match (level, armed) {
+        // Armed by the evaluation just made (`level_rearm`).
+        (true, true) => true,
+        // Disarmed by a report that came after it: edge-triggered then, the knote
+        // staying queued.
+        (true, false) => {
             let _ = fds.arm(epoll_fd, fd, false);
             false
         }
-    } else {
         // Not while the knote stays ready across deliveries (`level_rearm`).
-        reg.drained && fds.level_ok(fd) && fds.arm(epoll_fd, fd, true)
+        (false, _) => drained && fds.level_ok(fd) && fds.arm(epoll_fd, fd, true),
     };
-    if let Some(reg) = fds.regs.get_mut(&fd) {
-        reg.drained = false;
-    }
-    if armed {
+    if shown {
         fds.show(fd);
     }
-    armed
+    shown
 }
 
 /// After a change `flags` to READ knote `kn`: a knote disabled, or no longer plain level
