@@ -11,7 +11,7 @@
 mod fdutil;
 mod util;
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -414,6 +414,33 @@ fn g22_level_number_closed_unseen_and_reused(p: Personality) {
     drop(keep);
 }
 
+/// G22 for a READ knote registered without a look (never reported yet): its number is
+/// closed behind the library's back, the file living on through a dup, and taken by a
+/// kqueue with an event pending; when the old file gets data, its registration's report
+/// must not be taken for that kqueue (which `look` would classify the number as).
+fn g22_unlooked_number_taken_by_a_kqueue(p: Personality) {
+    let kq = kq(p);
+    let (a, b) = stream_pair();
+    let slot = if p == Personality::NetBsd { 12 } else { 13 };
+    let a = move_to(a, reserved_number(slot));
+    let n = a.as_raw_fd();
+    ch_ok(&kq, &[rd(n as usize, EV_ADD, 0)]);
+    let keep = dup(&a);
+    drop(a); // closed, the library not told
+    let other: OwnedFd = Kqueue::new().unwrap().try_into_fd().unwrap();
+    let other = move_to(other, n);
+    let watched = Kqueue::find(other.as_fd()).unwrap();
+    ch_ok(&watched, &[user(1, EV_ADD, 0, 0)]);
+    trigger(&watched, 1);
+    put(&b, 1);
+    assert!(
+        poll(&kq, 4).is_empty(),
+        "number {n} names another kqueue now"
+    );
+    waits_quietly(&kq, "old file readable, number taken by a kqueue");
+    drop(keep);
+}
+
 /// U37 with a level knote in the watched kqueue: the watcher's EV_CLEAR knote fires for
 /// each new activation only, not for the level knote staying pending across deliveries;
 /// its `data` (the pending count) counts the knote while it is pending.
@@ -572,6 +599,7 @@ both!(
     r1_level_write_knote_added_and_removed,
     r1_level_unconnected_and_listening_sockets_no_spin,
     g22_level_number_closed_unseen_and_reused,
+    g22_unlooked_number_taken_by_a_kqueue,
     u37_level_outer_clear_sees_new_activations_only,
     r1_level_report_drained_before_delivery,
     r1_level_eventfd,

@@ -79,10 +79,11 @@
 //! number still names the file the knote was registered for: a knote never fires for
 //! another file, and a change on a reused number finds the old knotes gone (see
 //! `Inner::check_descriptor` and `quick_check`). epoll answers that for the files it holds
-//! (`probe`; an EV_DELETE's own epoll_ctl answers it too). A registration the library could
-//! not take out (the number was closed and reused first, the file living on through a dup)
-//! may linger under the number and answer for its old file: such numbers are `tainted`, and
-//! there the inode must match as well.
+//! (`probe`; an EV_DELETE's own epoll_ctl answers it too; a kqueue is told by its id, so a
+//! number registered without a look that turns out to be one is probed first). A
+//! registration the library could not take out (the number was closed and reused first,
+//! the file living on through a dup) may linger under the number and answer for its old
+//! file: such numbers are `tainted`, and there the inode must match as well.
 //!
 //! What is reported, as on the BSDs:
 //! - READ: bytes readable (`FIONREAD`; for datagram sockets Linux gives the size of the next
@@ -1053,6 +1054,16 @@ fn watch_kqueue(kind: Kind, fd: RawFd, cx: &Context<'_>) {
 /// registered file.
 fn look(fd: RawFd, cx: &mut Context<'_>) -> Result<Kind, Errno> {
     let file = io::identity(sys::borrow(fd))?;
+    // A kqueue is checked by its id only (`same_file`), which says nothing of the file
+    // registered: an anonymous inode (a kqueue maybe) must be the registered file itself,
+    // not one that took the number since (epoll answers, `probe`).
+    if file.kind == 0 {
+        let reg = cx.objs.fds.regs.get(&fd).ok_or(Errno::BADF)?;
+        let (ep, target) = (sys::borrow(cx.objs.epoll), sys::borrow(fd));
+        if !probe(ep, target, token(fd, reg.seq), reg.interest)? {
+            return Err(Errno::BADF);
+        }
+    }
     look_as(fd, file, cx)
 }
 
