@@ -13,7 +13,10 @@
 //! - every descriptor a knote watches, edge-triggered, one registration per descriptor
 //!   (EVFILT_READ and EVFILT_WRITE on it share it, with the union of their interest), so
 //!   that new data on a socket makes the kqueue descriptor readable with no thread of ours
-//!   awake, and a kevent() harvests the edges into knote activations;
+//!   awake, and a kevent() harvests the edges into knote activations. A plain level
+//!   EVFILT_READ knote's registration is level-triggered (and one-shot) once the knote was
+//!   delivered: the knote then stays off the queue, epoll showing whether it is pending
+//!   (`filter::fd`);
 //! - an eventfd (`pending`, level-triggered) that holds a count exactly while knotes are
 //!   queued, so the descriptor is readable while events are pending and stops being readable
 //!   once the last one was collected; it is written again for every batch of new events, so
@@ -303,7 +306,8 @@ impl Inner {
         if !(gated && kn.is_disabled()) {
             let mut cx = self.context(objs, id);
             if filter.event(kn, 0, &mut cx) {
-                queued |= knotes.activate(id);
+                let quiet = cx.quiet;
+                queued |= knotes.activate(id) && !quiet;
             }
         }
         if !gated {
@@ -394,8 +398,10 @@ impl Inner {
                 continue;
             }
             let mut out = kn.kev;
+            let mut shown = false;
             if flags & EV_ONESHOT == 0 || !p.oneshot_bypasses_touch() {
                 let _ = filter.touch(kn, &mut out, Touch::Process, &mut cx);
+                shown = cx.shown;
             }
             events.put(n, out);
             n += 1;
@@ -410,6 +416,10 @@ impl Inner {
                 }
             } else if flags & EV_DISPATCH != 0 {
                 kn.status |= DISABLED;
+                kn.status &= !ACTIVE;
+            } else if shown {
+                // Level-triggered, and so is its epoll registration: epoll reports the
+                // descriptor again while it is ready, which queues the knote again.
                 kn.status &= !ACTIVE;
             } else {
                 knotes.enqueue(id); // level-triggered: back to the tail, still ACTIVE
@@ -489,6 +499,7 @@ impl Inner {
         let mut cx = self.context(objs, id);
         let mut fired = filter.event(knotes.get(id), hint, &mut cx);
         let said = fired;
+        let quiet = cx.quiet;
         let mut queued = false;
         if !cx.spawns.is_empty() {
             let (spawns, on_error) = (std::mem::take(&mut cx.spawns), cx.spawn_error);
@@ -499,7 +510,7 @@ impl Inner {
                 fired = true;
             }
         }
-        queued |= fired && knotes.activate(id);
+        queued |= fired && knotes.activate(id) && !quiet;
         (said, queued)
     }
 
@@ -564,6 +575,7 @@ impl Inner {
         if st.objs.polled() == 0 {
             return false;
         }
+        st.objs.fds.begin_look(false);
         if st.objs.only_inotify() {
             // The inotify instance is the only registration with edges: read it directly,
             // one system call where epoll_wait and then the read would be two.
@@ -591,7 +603,7 @@ impl Inner {
     /// released.
     fn publish(&self, st: &State) {
         self.pending_count
-            .store(st.knotes.queued, Ordering::Relaxed);
+            .store(pending_count(st), Ordering::Relaxed);
     }
 
     /// Keeps `pending` holding a count exactly while knotes are queued (where someone may
@@ -625,7 +637,8 @@ impl Inner {
         // visible with the count by the sequentially consistent store that follows.
         let a = self.activations.load(Ordering::Relaxed);
         self.activations.store(a.wrapping_add(1), Ordering::Relaxed);
-        self.pending_count.store(st.knotes.queued, Ordering::SeqCst);
+        self.pending_count
+            .store(pending_count(st), Ordering::SeqCst);
         if !edge {
             // The caller syncs `pending` once it is done, but a thread asleep must be woken.
             if st.sleepers > 0 {
@@ -985,9 +998,14 @@ impl Inner {
             }
             st.objs.epoch += 1;
             let woken = std::mem::take(&mut park.woken);
+            if woken > 0 {
+                st.objs.fds.begin_look(true);
+            }
             let mut news = self.harvest(&mut st, park.edges.first(woken));
             // A wait that returned fewer edges than it had room for took every one there
-            // was; otherwise look again.
+            // was; otherwise look again. (Before the first wait the look is worth its system
+            // call even when a wait follows: an event often arrived meanwhile, and the look
+            // then saves the wait and the signal mask changes around it.)
             if woken == 0 || woken == HARVEST {
                 news |= self.harvest_now(&mut st);
             }
@@ -1114,6 +1132,13 @@ impl Inner {
         }
         Ok(fired)
     }
+}
+
+/// The pending count a watching kqueue sees: the queued knotes, and the level-triggered
+/// knotes delivered since the epoll was last looked at, which are still pending (as a
+/// level knote stays queued after its delivery) unless that look finds them not ready.
+fn pending_count(st: &State) -> usize {
+    st.knotes.queued + st.objs.fds.shown()
 }
 
 /// EV_DISABLE, then EV_ENABLE: together they net to enabled (NetBSD; FreeBSD rejected the

@@ -303,6 +303,7 @@ c_programs!(
     fs,
     interpose,
     leak,
+    level,
     lifetime,
     netbsd => "include/netbsd",
     poll,
@@ -756,6 +757,16 @@ fn kernel_fallbacks() {
                 ("KQ_NO_STATX", std::ffi::OsStr::new("1")),
             ],
         );
+    }
+}
+
+/// Every descriptor registration edge-triggered (`KQ_NO_LEVEL`), as before level
+/// registrations: the descriptor filter programs pass unchanged.
+#[test]
+fn level_registrations_off() {
+    for name in ["level", "fdfilter", "fdepoll", "poll"] {
+        let exe = compile_as(name, Build::C, "-nolevel");
+        run_with(&exe, &[], &[("KQ_NO_LEVEL", std::ffi::OsStr::new("1"))]);
     }
 }
 

@@ -7,7 +7,63 @@
 //! interest), tagged with the descriptor number and a sequence number so that an edge of a
 //! registration that was replaced is ignored. An edge makes the filter look at the
 //! descriptor; so does every re-evaluation (after a change, before a delivery), because the
-//! program may have read or written meanwhile and Linux gives no edge for that.
+//! program may have read or written meanwhile and Linux gives no edge for that. A plain
+//! level READ knote, once delivered, has its registration level-triggered instead (below).
+//!
+//! # Level registrations
+//!
+//! A delivered level knote stays queued, and every scan looks at its descriptor again
+//! (FIONREAD), mostly to find it drained; while it is queued the kqueue's eventfd must be
+//! readable, so each delivery that drains it costs an eventfd write and read too. For a
+//! plain level READ knote (no EV_CLEAR, EV_ONESHOT or EV_DISPATCH, enabled, no NOTE_LOWAT
+//! mark above 1) alone on a descriptor whose readiness in epoll is exactly the filter's
+//! condition (`Descriptors::level_ok`: pipes and FIFOs, stream and listening sockets,
+//! eventfd and the like), the delivery instead makes the registration level-triggered
+//! (`level_delivered`) and leaves the knote off the queue. epoll then reports the
+//! descriptor at every look for as long as it is ready, which queues the knote again, and
+//! the kqueue descriptor is readable exactly while it is: no re-check finding 0, no
+//! eventfd traffic. Every report still reads the state and checks the number's identity
+//! before a delivery.
+//!
+//! The registration is one-shot (EPOLLONESHOT): a report disarms it (`level_report`, which
+//! queues the knote without a look), and the knote's evaluation arms it again with
+//! `EPOLL_CTL_MOD`, which also tells that the number still names the registered file (it
+//! fails otherwise), so it costs about what the identity check costs. One-shot because a
+//! registration left behind on a file the number no longer names (closed unseen, the file
+//! living on through a dup) cannot be changed or removed: level-triggered for good, it
+//! would make every wait return at once, while a one-shot one reports once at most.
+//!
+//! Arming a ready descriptor costs more than the identity check alone, so a knote that
+//! stays ready across deliveries (a report finds it still pending from the look before:
+//! the program did not drain it, or more came at once) goes back to an edge-triggered
+//! registration and stays queued, each scan looking at it, until one finds it drained;
+//! its next delivery makes the registration level-triggered again (`level_rearm`,
+//! `Reg::drained`). The level-triggered registration pays where the program reads what it
+//! is told of: it saves the scan that finds the knote drained (a `FIONREAD`, and the
+//! eventfd read and written around it), mostly off the path from an arrival to its
+//! delivery.
+//!
+//! Where epoll's readiness and the filter disagree (a report the evaluation finds not
+//! firing: the data was read meanwhile, or the kinds' conditions differ), or the knote
+//! stops being plain level (EV_DISABLE, NOTE_LOWAT, FreeBSD's EV_FORCEONESHOT:
+//! `level_changed`), or a WRITE or EMPTY knote joins it (EPOLLOUT would be level-triggered
+//! too), or the registration goes, it goes back to edge-triggered (`leave_level`; a
+//! descriptor that is ready then is reported again at once, so nothing is lost) until the
+//! next delivery. Kqueue descriptors, ttys, datagram sockets, regular files and numbers
+//! that are `tainted` or the library's own are never level-registered.
+//!
+//! The BSDs keep a delivered level knote queued until a scan finds it inactive; finding it
+//! firing again meanwhile is no new activation. The kqueue counts such knotes
+//! (`Descriptors::shown`) from their delivery until its next look at the epoll
+//! (`begin_look`): in the pending count a watching kqueue reads, and for telling a report
+//! that finds such a knote still ready (no news: `Context::quiet`, so a watcher's EV_CLEAR
+//! knote sees no activation) from one after a look that found it not ready. Only a
+//! zero-timeout look tells that (a blocking one may report data that came during the
+//! wait). Where this differs from the BSDs: their kqueue descriptor stays readable, and
+//! the knote counted, after the program read the data until the next scan; here, for a
+//! knote left off the queue (level-triggered), readability ends with the data, and the
+//! count at the next look (which a watching kqueue's evaluation makes too). A knote kept
+//! queued (not drained between deliveries) is readable and counted as on the BSDs.
 //!
 //! An EV_ADD of EVFILT_READ on a descriptor the kqueue has no knote on only registers it
 //! (`Kind::Unknown`; epoll_ctl fails with EBADF on a closed number): what it is (`look`) and
@@ -23,10 +79,11 @@
 //! number still names the file the knote was registered for: a knote never fires for
 //! another file, and a change on a reused number finds the old knotes gone (see
 //! `Inner::check_descriptor` and `quick_check`). epoll answers that for the files it holds
-//! (`probe`; an EV_DELETE's own epoll_ctl answers it too). A registration the library could
-//! not take out (the number was closed and reused first, the file living on through a dup)
-//! may linger under the number and answer for its old file: such numbers are `tainted`, and
-//! there the inode must match as well.
+//! (`probe`; an EV_DELETE's own epoll_ctl answers it too; a kqueue is told by its id, so a
+//! number registered without a look that turns out to be one is probed first). A
+//! registration the library could not take out (the number was closed and reused first,
+//! the file living on through a dup) may linger under the number and answer for its old
+//! file: such numbers are `tainted`, and there the inode must match as well.
 //!
 //! What is reported, as on the BSDs:
 //! - READ: bytes readable (`FIONREAD`; for datagram sockets Linux gives the size of the next
@@ -42,14 +99,15 @@
 //!   no reader is left (pipes) or the connection is gone (sockets).
 
 use super::inotify::Inotify;
-use super::{Context, Filter};
+use super::{Context, Filter, Touch};
 use crate::consts::*;
-use crate::kevent::Errno;
+use crate::kevent::{Errno, Kevent};
 use crate::knote::{Knote, NIL};
 use crate::process;
 use crate::sys::{self, epoll, io, io::Identity};
 use hashbrown::{HashMap, HashSet};
 use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 
 /// What kind of descriptor a registration is on.
@@ -94,6 +152,28 @@ struct Reg {
     /// A socket's pending error, once read (reading it clears it in the socket): both
     /// filters report it.
     error: i32,
+    /// Registered level-triggered and one-shot for its plain level READ knote (see "Level
+    /// registrations" in the module documentation).
+    level: bool,
+    /// The level registration is armed: false from a report of epoll (which disarmed it)
+    /// until the knote's evaluation arms it again.
+    armed: bool,
+    /// Whether the descriptor's kind may have a level registration: 0 not known yet, 1
+    /// yes, 2 no.
+    level_kind: u8,
+    /// The look (`Descriptors::looks`) in which the READ knote was last delivered and left
+    /// off the queue, its level registration showing it (0: never).
+    shown: u64,
+    /// Counted in `Descriptors::shown` (while `shown` is the current look).
+    counted: bool,
+    /// The look in which epoll last reported the level registration.
+    reported: u64,
+    /// That report found the READ knote still pending from the look before (see
+    /// `Descriptors::still_pending`).
+    continued: bool,
+    /// The READ knote was found not firing since its last delivery (or was never
+    /// delivered): its next delivery may make the registration level-triggered.
+    drained: bool,
 }
 
 /// The descriptors one kqueue watches.
@@ -116,6 +196,14 @@ pub(crate) struct Descriptors {
     /// The identity of the descriptor a change is being applied to, as checked for it (the
     /// number, the file, the lock hold).
     checked: Option<(RawFd, Identity, u64)>,
+    /// Counts the kqueue's looks at its epoll for ready descriptors ([`Self::begin_look`]).
+    looks: u64,
+    /// The current look is a blocking wait's.
+    blocking_look: bool,
+    /// READ knotes delivered and left off the queue since the current look began (their
+    /// level registrations show them): still pending, as the BSDs keep a level knote
+    /// queued after its delivery until the next scan finds it inactive.
+    shown: usize,
 }
 
 /// Epoll user data: a descriptor registration has its number (0..=INT_MAX) in the low 32
@@ -147,9 +235,12 @@ fn token(fd: RawFd, seq: u32) -> u64 {
     (u64::from(seq) << 32) | fd as u32 as u64
 }
 
+/// The mark of an edge in a filter's hint.
+const EDGE: i64 = 1 << 40;
+
 /// The hint an edge passes to the filters (its ready bits, marked as an edge).
 pub(crate) fn edge_hint(events: u32) -> i64 {
-    (1 << 40) | i64::from(events)
+    EDGE | i64::from(events)
 }
 
 impl Descriptors {
@@ -177,6 +268,99 @@ impl Descriptors {
 
     pub(crate) fn contains(&self, fd: RawFd) -> bool {
         self.regs.contains_key(&fd)
+    }
+
+    /// The kqueue looks at its epoll for ready descriptors (a zero-timeout epoll_wait, or
+    /// the waits of a blocking one, `blocking`): the knotes shown by level registrations
+    /// so far are pending no longer unless this look finds them ready again.
+    pub(crate) fn begin_look(&mut self, blocking: bool) {
+        self.looks += 1;
+        self.blocking_look = blocking;
+        self.shown = 0;
+    }
+
+    /// READ knotes delivered since the last look and left off the queue, their level
+    /// registrations showing them: pending until a look finds them not ready.
+    pub(crate) fn shown(&self) -> usize {
+        self.shown
+    }
+
+    /// Whether the READ knote at `fd`, found firing, was pending already: delivered and
+    /// left off the queue with no look at the epoll since, or (for an `edge`, reported by a
+    /// zero-timeout look) with that look the first since. The BSDs keep such a knote queued,
+    /// so that finding it firing again is no new activation.
+    fn still_pending(&self, reg: &Reg, edge: bool) -> bool {
+        still_pending(reg, self.looks, self.blocking_look, edge)
+    }
+
+    /// Whether the registration at `fd` may become a level registration for its READ
+    /// knote: the knote is alone on it (EPOLLOUT would be level-triggered too), the number
+    /// is one epoll alone vouches for (not `tainted`, not the library's), and the
+    /// descriptor's readiness in epoll is exactly the READ filter's condition: pipes and
+    /// FIFOs, stream sockets, listening sockets, and the other pollable descriptors
+    /// (eventfd, timerfd, ...), whose condition is their readiness. Not kqueues (nested
+    /// epolls, watched through their own bookkeeping), ttys (hang-ups and canonical input
+    /// differ), datagram sockets (epoll reports an empty datagram, FIONREAD says 0), nor
+    /// what epoll cannot hold.
+    fn level_ok(&mut self, fd: RawFd) -> bool {
+        if self.closing || self.is_tainted(fd) || process::is_library_fd(fd) || !level_on() {
+            return false;
+        }
+        let Some(reg) = self.regs.get_mut(&fd) else {
+            return false;
+        };
+        if reg.write != NIL || reg.empty != NIL || reg.interest != READ_INTEREST {
+            return false;
+        }
+        if reg.level_kind == 0 {
+            let ok = match reg.kind {
+                Kind::Pipe | Kind::Other => true,
+                Kind::Socket(s) if s.listening => true,
+                Kind::Socket(_) => io::is_stream_socket(sys::borrow(fd)) == Ok(true),
+                _ => false,
+            };
+            reg.level_kind = if ok { 1 } else { 2 };
+        }
+        reg.level_kind == 1
+    }
+
+    /// Arms the registration at `fd` for its READ knote alone: level-triggered and one-shot
+    /// (`level`), or edge-triggered. epoll_ctl fails unless the number still names the
+    /// registered file (then `false`, and a level registration stays as it is, disarmed if
+    /// epoll reported it: one left behind on a file the number no longer names reports it
+    /// once at most). Edge-triggered, a descriptor that is ready is reported again at once,
+    /// so that no readiness is lost in the switch.
+    fn arm(&mut self, epoll_fd: RawFd, fd: RawFd, level: bool) -> bool {
+        let Some(reg) = self.regs.get_mut(&fd) else {
+            return false;
+        };
+        let events = if level {
+            READ_INTEREST | epoll::ONESHOT
+        } else {
+            leave_level(reg, self.looks, &mut self.shown);
+            reg.interest | epoll::ET
+        };
+        let (ep, target) = (sys::borrow(epoll_fd), sys::borrow(fd));
+        if epoll::modify(ep, target, token(fd, reg.seq), events).is_err() {
+            return false;
+        }
+        if level {
+            reg.level = true;
+            reg.armed = true;
+        }
+        true
+    }
+
+    /// Records that the READ knote at `fd` was delivered and left off the queue, its level
+    /// registration showing it.
+    fn show(&mut self, fd: RawFd) {
+        if let Some(reg) = self.regs.get_mut(&fd) {
+            if !(reg.counted && reg.shown == self.looks) {
+                self.shown += 1;
+            }
+            reg.shown = self.looks;
+            reg.counted = true;
+        }
     }
 
     /// The knotes an edge with user data `data` and ready bits `events` concerns.
@@ -292,6 +476,14 @@ impl Descriptors {
             // names now.
             verified: epoch,
             error: 0,
+            level: false,
+            armed: false,
+            level_kind: 0,
+            shown: 0,
+            counted: false,
+            reported: 0,
+            continued: false,
+            drained: true,
         });
         Ok(true)
     }
@@ -300,6 +492,7 @@ impl Descriptors {
     /// the number (which no longer names the registered file).
     fn forsake(&mut self, fd: RawFd) {
         if let Some(reg) = self.regs.get_mut(&fd) {
+            leave_level(reg, self.looks, &mut self.shown);
             if reg.interest != 0 {
                 reg.interest = 0;
                 self.polled -= 1;
@@ -344,6 +537,14 @@ impl Descriptors {
             wd: -1,
             verified: 0,
             error: 0,
+            level: false,
+            armed: false,
+            level_kind: 0,
+            shown: 0,
+            counted: false,
+            reported: 0,
+            continued: false,
+            drained: true,
         };
         *Self::slot(&mut reg, filter) = id;
         // Just looked at (`checked`), and registered below by epoll_ctl, which names the
@@ -415,6 +616,9 @@ impl Descriptors {
         *Self::slot(reg, filter) = id;
         let want = Self::wanted(reg);
         if reg.interest != 0 && want != reg.interest {
+            // A WRITE or EMPTY knote joins the READ knote: edge-triggered (interest in
+            // EPOLLOUT would be level-triggered too in a level registration).
+            leave_level(reg, self.looks, &mut self.shown);
             epoll::modify(ep, sys::borrow(fd), token(fd, reg.seq), want | epoll::ET)?;
             reg.interest = want;
         } else if reg.interest == 0 && want != 0 && !matches!(reg.kind, Kind::File | Kind::Device) {
@@ -468,6 +672,9 @@ impl Descriptors {
         };
         let reg = entry.get_mut();
         *Self::slot(reg, filter) = NIL;
+        if filter == EVFILT_READ {
+            leave_level(reg, self.looks, &mut self.shown);
+        }
         let kind = reg.kind;
         let want = Self::wanted(reg);
         if filter == EVFILT_READ && reg.wd >= 0 {
@@ -509,6 +716,45 @@ impl Descriptors {
             }
         }
         Some(kind)
+    }
+}
+
+/// [`Descriptors::still_pending`], the current look being `looks` (a blocking wait's:
+/// `blocking`).
+fn still_pending(reg: &Reg, looks: u64, blocking: bool, edge: bool) -> bool {
+    reg.shown != 0 && (reg.shown == looks || edge && !blocking && reg.shown + 1 == looks)
+}
+
+/// Bookkeeping of a registration that stops being a level registration (the caller
+/// changes or removes it in the epoll): a knote it showed is no longer counted as pending
+/// (it is found again by the look that follows, the registration being edge-triggered).
+fn leave_level(reg: &mut Reg, looks: u64, shown: &mut usize) {
+    if reg.counted && reg.shown == looks {
+        *shown = shown.saturating_sub(1);
+    }
+    reg.counted = false;
+    reg.level = false;
+    reg.armed = false;
+}
+
+/// Whether READ knote `kn` is a plain level knote: none of EV_CLEAR, EV_ONESHOT and
+/// EV_DISPATCH, enabled, and no NOTE_LOWAT mark above 1 byte (epoll's readiness starts at
+/// one).
+fn plain_level(kn: &Knote) -> bool {
+    kn.kev.flags & (EV_CLEAR | EV_ONESHOT | EV_DISPATCH) == 0 && !kn.is_disabled() && lowat(kn) <= 1
+}
+
+/// Whether level registrations are used: not when `KQ_NO_LEVEL` is set in the environment
+/// (every registration is then edge-triggered, for tests and comparisons).
+fn level_on() -> bool {
+    static STATE: AtomicU8 = AtomicU8::new(0);
+    match STATE.load(Ordering::Relaxed) {
+        0 => {
+            let on = std::env::var_os("KQ_NO_LEVEL").is_none();
+            STATE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+            on
+        }
+        v => v == 1,
     }
 }
 
@@ -572,6 +818,9 @@ pub(crate) fn quick_check(objs: &mut super::Objects, fd: RawFd, kev: &crate::Kev
         match r {
             Ok(()) => {
                 // Taken out already: the knote's detach finds nothing left to do.
+                if kev.filter == EVFILT_READ {
+                    leave_level(reg, fds.looks, &mut fds.shown);
+                }
                 reg.interest = rest;
                 if rest == 0 {
                     fds.polled -= 1;
@@ -805,6 +1054,16 @@ fn watch_kqueue(kind: Kind, fd: RawFd, cx: &Context<'_>) {
 /// registered file.
 fn look(fd: RawFd, cx: &mut Context<'_>) -> Result<Kind, Errno> {
     let file = io::identity(sys::borrow(fd))?;
+    // A kqueue is checked by its id only (`same_file`), which says nothing of the file
+    // registered: an anonymous inode (a kqueue maybe) must be the registered file itself,
+    // not one that took the number since (epoll answers, `probe`).
+    if file.kind == 0 {
+        let reg = cx.objs.fds.regs.get(&fd).ok_or(Errno::BADF)?;
+        let (ep, target) = (sys::borrow(cx.objs.epoll), sys::borrow(fd));
+        if !probe(ep, target, token(fd, reg.seq), reg.interest)? {
+            return Err(Errno::BADF);
+        }
+    }
     look_as(fd, file, cx)
 }
 
@@ -1058,6 +1317,16 @@ pub(super) fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>
     let Some(mut reg) = cx.objs.fds.regs.get(&fd).copied() else {
         return false;
     };
+    if reg.level && filter == EVFILT_READ {
+        if hint & EDGE != 0 {
+            return level_report(kn, fd, cx);
+        }
+        if reg.armed && !kn.is_active() {
+            // Delivered and left off the queue (a change re-evaluates it): epoll reports
+            // the descriptor if it is ready, which queues the knote.
+            return false;
+        }
+    }
     if reg.kind == Kind::Unknown {
         // Registered without a look: until epoll reports it ready there is nothing to see
         // (it reports it at once if it was ready when registered).
@@ -1082,19 +1351,46 @@ pub(super) fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>
         _ => empty_status(fd, &reg),
     };
     let Ok(status) = status else {
+        if reg.level && !reg.armed && filter == EVFILT_READ {
+            // Not arming it again would lose its events if the number still names it.
+            let _ = cx.objs.fds.arm(cx.objs.epoll, fd, false);
+        }
         return false;
     };
     // What is reported was read from the registered file: check that the number still
     // names it. A knote found inactive reports nothing, whatever file it looked at.
     let verify = status.active && reg.verified != epoch;
-    if verify && !same_file(cx.objs.epoll, fd, &reg, tainted, None) {
+    // A level registration that epoll reported is disarmed; epoll_ctl arming it again
+    // checks the number too.
+    let arm = if reg.level && !reg.armed && filter == EVFILT_READ {
+        Some(level_rearm(
+            &reg,
+            &status,
+            plain_level(kn),
+            cx.objs.fds.looks,
+        ))
+    } else {
+        None
+    };
+    let rearmed = arm.is_some();
+    if let Some(level) = arm {
+        if !cx.objs.fds.arm(cx.objs.epoll, fd, level) {
+            return false;
+        }
+    } else if verify && !same_file(cx.objs.epoll, fd, &reg, tainted, None) {
         return false;
+    }
+    if status.active && filter == EVFILT_READ {
+        cx.quiet = cx.objs.fds.still_pending(&reg, hint & EDGE != 0);
     }
     let Some(reg) = cx.objs.fds.regs.get_mut(&fd) else {
         return false;
     };
-    if verify {
+    if verify || rearmed {
         reg.verified = epoch;
+    }
+    if !status.active && filter == EVFILT_READ {
+        reg.drained = true;
     }
     kn.kev.data = status.data as isize;
     if status.error && matches!(reg.kind, Kind::Socket(_)) {
@@ -1112,6 +1408,96 @@ pub(super) fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>
     }
     kn.hookid = if status.active { fresh } else { 0 };
     status.active
+}
+
+/// How the evaluation of a READ knote whose level registration epoll reported (and so
+/// disarmed) arms it again, having found `status` (`plain`: the knote is plain level):
+/// level-triggered (true) or edge-triggered (false).
+/// - Reported in this look and firing: level-triggered again (the knote is then delivered
+///   and left off the queue), unless the report found it still pending from the look
+///   before: delivered and not drained, it seems. Then edge-triggered, the knote staying
+///   queued and looked at by each scan (which costs less than arming a ready descriptor
+///   again at every delivery), until a scan finds it drained and its next delivery makes
+///   the registration level-triggered again (`Reg::drained`). Not left disarmed: the
+///   edges of the registration carry the end of file and errors that `read_status` reads.
+/// - Reported in this look and not firing: epoll and the filter disagree (an unconnected
+///   socket's hang-up, an empty datagram; or the data was read meanwhile):
+///   edge-triggered, so that a blocking wait does not return for it again and again.
+/// - Reported in an earlier look (taken in by a change or a watching kqueue): firing,
+///   edge-triggered as a knote still pending; found drained, level-triggered again.
+fn level_rearm(reg: &Reg, status: &Status, plain: bool, looks: u64) -> bool {
+    let fresh = reg.reported == looks;
+    if status.active {
+        plain && fresh && !reg.continued
+    } else {
+        plain && !fresh
+    }
+}
+
+/// A report of the level registration of READ knote `kn`: epoll found the descriptor
+/// ready, and disarmed the one-shot registration. The knote fires without a look at the
+/// descriptor: its state is read, and the registration armed again, when it is delivered
+/// (`kn.hookid` is cleared so that the delivery looks). It was pending already if it was
+/// delivered and left off the queue just before this look, which found it still ready.
+fn level_report(kn: &mut Knote, fd: RawFd, cx: &mut Context<'_>) -> bool {
+    let fds = &mut cx.objs.fds;
+    let Some(reg) = fds.regs.get_mut(&fd) else {
+        return false;
+    };
+    let still = still_pending(reg, fds.looks, fds.blocking_look, true);
+    reg.armed = false;
+    reg.reported = fds.looks;
+    reg.continued = still;
+    cx.quiet = still;
+    kn.hookid = 0;
+    true
+}
+
+/// After a delivery of READ knote `kn`: whether it may stay off the queue, its
+/// registration level-triggered (made so now if it is not, and may be). epoll then
+/// reports the descriptor again for as long as it is ready, which queues the knote again,
+/// and the kqueue descriptor is readable exactly while it is.
+fn level_delivered(kn: &Knote, cx: &mut Context<'_>) -> bool {
+    if !plain_level(kn) {
+        return false;
+    }
+    let fd = kn.kev.ident as RawFd;
+    let epoll_fd = cx.objs.epoll;
+    let fds = &mut cx.objs.fds;
+    let Some(reg) = fds.regs.get_mut(&fd) else {
+        return false;
+    };
+    let drained = std::mem::replace(&mut reg.drained, false);
+    let (level, armed) = (reg.level, reg.armed);
+    let shown = match (level, armed) {
+        // Armed by the evaluation just made (`level_rearm`).
+        (true, true) => true,
+        // Disarmed by a report that came after it: edge-triggered then, the knote
+        // staying queued.
+        (true, false) => {
+            let _ = fds.arm(epoll_fd, fd, false);
+            false
+        }
+        // Not while the knote stays ready across deliveries (`level_rearm`).
+        (false, _) => drained && fds.level_ok(fd) && fds.arm(epoll_fd, fd, true),
+    };
+    if shown {
+        fds.show(fd);
+    }
+    shown
+}
+
+/// After a change `flags` to READ knote `kn`: a knote disabled, or no longer plain level
+/// (NOTE_LOWAT, FreeBSD's EV_FORCEONESHOT), goes back to an edge-triggered registration.
+fn level_changed(kn: &Knote, flags: u16, cx: &mut Context<'_>) {
+    let fd = kn.kev.ident as RawFd;
+    let level = cx.objs.fds.regs.get(&fd).is_some_and(|r| r.level);
+    if level && (flags & EV_DISABLE != 0 || !plain_level(kn)) {
+        let epoll_fd = cx.objs.epoll;
+        // On failure (the number names another file now) the registration left behind is
+        // one-shot: it reports once at most.
+        let _ = cx.objs.fds.arm(epoll_fd, fd, false);
+    }
 }
 
 /// EVFILT_READ on a kqueue: active while it has pending events, `data` their number. An
@@ -1153,6 +1539,21 @@ impl Filter for ReadFilter {
 
     fn event(&self, kn: &mut Knote, hint: i64, cx: &mut Context<'_>) -> bool {
         event(kn, EVFILT_READ, hint, cx)
+    }
+
+    fn touch(
+        &self,
+        kn: &mut Knote,
+        kev: &mut Kevent,
+        ty: Touch,
+        cx: &mut Context<'_>,
+    ) -> Result<(), Errno> {
+        super::default_touch(kn, kev, ty);
+        match ty {
+            Touch::Register => level_changed(kn, kev.flags, cx),
+            Touch::Process => cx.shown = level_delivered(kn, cx),
+        }
+        Ok(())
     }
 }
 

@@ -71,6 +71,13 @@ pub struct Context<'a> {
     pub(crate) id: u32,
     pub(crate) objs: &'a mut Objects,
     pub(crate) deactivate: bool,
+    /// The event check found the knote firing, but it was pending already (left off the
+    /// queue because its level-triggered epoll registration shows it, see `fd`): queueing
+    /// it is no new activation.
+    pub(crate) quiet: bool,
+    /// The delivery just made leaves the knote off the queue: its level-triggered epoll
+    /// registration reports the descriptor again for as long as it is ready (see `fd`).
+    pub(crate) shown: bool,
     /// The kqueue the hook runs in.
     pub(crate) kq: &'a Weak<Inner>,
     /// Knotes an event check asked for (see [`Spawn`]).
@@ -131,6 +138,8 @@ impl<'a> Context<'a> {
             id,
             objs,
             deactivate: false,
+            quiet: false,
+            shown: false,
             kq,
             spawns: Vec::new(),
             spawn_error: 0,

@@ -21,6 +21,7 @@ pub(crate) const ERR: u32 = libc::EPOLLERR as u32;
 pub(crate) const HUP: u32 = libc::EPOLLHUP as u32;
 pub(crate) const RDHUP: u32 = libc::EPOLLRDHUP as u32;
 pub(crate) const ET: u32 = libc::EPOLLET as u32;
+pub(crate) const ONESHOT: u32 = libc::EPOLLONESHOT as u32;
 
 /// A new close-on-exec epoll instance.
 pub(crate) fn create() -> Result<Fd, Errno> {

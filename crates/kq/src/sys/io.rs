@@ -232,6 +232,11 @@ pub(crate) fn socket_info(fd: BorrowedFd<'_>) -> Result<SocketInfo, Errno> {
     Ok(SocketInfo { listening, tcp })
 }
 
+/// Whether a socket is a stream socket (`SO_TYPE` is `SOCK_STREAM`).
+pub(crate) fn is_stream_socket(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
+    Ok(sockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE)? == libc::SOCK_STREAM)
+}
+
 /// The pending error of a socket (`SO_ERROR`), which reading clears.
 pub(crate) fn take_socket_error(fd: BorrowedFd<'_>) -> i32 {
     sockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR).unwrap_or(0)
