@@ -286,6 +286,7 @@ c_programs!(
     abi,
     attack,
     attack2,
+    attack_level,
     attack_vnode,
     attack_signal,
     attack_signal_netbsd => "include/netbsd",
@@ -764,7 +765,7 @@ fn kernel_fallbacks() {
 /// registrations: the descriptor filter programs pass unchanged.
 #[test]
 fn level_registrations_off() {
-    for name in ["level", "fdfilter", "fdepoll", "poll"] {
+    for name in ["level", "attack_level", "fdfilter", "fdepoll", "poll"] {
         let exe = compile_as(name, Build::C, "-nolevel");
         run_with(&exe, &[], &[("KQ_NO_LEVEL", std::ffi::OsStr::new("1"))]);
     }
