@@ -138,7 +138,11 @@ fn r1_attack_level_dup_two_numbers(p: Personality) {
     for round in 0..3 {
         put(&b, 2 + round);
         let evs = get(&kq, 4, Some(Duration::from_secs(1)));
-        let evs = if evs.len() < 2 { [evs, poll(&kq, 4)].concat() } else { evs };
+        let evs = if evs.len() < 2 {
+            [evs, poll(&kq, 4)].concat()
+        } else {
+            evs
+        };
         assert_eq!(evs.len(), 2, "{evs:?}");
         assert!(readable(&kq));
         assert_eq!(take(&a, 2 + round), (2 + round) as isize);
@@ -191,7 +195,10 @@ fn r1_attack_level_partial_read(p: Personality) {
     scanned_empty(&kq, "drained");
     w.drain();
     put(&b, 1);
-    assert!(w.edges(1000) >= 1, "no edge for new data after the partial reads");
+    assert!(
+        w.edges(1000) >= 1,
+        "no edge for new data after the partial reads"
+    );
     assert_read(&expect_one(&kq), &a, 1, false);
 }
 
@@ -290,7 +297,10 @@ fn r1_attack_level_rst_and_shut_rd(p: Personality) {
     assert!(evs.iter().all(|e| e.ident != id(&a)), "{evs:?}");
     shutdown(&a, libc::SHUT_RD);
     let evs = get(&kq, 4, Some(Duration::from_secs(1)));
-    let ev = evs.iter().find(|e| e.ident == id(&a)).expect("SHUT_RD: EOF");
+    let ev = evs
+        .iter()
+        .find(|e| e.ident == id(&a))
+        .expect("SHUT_RD: EOF");
     assert!(ev.flags & EV_EOF != 0, "{ev:?}");
     drop(b);
 }
@@ -386,6 +396,80 @@ fn g22_attack_level_reuse_pipe_eventfd(p: Personality) {
     drop(keep);
 }
 
+/// R1 with two level knotes ready and one slot per call: both are delivered in turn (a
+/// delivered knote goes behind the others, as on the BSDs), none starved.
+fn r1_attack_level_one_slot_no_starvation(p: Personality) {
+    let kq = kq(p);
+    let (a, b) = stream_pair();
+    let (c, d) = stream_pair();
+    ch_ok(&kq, &[rd(id(&a), EV_ADD, 0), rd(id(&c), EV_ADD, 0)]);
+    put(&b, 1);
+    put(&d, 1);
+    let mut seen = [0; 2];
+    for _ in 0..10 {
+        let evs = poll(&kq, 1);
+        assert_eq!(evs.len(), 1, "{evs:?}");
+        seen[usize::from(evs[0].ident == id(&c))] += 1;
+    }
+    assert!(seen[0] >= 4 && seen[1] >= 4, "one starved: {seen:?}");
+}
+
+/// R1 with a modifying EV_ADD (new udata) of a delivered level knote whose descriptor is
+/// still ready: the next delivery carries the new udata.
+fn r1_attack_level_modify_udata(p: Personality) {
+    let kq = kq(p);
+    let (a, b) = stream_pair();
+    ch_ok(&kq, &[rd(id(&a), EV_ADD, 1)]);
+    put(&b, 1);
+    assert_eq!(udata(&expect_one(&kq)), 1);
+    ch_ok(&kq, &[rd(id(&a), EV_ADD, 2)]);
+    assert!(readable(&kq));
+    assert_eq!(udata(&expect_one(&kq)), 2);
+    assert_eq!(take(&a, 1), 1);
+    ch_ok(&kq, &[rd(id(&a), EV_ADD, 3)]);
+    scanned_empty(&kq, "drained, modified");
+    put(&b, 1);
+    assert_eq!(udata(&expect_one(&kq)), 3);
+}
+
+/// R1 on a FIFO opened before any writer: a wait sleeps; a writer writes and closes: the
+/// data then EV_EOF; drained: EV_EOF stays (an event); a new writer: no EOF any more, and a
+/// wait sleeps. Both as a plain level knote and with a NOTE_LOWAT mark of 2 (never a level
+/// registration: the edge-triggered one gets no edge when the writer comes, and the end of
+/// file it saw last must not be taken as still there).
+fn r1_attack_level_fifo_writer_comes_and_goes(p: Personality) {
+    for mark in [0, 2] {
+        let kq = kq(p);
+        let path = TempPath::new("attack-level-fifo");
+        let c = std::ffi::CString::new(path.path().as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: c is a valid path string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let r = open_fifo(&path, libc::O_RDONLY | libc::O_NONBLOCK);
+        let mut add = rd(id(&r), EV_ADD, 0);
+        if mark > 0 {
+            add.fflags = NOTE_LOWAT;
+            add.data = mark;
+        }
+        ch_ok(&kq, &[add]);
+        waits_quietly(&kq, "FIFO, no writer yet");
+        let w = open_fifo(&path, libc::O_WRONLY | libc::O_NONBLOCK);
+        put(&w, 2);
+        assert_read(&expect_one(&kq), &r, 2, false);
+        assert_eq!(take(&r, 2), 2);
+        scanned_empty(&kq, "FIFO drained, writer open");
+        waits_quietly(&kq, "FIFO drained, writer open");
+        drop(w);
+        let evs = get(&kq, 4, Some(Duration::from_secs(1)));
+        assert_eq!(evs.len(), 1, "{evs:?}");
+        assert_read(&evs[0], &r, 0, true);
+        let w = open_fifo(&path, libc::O_WRONLY | libc::O_NONBLOCK);
+        let _ = poll(&kq, 4);
+        waits_quietly(&kq, &format!("mark {mark}: FIFO, a writer again"));
+        put(&w, 2);
+        assert_read(&expect_one(&kq), &r, 2, false);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Changes and scan in one call
 
@@ -397,7 +481,13 @@ fn u37_attack_one_call_short_list_leaves_pending(p: Personality) {
     let outer = kq_outer(p, &kq);
     let w = EdgeWatcher::new(&kq);
     kq.as_fd_exposed();
-    ch_ok(&kq, &[user(1, EV_ADD | EV_CLEAR, 0, 0), user(2, EV_ADD | EV_CLEAR, 0, 0)]);
+    ch_ok(
+        &kq,
+        &[
+            user(1, EV_ADD | EV_CLEAR, 0, 0),
+            user(2, EV_ADD | EV_CLEAR, 0, 0),
+        ],
+    );
     w.drain();
     assert!(poll(&outer, 4).is_empty());
     // Both triggered, one slot.
@@ -417,7 +507,10 @@ fn u37_attack_one_call_short_list_leaves_pending(p: Personality) {
     let evs = one_call(&kq, &[trig(1)], 4);
     assert_eq!(evs.len(), 1);
     assert!(!readable(&kq));
-    assert!(poll(&outer, 4).is_empty(), "collected in the call, outer told");
+    assert!(
+        poll(&outer, 4).is_empty(),
+        "collected in the call, outer told"
+    );
     // One pending from before, one triggered and collected with it: nothing left.
     trig_ok(&kq, 2);
     let evs = one_call(&kq, &[trig(1)], 4);
@@ -433,7 +526,10 @@ fn trig_ok(kq: &Kqueue, i: usize) {
 
 fn kq_outer(p: Personality, inner: &Kqueue) -> Kqueue {
     let outer = kq(p);
-    ch_ok(&outer, &[rd(inner.as_raw_fd() as usize, EV_ADD | EV_CLEAR, 0)]);
+    ch_ok(
+        &outer,
+        &[rd(inner.as_raw_fd() as usize, EV_ADD | EV_CLEAR, 0)],
+    );
     outer
 }
 
@@ -466,7 +562,10 @@ fn u37_attack_one_call_errors_leave_trigger_signalled(p: Personality) {
     // EV_RECEIPT mixed in.
     let evs = one_call(
         &kq,
-        &[user(1, 0, NOTE_TRIGGER, 0), user(5, EV_ADD | EV_RECEIPT, 0, 0)],
+        &[
+            user(1, 0, NOTE_TRIGGER, 0),
+            user(5, EV_ADD | EV_RECEIPT, 0, 0),
+        ],
         4,
     );
     assert_eq!(evs.len(), 1, "{evs:?}");
@@ -510,20 +609,34 @@ fn u37_attack_one_call_level_add_and_trigger(p: Personality) {
     let (a, b) = stream_pair();
     put(&b, 1);
     ch_ok(&kq, &[user(1, EV_ADD | EV_CLEAR, 0, 0)]);
-    let evs = one_call(&kq, &[rd(id(&a), EV_ADD, 0), user(1, 0, NOTE_TRIGGER, 0)], 1);
+    let evs = one_call(
+        &kq,
+        &[rd(id(&a), EV_ADD, 0), user(1, 0, NOTE_TRIGGER, 0)],
+        1,
+    );
     assert_eq!(evs.len(), 1, "{evs:?}");
     assert!(readable(&kq), "one left, not readable");
     let o = poll(&outer, 4);
     assert_eq!(o.len(), 1, "outer: {o:?}");
     let evs = poll(&kq, 4);
-    assert_eq!(evs.len(), if evs[0].filter == EVFILT_USER { 2 } else { 1 }, "{evs:?}");
+    assert_eq!(
+        evs.len(),
+        if evs[0].filter == EVFILT_USER { 2 } else { 1 },
+        "{evs:?}"
+    );
 }
 
 /// Threads: one-call trigger+collect in one thread, a collector and an EV_DELETE/EV_ADD
 /// thread racing: every trigger is collected by someone, nothing lost, no hang.
 fn g25_attack_one_call_races(p: Personality) {
     let kq = Arc::new(kq(p));
-    ch_ok(&kq, &[user(1, EV_ADD | EV_CLEAR, 0, 0), user(2, EV_ADD | EV_CLEAR, 0, 0)]);
+    ch_ok(
+        &kq,
+        &[
+            user(1, EV_ADD | EV_CLEAR, 0, 0),
+            user(2, EV_ADD | EV_CLEAR, 0, 0),
+        ],
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let collector = {
         let (kq, stop) = (Arc::clone(&kq), Arc::clone(&stop));
@@ -569,6 +682,9 @@ both!(
     r1_attack_level_sleeper_read_then_write,
     r1_attack_level_poll_sleeper,
     g22_attack_level_reuse_pipe_eventfd,
+    r1_attack_level_one_slot_no_starvation,
+    r1_attack_level_modify_udata,
+    r1_attack_level_fifo_writer_comes_and_goes,
     u37_attack_one_call_short_list_leaves_pending,
     u37_attack_one_call_errors_leave_trigger_signalled,
     u37_attack_one_call_delete_pending,

@@ -1143,7 +1143,12 @@ fn read_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
             }
             Err(e) => return Err(e),
         },
-        Kind::Pipe => level(io::readable_bytes(target)?, rev & epoll::HUP != 0, false),
+        // The hang-up of the last edge may be over: a FIFO whose writers all closed gets a
+        // new writer without any edge (no data). Asked again only when the edge said so.
+        Kind::Pipe => {
+            let hup = rev & epoll::HUP != 0 && io::poll_now(target, epoll::IN)? & epoll::HUP != 0;
+            level(io::readable_bytes(target)?, hup, false)
+        }
         Kind::Char | Kind::Other => {
             let now = io::poll_now(target, epoll::IN)?;
             let data = io::readable_bytes(target).unwrap_or(0);
