@@ -352,7 +352,7 @@ fn r1_attack_level_poll_sleeper(p: Personality) {
         assert_read(&expect_one(&kq), &a, 1, false);
         assert_eq!(take(&a, 1), 1);
         let k = Arc::clone(&kq);
-        let t = thread::spawn(move || poll_fd(&*k, 5000));
+        let t = thread::spawn(move || poll_fd(&k, 5000));
         thread::sleep(Duration::from_micros(300));
         put(&b, 1);
         let r = t.join().unwrap();
