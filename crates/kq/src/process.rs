@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Once, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Incremented in the child after every fork(): kqueues of an older generation belong to
 /// the parent and are dead here (kqueues are not inherited).
@@ -355,6 +355,9 @@ struct Registry {
     released: usize,
     /// The background thread's epoll (timerfds of all kqueues), once started.
     thread_epoll: Option<Arc<Fd>>,
+    /// An eventfd in that epoll that wakes the thread (a kqueue was released: it may have
+    /// to start sweeping).
+    thread_wake: Option<Arc<Fd>>,
 }
 
 static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
@@ -362,6 +365,7 @@ static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
         map: HashMap::with_hasher(BuildHasherDefault::default()),
         released: 0,
         thread_epoll: None,
+        thread_wake: None,
     })
 });
 
@@ -612,8 +616,12 @@ pub(crate) fn release(inner: Arc<Inner>, number: RawFd) {
         }
     }
     if !close_hooked() {
-        // Nobody tells us of close(): the background thread looks from time to time.
+        // Nobody tells us of close(): the background thread looks from time to time (and
+        // may be asleep with nothing to sweep until now).
         let _ = start_thread(reg);
+        if let Some(wake) = &reg.thread_wake {
+            sys::eventfd_add(wake.as_fd());
+        }
     }
 }
 
@@ -942,16 +950,19 @@ fn start_thread(reg: &mut Registry) -> Result<Arc<Fd>, Errno> {
         return Ok(Arc::clone(ep));
     }
     let ep = Arc::new(epoll::create()?);
-    let theirs = Arc::clone(&ep);
+    let wake = Arc::new(sys::eventfd()?);
+    epoll::add(ep.as_fd(), wake.as_fd(), WAKE, epoll::IN)?;
+    let theirs = (Arc::clone(&ep), Arc::clone(&wake));
     // The thread starts with every signal blocked and keeps it so: the program's signals
     // belong to its own threads, and EINTR to the one in kevent().
     let blocked = SignalsBlocked::new();
     let spawned = std::thread::Builder::new()
         .name("kq-timers".into())
-        .spawn(move || background(theirs));
+        .spawn(move || background(theirs.0, theirs.1));
     drop(blocked);
     spawned.map_err(Errno::from)?;
     reg.thread_epoll = Some(Arc::clone(&ep));
+    reg.thread_wake = Some(wake);
     Ok(ep)
 }
 
@@ -961,24 +972,34 @@ pub(crate) fn watch_timerfd(timerfd: BorrowedFd<'_>, id: u64) -> Result<(), Errn
     epoll::add(ep.as_fd(), timerfd, id, epoll::IN | epoll::ET)
 }
 
-fn background(ep: Arc<Fd>) {
+/// The user data of the background thread's wake eventfd (kqueue ids start at 1 and count
+/// up).
+const WAKE: u64 = u64::MAX;
+
+fn background(ep: Arc<Fd>, wake: Arc<Fd>) {
     let gen = fork_gen();
     let mut events = [epoll::EMPTY; 64];
+    let mut swept = Instant::now();
     while gen == fork_gen() {
         let sweeping = !close_hooked() && registry_read().released > 0;
-        let n = match epoll::wait(ep.as_fd(), &mut events, sweeping.then_some(SWEEP), None) {
+        // Every `SWEEP`, however often timers fire meanwhile.
+        let timeout = sweeping.then(|| SWEEP.saturating_sub(swept.elapsed()));
+        let n = match epoll::wait(ep.as_fd(), &mut events, timeout, None) {
             Ok(n) => n,
             Err(e) if e == Errno::INTR => continue,
             Err(_) => return,
         };
         for e in &events[..n] {
             let id = e.u64;
-            if let Some(inner) = lookup_id(id) {
+            if id == WAKE {
+                sys::eventfd_drain(wake.as_fd());
+            } else if let Some(inner) = lookup_id(id) {
                 inner.run_timers();
             }
         }
-        if sweeping && n == 0 {
+        if sweeping && swept.elapsed() >= SWEEP {
             sweep();
+            swept = Instant::now();
         }
     }
 }
@@ -1056,9 +1077,12 @@ extern "C" fn after_fork_child() {
                 }
             }
         }
-        if let Some(ep) = reg.thread_epoll.take() {
-            fds.push(ep.as_fd().as_raw_fd());
-            std::mem::forget(ep);
+        for fd in [reg.thread_epoll.take(), reg.thread_wake.take()]
+            .into_iter()
+            .flatten()
+        {
+            fds.push(fd.as_fd().as_raw_fd());
+            std::mem::forget(fd);
         }
         let max = MAX_TRACKED.load(Ordering::Relaxed);
         // Every other descriptor of the library: those of released kqueues, of kqueues

@@ -480,9 +480,17 @@ fn p4_close_while_monitor_posts() {
             send(&w, 1);
             assert_eq!(reap(pid), 0);
         }
+        // The kqueue still works afterwards. The child waits for the knote before it
+        // exits: NetBSD refuses NOTE_EXIT on a process that is already a zombie.
         let kq = kq(p);
-        let pid = fork_child(|| 4);
+        let (r, w) = pipe();
+        let rfd = r.as_raw_fd();
+        let pid = fork_child(|| {
+            child_wait(rfd);
+            4
+        });
         add(&kq, pid, NOTE_EXIT).unwrap();
+        send(&w, 1);
         let evs = collect_until(&kq, |e| !e.is_empty());
         assert_eq!(evs[0].data, exited(4) as isize);
         assert_eq!(reap(pid), exited(4));
