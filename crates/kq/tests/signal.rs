@@ -546,6 +546,11 @@ fn s13_default_stop(p: Personality) {
     let child = unsafe { libc::fork() };
     assert!(child >= 0);
     if child == 0 {
+        // A process group of its own, whose parent is in another group of the session:
+        // not orphaned, so the kernel does not discard a default-action SIGTSTP (as it
+        // would in an orphaned group, whatever runs the tests).
+        // SAFETY: plain call on this process.
+        unsafe { libc::setpgid(0, 0) };
         let kq = kq(p);
         ch_ok(&kq, &[sig(libc::SIGTSTP, EV_ADD)]);
         raise(libc::SIGTSTP);
