@@ -1012,9 +1012,10 @@ impl Inner {
             news |= self.expire_timers(&mut st);
             let mut notify = news && self.signal(&mut st, false);
             let n = self.collect(&mut st, events, max);
-            // Knotes the changes queued and this collection left queued: signalled now, as
-            // the changes would have (an edge for the descriptor's watchers).
-            if std::mem::take(&mut unsignalled) && st.knotes.queued > 0 {
+            // Knotes the changes queued and this collection left pending (queued, or
+            // delivered level knotes epoll shows): signalled now, as the changes would have
+            // (an edge for the descriptor's watchers, a new activation for watching kqueues).
+            if std::mem::take(&mut unsignalled) && pending_count(&st) > 0 {
                 notify |= self.signal(&mut st, true);
             }
             // A delivery may have scheduled a re-check (EVFILT_EMPTY).

@@ -268,6 +268,22 @@ fn kq_fd_changes_and_collect_in_one_call(p: Personality) {
     assert_eq!(both, [1, 2]);
     assert!(!readable(&kq, 0));
     assert_eq!(epoll_wait(&ep, 0), 0);
+    expect_no_events(&outer);
+    // A level READ knote added and delivered by one call stays pending (its data is not
+    // read): the descriptor is readable and the watching kqueue gets the event.
+    let (a, b) = stream_pair();
+    put(&b, 3);
+    let mut evs = [Kevent::default(); 1];
+    let n = kq
+        .kevent(&[rd(id(&a), EV_ADD, 0)], &mut evs, Some(Duration::ZERO))
+        .expect("kevent (EV_ADD and collect)");
+    assert_eq!((n, evs[0].ident, evs[0].data), (1, id(&a), 3));
+    assert!(
+        readable(&kq, 0),
+        "the level event left pending does not make it readable"
+    );
+    let seen = expect_one(&outer);
+    assert_eq!(seen.ident, kq.as_raw_fd() as usize);
 }
 
 /// A kqueue watching `inner` with EVFILT_READ, EV_CLEAR.
