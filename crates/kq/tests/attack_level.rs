@@ -7,78 +7,19 @@
 //! With `KQ_NO_LEVEL=1` or `KQ_NO_EPOLL_PWAIT2=1` the same tests pass.
 
 mod fdutil;
+mod levelutil;
 mod util;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fdutil::*;
 use kq::*;
+use levelutil::*;
 use util::*;
-
-fn level_on() -> bool {
-    std::env::var_os("KQ_NO_LEVEL").is_none()
-}
-
-fn readable(kq: &Kqueue) -> bool {
-    poll_fd(kq, 0) & libc::POLLIN != 0
-}
-
-#[track_caller]
-fn settle(fd: &impl AsRawFd, n: isize) {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while fionread(fd) < n {
-        assert!(Instant::now() < deadline, "{n} bytes never became readable");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
-#[track_caller]
-fn assert_read(ev: &Kevent, fd: &impl AsRawFd, data: isize, eof: bool) {
-    assert_eq!(
-        (ev.ident, ev.filter, ev.data, ev.flags & EV_EOF != 0),
-        (id(fd), EVFILT_READ, data, eof),
-        "{ev:?}"
-    );
-}
-
-#[track_caller]
-fn scanned_empty(kq: &Kqueue, what: &str) {
-    let evs = poll(kq, 4);
-    assert!(evs.is_empty(), "{what}: {evs:?}");
-    assert!(!readable(kq), "{what}: scanned empty, still readable");
-}
-
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    assert_eq!(
-        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) },
-        0
-    );
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// A blocking kevent() with a 50 ms timeout returns nothing after sleeping (not spinning).
-#[track_caller]
-fn waits_quietly(kq: &Kqueue, what: &str) {
-    let (t0, cpu0) = (Instant::now(), thread_cpu());
-    let evs = get(kq, 4, Some(Duration::from_millis(50)));
-    let (waited, cpu) = (t0.elapsed(), thread_cpu() - cpu0);
-    assert!(evs.is_empty(), "{what}: {evs:?}");
-    assert!(waited >= Duration::from_millis(45), "{what}: {waited:?}");
-    assert!(
-        cpu < Duration::from_millis(40),
-        "{what}: the wait used {cpu:?} of processor time in {waited:?}"
-    );
-    assert!(!readable(kq), "{what}: readable with nothing pending");
-}
 
 /// An epoll instance watching `fd` edge-triggered.
 struct EdgeWatcher(OwnedFd);

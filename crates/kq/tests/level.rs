@@ -9,15 +9,17 @@
 //! pass on edge-triggered registrations, the readability after a read aside.
 
 mod fdutil;
+mod levelutil;
 mod util;
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fdutil::*;
 use kq::*;
+use levelutil::*;
 use util::*;
 
 /// A descriptor to watch and the descriptor that feeds it.
@@ -46,29 +48,6 @@ fn sources() -> Vec<Src> {
         src("FIFO", fr, fw, Some(path)),
         src("TCP", s.into(), c.into(), None),
     ]
-}
-
-/// Waits (up to 1 s) until at least `n` bytes are readable at `fd` (loopback TCP delivers
-/// asynchronously).
-#[track_caller]
-fn settle(fd: &impl AsRawFd, n: isize) {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while fionread(fd) < n {
-        assert!(Instant::now() < deadline, "{n} bytes never became readable");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// Whether level registrations are in use (`KQ_NO_LEVEL` unset). Without them the kqueue
-/// descriptor stays readable after a read until a scan finds the knote drained, as on the
-/// BSDs; everything else is the same.
-fn level_on() -> bool {
-    std::env::var_os("KQ_NO_LEVEL").is_none()
-}
-
-/// Whether poll(2) finds the kqueue descriptor readable now.
-fn readable(kq: &Kqueue) -> bool {
-    poll_fd(kq, 0) & libc::POLLIN != 0
 }
 
 /// An epoll instance watching the kqueue descriptor edge-triggered, as an event loop
@@ -107,24 +86,6 @@ impl EdgeWatcher {
     fn drain(&self) {
         while self.edges(0) > 0 {}
     }
-}
-
-/// The READ record of `ev` for `fd`, with its data and EV_EOF.
-#[track_caller]
-fn assert_read(ev: &Kevent, fd: &impl AsRawFd, data: isize, eof: bool) {
-    assert_eq!(
-        (ev.ident, ev.filter, ev.data, ev.flags & EV_EOF != 0),
-        (id(fd), EVFILT_READ, data, eof),
-        "{ev:?}"
-    );
-}
-
-/// After a scan found nothing, the kqueue descriptor is not readable.
-#[track_caller]
-fn scanned_empty(kq: &Kqueue, what: &str) {
-    let evs = poll(kq, 4);
-    assert!(evs.is_empty(), "{what}: {evs:?}");
-    assert!(!readable(kq), "{what}: scanned empty, still readable");
 }
 
 /// R1 (read-all, new data, EOF): the kqueue descriptor is readable exactly while the
@@ -299,36 +260,6 @@ fn r1_level_write_knote_added_and_removed(p: Personality) {
     assert_read(&expect_one(&kq), &a, 1, false);
     assert_eq!(take(&a, 1), 1);
     scanned_empty(&kq, "drained");
-}
-
-/// The processor time this thread has used.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    assert_eq!(
-        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) },
-        0
-    );
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// A blocking kevent() with a 50 ms timeout on `kq` returns nothing, after its timeout,
-/// having slept rather than spun; the kqueue descriptor is not readable then.
-#[track_caller]
-fn waits_quietly(kq: &Kqueue, what: &str) {
-    let (t0, cpu0) = (Instant::now(), thread_cpu());
-    let evs = get(kq, 4, Some(Duration::from_millis(50)));
-    let (waited, cpu) = (t0.elapsed(), thread_cpu() - cpu0);
-    assert!(evs.is_empty(), "{what}: {evs:?}");
-    assert!(waited >= Duration::from_millis(45), "{what}: {waited:?}");
-    assert!(
-        cpu < Duration::from_millis(40),
-        "{what}: the wait used {cpu:?} of processor time in {waited:?}"
-    );
-    assert!(!readable(kq), "{what}: readable with nothing pending");
 }
 
 fn socket(domain: i32, ty: i32) -> OwnedFd {

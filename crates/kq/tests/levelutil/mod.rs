@@ -1,0 +1,83 @@
+//! Helpers shared by the tests of level-triggered registrations (`level.rs`,
+//! `attack_level.rs`).
+
+#![allow(dead_code)]
+
+use std::os::fd::AsRawFd;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::fdutil::*;
+use crate::util::*;
+use kq::*;
+
+/// Whether level registrations are in use (`KQ_NO_LEVEL` unset). Without them the kqueue
+/// descriptor stays readable after a read until a scan finds the knote drained, as on the
+/// BSDs; everything else is the same.
+pub fn level_on() -> bool {
+    std::env::var_os("KQ_NO_LEVEL").is_none()
+}
+
+/// Whether poll(2) finds the kqueue descriptor readable now.
+pub fn readable(kq: &Kqueue) -> bool {
+    poll_fd(kq, 0) & libc::POLLIN != 0
+}
+
+/// Waits (up to 1 s) until at least `n` bytes are readable at `fd` (loopback TCP delivers
+/// asynchronously).
+#[track_caller]
+pub fn settle(fd: &impl AsRawFd, n: isize) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while fionread(fd) < n {
+        assert!(Instant::now() < deadline, "{n} bytes never became readable");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The READ record of `ev` for `fd`, with its data and EV_EOF.
+#[track_caller]
+pub fn assert_read(ev: &Kevent, fd: &impl AsRawFd, data: isize, eof: bool) {
+    assert_eq!(
+        (ev.ident, ev.filter, ev.data, ev.flags & EV_EOF != 0),
+        (id(fd), EVFILT_READ, data, eof),
+        "{ev:?}"
+    );
+}
+
+/// After a scan found nothing, the kqueue descriptor is not readable.
+#[track_caller]
+pub fn scanned_empty(kq: &Kqueue, what: &str) {
+    let evs = poll(kq, 4);
+    assert!(evs.is_empty(), "{what}: {evs:?}");
+    assert!(!readable(kq), "{what}: scanned empty, still readable");
+}
+
+/// The processor time this thread has used.
+pub fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    assert_eq!(
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) },
+        0
+    );
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// A blocking kevent() with a 50 ms timeout on `kq` returns nothing, after its timeout,
+/// having slept rather than spun; the kqueue descriptor is not readable then.
+#[track_caller]
+pub fn waits_quietly(kq: &Kqueue, what: &str) {
+    let (t0, cpu0) = (Instant::now(), thread_cpu());
+    let evs = get(kq, 4, Some(Duration::from_millis(50)));
+    let (waited, cpu) = (t0.elapsed(), thread_cpu() - cpu0);
+    assert!(evs.is_empty(), "{what}: {evs:?}");
+    assert!(waited >= Duration::from_millis(45), "{what}: {waited:?}");
+    assert!(
+        cpu < Duration::from_millis(40),
+        "{what}: the wait used {cpu:?} of processor time in {waited:?}"
+    );
+    assert!(!readable(kq), "{what}: readable with nothing pending");
+}
