@@ -737,13 +737,15 @@ pub(crate) fn lookup(fd: BorrowedFd<'_>) -> Result<Arc<Inner>, Errno> {
             let reg =
                 Counted::take_counted(count, || REGISTRY.read().unwrap_or_else(|e| e.into_inner()));
             reg.map.get(&id).and_then(|e| {
-                let owned = matches!(e.owner, Owner::Owned(_));
-                e.inner().map(|i| (i, owned))
+                let inner = e.inner()?;
+                let owned =
+                    matches!(e.owner, Owner::Owned(_)) && inner.epoll_fd().as_raw_fd() == number;
+                Some((inner, owned))
             })
         };
         if let Some((inner, owned)) = found {
-            // A Rust-owned number cannot be closed behind its owner's back; a released one
-            // can, unless close() reports to us.
+            // A Rust owner's own number cannot be closed behind its back; a copy of it, or
+            // a released kqueue's number, can, unless close() reports to us.
             if owned || close_hooked() || still_at(&inner, number) {
                 return live(inner);
             }

@@ -219,6 +219,36 @@ fn u37_outer_watches_an_unseen_dup_of_the_inner(p: Personality) {
     ch_err(&outer, &[rd(id(&dup_outer), EV_ADD, 0)], libc::EINVAL);
 }
 
+/// A copy of a Rust-owned kqueue's descriptor, seen once by the library and then closed
+/// behind its back, whose number becomes a copy of another kqueue: the number names the
+/// second kqueue now. Its owner keeps only its own number from being closed unseen, not
+/// the copies, so EVFILT_READ of it on the second kqueue is EINVAL (a kqueue watching
+/// itself), and another kqueue watching it sees the second kqueue's events.
+fn u37_copy_of_an_owned_kqueue_closed_unseen_and_reused(p: Personality) {
+    let first = kq(p);
+    let second = kq(p);
+    let watcher = kq(p);
+    let n = number(p, 3);
+    let copy = move_to(dup(&first.as_fd()), n);
+    let ni = id(&copy);
+    // The library learns that n is a copy of the first kqueue when it looks at it.
+    ch_ok(&second, &[rd(ni, EV_ADD, 1)]);
+    ch_ok(&first, &[user(1, EV_ADD | EV_CLEAR, 0, 0)]);
+    trigger(&first, 1);
+    assert_eq!(udata(&expect_one(&second)), 1);
+    ch_ok(&second, &[rd(ni, EV_DELETE, 0)]);
+    drop(copy); // closed unseen; the first kqueue lives on, its event still pending
+    let copy = move_to(dup(&second.as_fd()), n);
+    ch_err(&second, &[rd(ni, EV_ADD, 0)], libc::EINVAL);
+    ch_ok(&watcher, &[rd(ni, EV_ADD, 2)]);
+    expect_no_events(&watcher);
+    ch_ok(&second, &[user(1, EV_ADD | EV_CLEAR, 0, 0)]);
+    trigger(&second, 1);
+    let ev = expect_one(&watcher);
+    assert_eq!((ev.ident, ev.data, udata(&ev)), (ni, 1, 2));
+    drop(copy);
+}
+
 /// Descriptors of several pollable kinds registered with EV_ADD of EVFILT_READ while idle,
 /// then made readable: each is looked at when it first becomes ready and reports as its
 /// kind does (pipe: bytes; eventfd: readable; listening socket: its queue).
@@ -266,5 +296,6 @@ both!(
     r1_delete_checks_the_number,
     g23_number_back_on_an_old_file_reports_nothing,
     u37_outer_watches_an_unseen_dup_of_the_inner,
+    u37_copy_of_an_owned_kqueue_closed_unseen_and_reused,
     r7_kinds_looked_at_when_ready,
 );
