@@ -192,4 +192,20 @@ impl Personality {
     pub(crate) fn proc_track_merges_child(self) -> bool {
         self == Personality::FreeBsd
     }
+
+    /// EVFILT_WRITE on an eventfd holding `count` (at most `max`): NetBSD's filter reports
+    /// the counter in `data`, FreeBSD's the room left, `max - count` as a signed 64-bit
+    /// number (§5.3).
+    pub(crate) fn eventfd_write_data(self, count: u64, max: u64) -> i64 {
+        match self {
+            Personality::NetBsd => count as i64,
+            Personality::FreeBsd => (max - count) as i64,
+        }
+    }
+
+    /// EVFILT_READ on a timerfd: NetBSD's filter reports the unread expirations in `data`,
+    /// FreeBSD's leaves `data` 0 (§5.3).
+    pub(crate) fn timerfd_reports_expirations(self) -> bool {
+        self == Personality::NetBsd
+    }
 }

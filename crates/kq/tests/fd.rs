@@ -582,7 +582,8 @@ fn r7_regular_file_append_wakes_waiter(p: Personality) {
     assert!(waited < Duration::from_millis(900), "woke after {waited:?}");
 }
 
-/// R7, eventfd: readable while the counter is not 0 (the value of `data` is not checked).
+/// R7, eventfd: readable while the counter is not 0, `data` the counter (more in
+/// fd_counters.rs).
 fn r7_eventfd(p: Personality) {
     let kq = kq(p);
     let e = eventfd();
@@ -592,8 +593,8 @@ fn r7_eventfd(p: Personality) {
     put_bytes(&e, &1u64.to_ne_bytes());
     let ev = expect_one(&kq);
     assert_eq!(
-        (ev.ident, ev.filter, ev.flags),
-        (ei, EVFILT_READ, delivered_flags(p, EV_ADD))
+        (ev.ident, ev.filter, ev.flags, ev.data),
+        (ei, EVFILT_READ, delivered_flags(p, EV_ADD), 1)
     );
     assert_eq!(take(&e, 8), 8);
     expect_no_events(&kq);

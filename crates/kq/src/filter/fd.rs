@@ -90,19 +90,23 @@
 //!   datagram, not the sum of all); a listening TCP socket: connections waiting in the accept
 //!   queue (`tcpi_unacked` of `TCP_INFO`), a listening socket of another family: 1 while one
 //!   waits (Linux has no count for it); a regular file or directory: size minus offset,
-//!   active while not 0; a kqueue: its pending events. EV_EOF when the peer shut down or
+//!   active while not 0; a kqueue: its pending events; an eventfd or timerfd: its counter
+//!   (`counter`). EV_EOF when the peer shut down or
 //!   closed (sockets), when no writer is left (pipes, FIFOs), on hang-up (ttys), with the
 //!   socket's pending error in `fflags`. NOTE_LOWAT: the mark in `data`.
 //! - WRITE: free space: pipe capacity minus bytes queued; a socket's send buffer minus what
 //!   is queued in it (Linux counts buffer memory on AF_UNIX, so this is approximate there);
-//!   regular files and devices without poll are always writable with `data` 0. EV_EOF when
+//!   regular files and devices without poll are always writable with `data` 0; an eventfd:
+//!   by personality (`counter`), a timerfd refuses it. EV_EOF when
 //!   no reader is left (pipes) or the connection is gone (sockets).
 
+use super::counter::{self, Counter};
 use super::inotify::Inotify;
 use super::{Context, Filter, Touch};
 use crate::consts::*;
 use crate::kevent::{Errno, Kevent};
 use crate::knote::{Knote, NIL};
+use crate::personality::Personality;
 use crate::process;
 use crate::sys::{self, epoll, io, io::Identity};
 use hashbrown::{HashMap, HashSet};
@@ -116,8 +120,10 @@ enum Kind {
     Socket(io::SocketInfo),
     Pipe,
     Char,
-    /// Any other pollable descriptor: eventfd, timerfd, signalfd, inotify, epoll, pidfd.
+    /// Any other pollable descriptor: signalfd, inotify, epoll, pidfd, ...
     Other,
+    /// An eventfd or a timerfd: pollable, with a counter the BSDs report.
+    Counter(Counter),
     /// Regular files, directories, block devices: not pollable, level-triggered on size.
     File,
     /// Devices without poll: always ready, data 0.
@@ -314,7 +320,7 @@ impl Descriptors {
         }
         if reg.level_kind == 0 {
             let ok = match reg.kind {
-                Kind::Pipe | Kind::Other => true,
+                Kind::Pipe | Kind::Other | Kind::Counter(_) => true,
                 Kind::Socket(s) if s.listening => true,
                 Kind::Socket(_) => io::is_stream_socket(sys::borrow(fd)) == Ok(true),
                 _ => false,
@@ -952,7 +958,7 @@ fn classify(fd: RawFd, file: &Identity, filter: i16, cx: &Context<'_>) -> Result
                 }
                 Kind::Kqueue(kq.id)
             }
-            Err(_) => Kind::Other,
+            Err(_) => counter::kind_of(fd).map_or(Kind::Other, Kind::Counter),
         },
         _ => Kind::Other,
     })
@@ -997,6 +1003,12 @@ pub(super) fn attach(kn: &mut Knote, filter: i16, cx: &mut Context<'_>) -> Resul
     if filter == EVFILT_WRITE {
         if matches!(kind, Kind::Kqueue(_)) {
             return Err(Errno::INVAL);
+        }
+        if let Some(e) = match kind {
+            Kind::Counter(c) => counter::refuses_write(c),
+            _ => None,
+        } {
+            return Err(e);
         }
         // A pipe whose reader is gone cannot be written: NetBSD says EBADF, FreeBSD EPIPE.
         if kind == Kind::Pipe && io::poll_now(target, epoll::OUT).is_ok_and(|r| r & epoll::ERR != 0)
@@ -1107,7 +1119,7 @@ fn lowat(kn: &Knote) -> i64 {
     }
 }
 
-fn read_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
+fn read_status(fd: RawFd, reg: &Reg, kn: &Knote, p: Personality) -> Result<Status, Errno> {
     let target = sys::borrow(fd);
     let rev = reg.revents;
     let mark = lowat(kn);
@@ -1117,6 +1129,17 @@ fn read_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
         eof,
         error,
     };
+    // An eventfd's counter, a timerfd's expirations (readiness alone without /proc).
+    if let Kind::Counter(c) = reg.kind {
+        if let Some(n) = counter::read(fd, c, p) {
+            return Ok(Status {
+                active: n.active,
+                data: n.data,
+                eof: false,
+                error: false,
+            });
+        }
+    }
     Ok(match reg.kind {
         Kind::Socket(s) if s.listening => {
             let data = if s.tcp {
@@ -1149,11 +1172,11 @@ fn read_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
             let hup = rev & epoll::HUP != 0 && io::poll_now(target, epoll::IN)? & epoll::HUP != 0;
             level(io::readable_bytes(target)?, hup, false)
         }
-        Kind::Char | Kind::Other => {
+        Kind::Char | Kind::Other | Kind::Counter(_) => {
             let now = io::poll_now(target, epoll::IN)?;
             let data = io::readable_bytes(target).unwrap_or(0);
             Status {
-                active: now & epoll::IN != 0 && (data >= mark || reg.kind == Kind::Other)
+                active: now & epoll::IN != 0 && (data >= mark || reg.kind != Kind::Char)
                     || now & epoll::HUP != 0,
                 data,
                 eof: now & epoll::HUP != 0,
@@ -1184,7 +1207,7 @@ fn read_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
 /// A tty's output buffer is not visible to programs; N_TTY's is 4 KiB.
 const TTY_OUTPUT_ROOM: i64 = 4096;
 
-fn write_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
+fn write_status(fd: RawFd, reg: &Reg, kn: &Knote, p: Personality) -> Result<Status, Errno> {
     let target = sys::borrow(fd);
     let mark = lowat(kn);
     let ready = |now: u32, data: i64, eof: bool, error: bool| Status {
@@ -1193,6 +1216,17 @@ fn write_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
         eof,
         error,
     };
+    // An eventfd's counter (readiness alone without /proc; a timerfd has no WRITE knote).
+    if reg.kind == Kind::Counter(Counter::EventFd) {
+        if let Some(n) = counter::write(fd, p) {
+            return Ok(Status {
+                active: n.active,
+                data: n.data,
+                eof: false,
+                error: false,
+            });
+        }
+    }
     Ok(match reg.kind {
         Kind::Socket(_) => {
             let now = io::poll_now(target, epoll::OUT | epoll::RDHUP)?;
@@ -1226,7 +1260,7 @@ fn write_status(fd: RawFd, reg: &Reg, kn: &Knote) -> Result<Status, Errno> {
                 false,
             )
         }
-        Kind::Other => {
+        Kind::Other | Kind::Counter(_) => {
             let now = io::poll_now(target, epoll::OUT)?;
             Status {
                 active: now & epoll::OUT != 0,
@@ -1351,8 +1385,8 @@ pub(super) fn event(kn: &mut Knote, filter: i16, hint: i64, cx: &mut Context<'_>
         return kqueue_event(kn, id, hint);
     }
     let status = match filter {
-        EVFILT_READ => read_status(fd, &reg, kn),
-        EVFILT_WRITE => write_status(fd, &reg, kn),
+        EVFILT_READ => read_status(fd, &reg, kn, cx.personality),
+        EVFILT_WRITE => write_status(fd, &reg, kn, cx.personality),
         _ => empty_status(fd, &reg),
     };
     let Ok(status) = status else {

@@ -7,6 +7,7 @@
 //! This module, [`Knote`] and [`Kqueue::post`](crate::Kqueue::post) are
 //! there with the `custom-filters` feature.
 
+mod counter;
 mod empty;
 pub(crate) mod fd;
 mod fs;
