@@ -297,6 +297,7 @@ c_programs!(
     eintr,
     empty,
     errors,
+    fdcounter,
     fdepoll,
     fdfilter,
     fork,
@@ -784,6 +785,14 @@ fn proc_kernel_fallbacks() {
             run_with(&exe, &[], &[(var, std::ffi::OsStr::new("1"))]);
         }
     }
+}
+
+/// Without /proc (`KQ_NO_PROC_FDINFO`): the counters of eventfds and timerfds cannot be
+/// read, so `data` is 0 and the events follow readiness; the program expects that.
+#[test]
+fn counters_without_proc_fdinfo() {
+    let exe = compile_as("fdcounter", Build::C, "-noproc");
+    run_with(&exe, &[], &[("KQ_NO_PROC_FDINFO", std::ffi::OsStr::new("1"))]);
 }
 
 /// EVFILT_FS as on kernels before 6.8, forced on this one: with `KQ_NO_LISTMOUNT` the
