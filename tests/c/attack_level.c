@@ -29,54 +29,6 @@ static int new_kq(void)
 	return kqt_kqueue(pers);
 }
 
-static int readable(int fd)
-{
-	struct pollfd p = { fd, POLLIN, 0 };
-	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
-}
-
-static int edge_watcher(int fd)
-{
-	struct epoll_event e = { EPOLLIN | EPOLLET, { 0 } };
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-	if (ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) != 0) {
-		close(ep);
-		return -1;
-	}
-	return ep;
-}
-
-static int edges(int ep, int ms)
-{
-	struct epoll_event e[4];
-	return epoll_wait(ep, e, 4, ms);
-}
-
-static int take(int fd, size_t n)
-{
-	char buf[256];
-	return (int)read(fd, buf, n < sizeof buf ? n : sizeof buf);
-}
-
-static int quiet_wait(int kq)
-{
-	struct kevent ev[4];
-	struct timespec c0, c1;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
-	double t0 = kqt_now_ms();
-	int n = kqt_wait(kq, ev, 4, 50);
-	double waited = kqt_now_ms() - t0;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
-	double cpu = (double)(c1.tv_sec - c0.tv_sec) * 1e3 +
-		     (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
-	if (n != 0 || waited < 45 || cpu >= 40 || readable(kq)) {
-		fprintf(stderr, "wait: %d events after %.1f ms, %.1f ms of processor time\n",
-			n, waited, cpu);
-		return -1;
-	}
-	return 0;
-}
-
 #define CHECK_READ(kq, fd, d) do {					\
 	struct kevent ev_;						\
 	CHECK_EQ(kqt_poll(kq, &ev_, 1), 1);				\
@@ -93,7 +45,7 @@ static int armed_level(int kq, int s[2])
 		return -1;
 	if (kqt_change(kq, s[0], EVFILT_READ, EV_ADD, 0, 0, NULL) != 0)
 		return -1;
-	if (write(s[1], "a", 1) != 1 || kqt_poll(kq, &ev, 1) != 1 || take(s[0], 1) != 1)
+	if (write(s[1], "a", 1) != 1 || kqt_poll(kq, &ev, 1) != 1 || kqt_take(s[0], 1) != 1)
 		return -1;
 	return kqt_poll(kq, &ev, 1) == 0 ? 0 : -1;
 }
@@ -117,7 +69,7 @@ static void case_raw_close_reuse_pipe(void)
 	CHECK_EQ(write(p[1], "xyz", 3), 3);
 	CHECK_EQ(write(s[1], "bc", 2), 2);
 	CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
-	CHECK_EQ(quiet_wait(kq), 0);
+	CHECK_EQ(kqt_quiet_wait(kq), 0);
 	CHECK_EQ(kqt_change(kq, s[0], EVFILT_READ, EV_ADD, 0, 0, NULL), 0);
 	CHECK_READ(kq, s[0], 3);
 	close(s[0]);
@@ -142,15 +94,15 @@ static void case_interposed_close_dup2(void)
 	CHECK_EQ(write(t[1], "xyz", 3), 3);
 	CHECK_EQ(write(s[1], "bc", 2), 2);
 	CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
-	CHECK_EQ(quiet_wait(kq), 0);
+	CHECK_EQ(kqt_quiet_wait(kq), 0);
 	CHECK_EQ(kqt_change(kq, s[0], EVFILT_READ, EV_ADD, 0, 0, NULL), 0);
 	CHECK_READ(kq, s[0], 3);
-	CHECK_EQ(take(s[0], 3), 3);
+	CHECK_EQ(kqt_take(s[0], 3), 3);
 	CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
 	/* Closed (told): the old file in keep gets data, nothing comes. */
 	CHECK_EQ(close(s[0]), 0);
 	CHECK_EQ(write(s[1], "d", 1), 1);
-	CHECK_EQ(quiet_wait(kq), 0);
+	CHECK_EQ(kqt_quiet_wait(kq), 0);
 	close(t[0]);
 	close(t[1]);
 	close(s[1]);
@@ -178,9 +130,9 @@ static void case_fork(void)
 	CHECK_EQ(waitpid(pid, &st, 0), pid);
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	CHECK_READ(kq, s[0], 1);
-	CHECK_EQ(take(s[0], 1), 1);
+	CHECK_EQ(kqt_take(s[0], 1), 1);
 	CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
-	CHECK_EQ(quiet_wait(kq), 0);
+	CHECK_EQ(kqt_quiet_wait(kq), 0);
 	close(s[0]);
 	close(s[1]);
 	close(kq);
@@ -193,49 +145,42 @@ static void case_one_call_short_list(void)
 	struct timespec z = { 0, 0 };
 	int kq = new_kq();
 	CHECK(kq >= 0);
-	int ep = edge_watcher(kq);
+	int ep = kqt_edge_watcher(kq);
 	CHECK(ep >= 0);
 	CHECK_EQ(kqt_user(kq, 1, EV_ADD | EV_CLEAR, 0, 0, NULL), 0);
 	CHECK_EQ(kqt_user(kq, 2, EV_ADD | EV_CLEAR, 0, 0, NULL), 0);
-	while (edges(ep, 0) > 0)
+	while (kqt_edges(ep, 0) > 0)
 		;
 	EV_SET(&ch[0], 1, EVFILT_USER, 0, NOTE_TRIGGER, 0, 0);
 	EV_SET(&ch[1], 2, EVFILT_USER, 0, NOTE_TRIGGER, 0, 0);
 	CHECK_EQ(kevent(kq, ch, 2, ev, 1, &z), 1);
-	CHECK(readable(kq));
-	CHECK(edges(ep, 0) >= 1);
+	CHECK(kqt_readable(kq));
+	CHECK(kqt_edges(ep, 0) >= 1);
 	CHECK_EQ(kqt_poll(kq, ev, 2), 1);
-	CHECK(!readable(kq));
+	CHECK(!kqt_readable(kq));
 	CHECK_EQ(kevent(kq, ch, 1, ev, 2, &z), 1);
-	CHECK(!readable(kq));
-	CHECK_EQ(edges(ep, 0), 0);
+	CHECK(!kqt_readable(kq));
+	CHECK_EQ(kqt_edges(ep, 0), 0);
 	/* An error entry takes the slot: the trigger stays pending and signalled. */
 	EV_SET(&ch[1], 99, EVFILT_USER, 0, NOTE_TRIGGER, 0, 0);
 	CHECK_EQ(kevent(kq, ch, 2, ev, 2, &z), 1);
 	CHECK(ev[0].flags & EV_ERROR);
 	CHECK_EQ(ev[0].data, ENOENT);
-	CHECK(readable(kq));
-	CHECK(edges(ep, 0) >= 1);
+	CHECK(kqt_readable(kq));
+	CHECK(kqt_edges(ep, 0) >= 1);
 	CHECK_EQ(kqt_poll(kq, ev, 2), 1);
-	CHECK(!readable(kq));
+	CHECK(!kqt_readable(kq));
 	close(ep);
 	close(kq);
-}
-
-static void run(const char *id, const char *name, void (*fn)(void))
-{
-	static char full[96];
-	snprintf(full, sizeof full, "%s.%s", name, pers);
-	kqt_run(id, full, fn);
 }
 
 static void run_all(const char *p)
 {
 	pers = p;
-	run("G22", "level_raw_close_reuse_pipe", case_raw_close_reuse_pipe);
-	run("G22", "level_interposed_close_dup2", case_interposed_close_dup2);
-	run("U35", "level_fork_child_ebadf", case_fork);
-	run("U37", "one_call_short_list", case_one_call_short_list);
+	kqt_run_as(pers, "G22", "level_raw_close_reuse_pipe", case_raw_close_reuse_pipe);
+	kqt_run_as(pers, "G22", "level_interposed_close_dup2", case_interposed_close_dup2);
+	kqt_run_as(pers, "U35", "level_fork_child_ebadf", case_fork);
+	kqt_run_as(pers, "U37", "one_call_short_list", case_one_call_short_list);
 }
 
 int main(void)

@@ -163,20 +163,13 @@ static void case_watch_dup(void)
 	close(outer);
 }
 
-static void run(const char *id, const char *name, void (*fn)(void))
-{
-	static char full[96];
-	snprintf(full, sizeof full, "%s.%s", name, pers);
-	kqt_run(id, full, fn);
-}
-
 static void run_all(const char *p)
 {
 	pers = p;
-	run("R1", "add_ready_same_call", case_add_ready);
-	run("R1", "delete_closed_and_reused", case_delete_checks);
-	run("G23", "number_back_on_old_file", case_back_on_old_file);
-	run("U37", "outer_watches_dup_of_inner", case_watch_dup);
+	kqt_run_as(pers, "R1", "add_ready_same_call", case_add_ready);
+	kqt_run_as(pers, "R1", "delete_closed_and_reused", case_delete_checks);
+	kqt_run_as(pers, "G23", "number_back_on_old_file", case_back_on_old_file);
+	kqt_run_as(pers, "U37", "outer_watches_dup_of_inner", case_watch_dup);
 }
 
 int main(void)

@@ -431,33 +431,25 @@ static void case_f15(void)
 	CHECK_EQ(unmount(dir_a), 0);
 }
 
-/* Runs a case with the personality in its name: "ok F1 mount_unmount.netbsd". */
-static void run(const char *id, const char *name, void (*fn)(void))
-{
-	static char full[96];
-	snprintf(full, sizeof full, "%s.%s", name, pers);
-	kqt_run(id, full, fn);
-}
-
 static void run_all(const char *p)
 {
 	pers = p;
 	nb = strcmp(p, "netbsd") == 0;
-	run("F1", "mount_unmount", case_f1);
-	run("F2", "only_future_events", case_f2);
-	run("F3", "two_kqueues", case_f3);
-	run("F4", "delete", case_f4);
-	run("F5", "table_released", case_f5);
-	run("F6", "fork", case_f6);
-	run("F7", "accumulate", case_f7);
-	run("F8", "interest_mask_ignored", case_f8);
-	run("F9", "disable_enable", case_f9);
-	run("F10", "oneshot", case_f10);
-	run("F11", "descriptor_readable", case_f11);
-	run("F12", "blocked_waiter", case_f12);
-	run("F13", "remount", case_f13);
-	run("F14", "reused_mount_id", case_f14);
-	run("F15", "idents_and_receipt", case_f15);
+	kqt_run_as(pers, "F1", "mount_unmount", case_f1);
+	kqt_run_as(pers, "F2", "only_future_events", case_f2);
+	kqt_run_as(pers, "F3", "two_kqueues", case_f3);
+	kqt_run_as(pers, "F4", "delete", case_f4);
+	kqt_run_as(pers, "F5", "table_released", case_f5);
+	kqt_run_as(pers, "F6", "fork", case_f6);
+	kqt_run_as(pers, "F7", "accumulate", case_f7);
+	kqt_run_as(pers, "F8", "interest_mask_ignored", case_f8);
+	kqt_run_as(pers, "F9", "disable_enable", case_f9);
+	kqt_run_as(pers, "F10", "oneshot", case_f10);
+	kqt_run_as(pers, "F11", "descriptor_readable", case_f11);
+	kqt_run_as(pers, "F12", "blocked_waiter", case_f12);
+	kqt_run_as(pers, "F13", "remount", case_f13);
+	kqt_run_as(pers, "F14", "reused_mount_id", case_f14);
+	kqt_run_as(pers, "F15", "idents_and_receipt", case_f15);
 }
 
 int main(void)

@@ -20,6 +20,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -29,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/epoll.h>
 #include <sys/event.h>
 
 static const char *kqt_id __attribute__((unused)) = "";
@@ -104,6 +106,18 @@ static inline void kqt_run(const char *id, const char *name, void (*fn)(void))
 }
 
 /* Marks the current case skipped (the caller returns): printed as "skip ID name: why". */
+/*
+ * Runs a case with the personality in its name ("ok U2 event_wait.netbsd"), for programs
+ * that run every case in both personalities.
+ */
+static inline void kqt_run_as(const char *personality, const char *id, const char *name,
+			      void (*fn)(void))
+{
+	static char full[96];
+	snprintf(full, sizeof full, "%s.%s", name, personality);
+	kqt_run(id, full, fn);
+}
+
 static inline void kqt_skip(const char *why)
 {
 	kqt_case_skipped = why;
@@ -222,6 +236,71 @@ static inline int kqt_count_fds(void)
 			n++;
 	closedir(d);
 	return n - 1; /* the directory's own descriptor */
+}
+
+/* Whether poll(2) says fd is readable now. */
+static inline int kqt_readable(int fd)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+/* An epoll instance watching fd edge-triggered for input (-1 on failure). */
+static inline int kqt_edge_watcher(int fd)
+{
+	struct epoll_event e;
+	memset(&e, 0, sizeof e);
+	e.events = EPOLLIN | EPOLLET;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) != 0) {
+		close(ep);
+		return -1;
+	}
+	return ep;
+}
+
+/* Edges waiting at epoll instance ep, waiting up to ms for one. */
+static inline int kqt_edges(int ep, int ms)
+{
+	struct epoll_event e[4];
+	return epoll_wait(ep, e, 4, ms);
+}
+
+/* Takes every edge waiting at ep. */
+static inline void kqt_drain_edges(int ep)
+{
+	while (kqt_edges(ep, 0) > 0)
+		;
+}
+
+/* One read(2) of up to n bytes (at most 256) from fd; its return value. */
+static inline int kqt_take(int fd, size_t n)
+{
+	char buf[256];
+	return (int)read(fd, buf, n < sizeof buf ? n : sizeof buf);
+}
+
+/*
+ * A 50 ms wait on kq returns nothing after its timeout, having slept (less than 40 ms of
+ * processor time), and leaves kq unreadable: 0; else -1, with what was seen on stderr.
+ */
+static inline int kqt_quiet_wait(int kq)
+{
+	struct kevent ev[4];
+	struct timespec c0, c1;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+	double t0 = kqt_now_ms();
+	int n = kqt_wait(kq, ev, 4, 50);
+	double waited = kqt_now_ms() - t0;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+	double cpu = (double)(c1.tv_sec - c0.tv_sec) * 1e3 +
+		     (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
+	if (n != 0 || waited < 45 || cpu >= 40 || kqt_readable(kq)) {
+		fprintf(stderr, "wait: %d events after %.1f ms, %.1f ms of processor time\n",
+			n, waited, cpu);
+		return -1;
+	}
+	return 0;
 }
 
 #endif /* KQTEST_H */

@@ -35,43 +35,6 @@ static int new_kq(void)
 	return kqt_kqueue(pers);
 }
 
-static int readable(int fd)
-{
-	struct pollfd p = { fd, POLLIN, 0 };
-	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
-}
-
-/* An epoll instance watching fd edge-triggered. */
-static int edge_watcher(int fd)
-{
-	struct epoll_event e = { EPOLLIN | EPOLLET, { 0 } };
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-	if (ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) != 0) {
-		close(ep);
-		return -1;
-	}
-	return ep;
-}
-
-/* Edges waiting at ep, waiting up to ms for one. */
-static int edges(int ep, int ms)
-{
-	struct epoll_event e[4];
-	return epoll_wait(ep, e, 4, ms);
-}
-
-static void drain_edges(int ep)
-{
-	while (edges(ep, 0) > 0)
-		;
-}
-
-static int take(int fd, size_t n)
-{
-	char buf[256];
-	return (int)read(fd, buf, n < sizeof buf ? n : sizeof buf);
-}
-
 /* One record expected from a zero-timeout kevent(): READ on fd with data and EV_EOF. */
 #define CHECK_READ(kq, fd, d, eof) do {					\
 	struct kevent ev_;						\
@@ -88,45 +51,45 @@ static void tracks(int fd, int peer)
 	struct kevent ev;
 	int kq = new_kq();
 	CHECK(kq >= 0);
-	int ep = edge_watcher(kq);
+	int ep = kqt_edge_watcher(kq);
 	CHECK(ep >= 0);
 	CHECK_EQ(kqt_change(kq, fd, EVFILT_READ, EV_ADD, 0, 0, NULL), 0);
-	CHECK(!readable(kq));
+	CHECK(!kqt_readable(kq));
 	CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
-	drain_edges(ep);
+	kqt_drain_edges(ep);
 
 	/* Delivered, then read: not readable from the read on. */
 	for (int n = 1; n <= 3; n++) {
 		CHECK_EQ(write(peer, "abc", n), n);
-		CHECK(edges(ep, 1000) >= 1);
-		CHECK(readable(kq));
+		CHECK(kqt_edges(ep, 1000) >= 1);
+		CHECK(kqt_readable(kq));
 		CHECK_READ(kq, fd, n, 0);
-		CHECK(readable(kq));
-		CHECK_EQ(take(fd, n), n);
+		CHECK(kqt_readable(kq));
+		CHECK_EQ(kqt_take(fd, n), n);
 		if (level_on)
-			CHECK(!readable(kq));
+			CHECK(!kqt_readable(kq));
 		CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
-		CHECK(!readable(kq));
-		drain_edges(ep);
+		CHECK(!kqt_readable(kq));
+		kqt_drain_edges(ep);
 	}
 
 	/* Delivered again and again, then read: readable until a scan finds it drained. */
 	CHECK_EQ(write(peer, "de", 2), 2);
-	CHECK(edges(ep, 1000) >= 1);
+	CHECK(kqt_edges(ep, 1000) >= 1);
 	for (int i = 0; i < 3; i++) {
 		CHECK_READ(kq, fd, 2, 0);
-		CHECK(readable(kq));
+		CHECK(kqt_readable(kq));
 	}
-	CHECK_EQ(take(fd, 2), 2);
+	CHECK_EQ(kqt_take(fd, 2), 2);
 	CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
-	CHECK(!readable(kq));
-	drain_edges(ep);
+	CHECK(!kqt_readable(kq));
+	kqt_drain_edges(ep);
 
 	CHECK_EQ(close(peer), 0);
-	CHECK(edges(ep, 1000) >= 1);
-	CHECK(readable(kq));
+	CHECK(kqt_edges(ep, 1000) >= 1);
+	CHECK(kqt_readable(kq));
 	CHECK_READ(kq, fd, 0, 1);
-	CHECK(readable(kq));
+	CHECK(kqt_readable(kq));
 	CHECK_READ(kq, fd, 0, 1);
 	close(ep);
 	close(kq);
@@ -158,16 +121,16 @@ static void case_disable_enable(void)
 	CHECK_READ(kq, s[0], 4, 0);
 	CHECK_EQ(kqt_change(kq, s[0], EVFILT_READ, EV_DISABLE, 0, 0, NULL), 0);
 	CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
-	CHECK(!readable(kq));
+	CHECK(!kqt_readable(kq));
 	CHECK_EQ(write(s[1], "e", 1), 1);
 	CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
 	CHECK_EQ(kqt_change(kq, s[0], EVFILT_READ, EV_ENABLE, 0, 0, NULL), 0);
-	CHECK(readable(kq));
+	CHECK(kqt_readable(kq));
 	CHECK_READ(kq, s[0], 5, 0);
 	CHECK_READ(kq, s[0], 5, 0);
-	CHECK_EQ(take(s[0], 5), 5);
+	CHECK_EQ(kqt_take(s[0], 5), 5);
 	CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
-	CHECK(!readable(kq));
+	CHECK(!kqt_readable(kq));
 	close(s[0]);
 	close(s[1]);
 	close(kq);
@@ -189,43 +152,23 @@ static void case_write_added_removed(void)
 		CHECK_EQ(kqt_poll(kq, ev, 4), 2);
 		CHECK(ev[0].filter != ev[1].filter);
 	}
-	CHECK_EQ(take(s[0], 2), 2);
+	CHECK_EQ(kqt_take(s[0], 2), 2);
 	CHECK_EQ(kqt_poll(kq, ev, 4), 1);
 	CHECK_EQ(ev[0].filter, EVFILT_WRITE);
 	CHECK_EQ(kqt_change(kq, s[0], EVFILT_WRITE, EV_DELETE, 0, 0, NULL), 0);
 	CHECK_EQ(kqt_poll(kq, ev, 4), 0);
-	CHECK(!readable(kq));
+	CHECK(!kqt_readable(kq));
 	CHECK_EQ(write(s[1], "c", 1), 1);
-	CHECK(readable(kq));
+	CHECK(kqt_readable(kq));
 	CHECK_READ(kq, s[0], 1, 0);
-	CHECK_EQ(take(s[0], 1), 1);
+	CHECK_EQ(kqt_take(s[0], 1), 1);
 	if (level_on)
-		CHECK(!readable(kq));
+		CHECK(!kqt_readable(kq));
 	CHECK_EQ(kqt_poll(kq, ev, 4), 0);
-	CHECK(!readable(kq));
+	CHECK(!kqt_readable(kq));
 	close(s[0]);
 	close(s[1]);
 	close(kq);
-}
-
-/* A 50 ms wait returns nothing after its timeout, having slept; kq not readable then. */
-static int quiet_wait(int kq)
-{
-	struct kevent ev[4];
-	struct timespec c0, c1;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
-	double t0 = kqt_now_ms();
-	int n = kqt_wait(kq, ev, 4, 50);
-	double waited = kqt_now_ms() - t0;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
-	double cpu = (double)(c1.tv_sec - c0.tv_sec) * 1e3 +
-		     (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
-	if (n != 0 || waited < 45 || cpu >= 40 || readable(kq)) {
-		fprintf(stderr, "wait: %d events after %.1f ms, %.1f ms of processor time\n",
-			n, waited, cpu);
-		return -1;
-	}
-	return 0;
 }
 
 /* R1 unconnected_listening_no_spin */
@@ -251,8 +194,8 @@ static void case_unconnected_listening(void)
 	CHECK_EQ(kqt_change(kq, unx, EVFILT_READ, EV_ADD, 0, 0, NULL), 0);
 	CHECK_EQ(kqt_change(kq, udp, EVFILT_READ, EV_ADD, 0, 0, NULL), 0);
 	CHECK_EQ(kqt_change(kq, l, EVFILT_READ, EV_ADD, 0, 0, NULL), 0);
-	CHECK_EQ(quiet_wait(kq), 0);
-	CHECK_EQ(quiet_wait(kq), 0);
+	CHECK_EQ(kqt_quiet_wait(kq), 0);
+	CHECK_EQ(kqt_quiet_wait(kq), 0);
 
 	int c = socket(AF_INET, SOCK_STREAM, 0);
 	CHECK(c >= 0);
@@ -260,12 +203,12 @@ static void case_unconnected_listening(void)
 	CHECK_EQ(kqt_wait(kq, &ev, 1, 1000), 1);
 	CHECK_EQ(ev.ident, l);
 	CHECK_EQ(ev.data, 1);
-	CHECK(readable(kq));
+	CHECK(kqt_readable(kq));
 	int conn = accept(l, NULL, NULL);
 	CHECK(conn >= 0);
 	if (level_on)
-		CHECK(!readable(kq));
-	CHECK_EQ(quiet_wait(kq), 0);
+		CHECK(!kqt_readable(kq));
+	CHECK_EQ(kqt_quiet_wait(kq), 0);
 	close(conn);
 	close(c);
 	close(l);
@@ -298,10 +241,10 @@ static void case_closed_unseen(void)
 	CHECK_EQ(write(t[1], "bc", 2), 2);
 	CHECK_EQ(write(s[1], "def", 3), 3);
 	CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
-	CHECK_EQ(quiet_wait(kq), 0);
+	CHECK_EQ(kqt_quiet_wait(kq), 0);
 	CHECK_EQ(write(s[1], "g", 1), 1);
 	CHECK_EQ(write(t[1], "h", 1), 1);
-	CHECK_EQ(quiet_wait(kq), 0);
+	CHECK_EQ(kqt_quiet_wait(kq), 0);
 	/* A knote made now watches the new file. */
 	CHECK_EQ(kqt_change(kq, s[0], EVFILT_READ, EV_ADD, 0, 0, NULL), 0);
 	CHECK_READ(kq, s[0], 3, 0);
@@ -331,7 +274,7 @@ static void case_outer_clear(void)
 		CHECK_READ(inner, s[0], 1, 0);
 		CHECK_EQ(kqt_poll(outer, &ev, 1), 0);
 	}
-	CHECK_EQ(take(s[0], 1), 1);
+	CHECK_EQ(kqt_take(s[0], 1), 1);
 	CHECK_EQ(kqt_poll(inner, &ev, 1), 0);
 	CHECK_EQ(kqt_poll(outer, &ev, 1), 0);
 	CHECK_EQ(write(s[1], "bc", 2), 2);
@@ -379,23 +322,16 @@ static void case_threads_wait(void)
 	close(waiter_kq);
 }
 
-static void run(const char *id, const char *name, void (*fn)(void))
-{
-	static char full[96];
-	snprintf(full, sizeof full, "%s.%s", name, pers);
-	kqt_run(id, full, fn);
-}
-
 static void run_all(const char *p)
 {
 	pers = p;
-	run("R1", "kq_fd_tracks_level_knote", case_tracks);
-	run("R2", "level_disable_enable", case_disable_enable);
-	run("R1", "level_write_knote_added_removed", case_write_added_removed);
-	run("R1", "unconnected_listening_no_spin", case_unconnected_listening);
-	run("G22", "number_closed_unseen_reused", case_closed_unseen);
-	run("U37", "outer_clear_new_activations", case_outer_clear);
-	run("G25", "level_threads_wait", case_threads_wait);
+	kqt_run_as(pers, "R1", "kq_fd_tracks_level_knote", case_tracks);
+	kqt_run_as(pers, "R2", "level_disable_enable", case_disable_enable);
+	kqt_run_as(pers, "R1", "level_write_knote_added_removed", case_write_added_removed);
+	kqt_run_as(pers, "R1", "unconnected_listening_no_spin", case_unconnected_listening);
+	kqt_run_as(pers, "G22", "number_closed_unseen_reused", case_closed_unseen);
+	kqt_run_as(pers, "U37", "outer_clear_new_activations", case_outer_clear);
+	kqt_run_as(pers, "G25", "level_threads_wait", case_threads_wait);
 }
 
 int main(void)

@@ -466,44 +466,36 @@ static void case_u32(void)
 	close(kq);
 }
 
-/* Runs a case with the personality in its name: "ok U2 event_wait.netbsd". */
-static void run(const char *id, const char *name, void (*fn)(void))
-{
-	static char full[96];
-	snprintf(full, sizeof full, "%s.%s", name, pers);
-	kqt_run(id, full, fn);
-}
-
 static void run_all(const char *p)
 {
 	pers = p;
 	nb = strcmp(p, "netbsd") == 0;
-	run("U1", "add_and_delete", case_u1);
-	run("U2", "event_wait", case_u2);
-	run("U3", "keepudata", case_u3);
-	run("U6", "oneshot", case_u6);
-	run("U7", "kqueue_EVFILT_USER", case_u7);
-	run("U10", "level_without_clear", case_u10);
-	run("U11", "ffops", case_u11);
-	run("U12", "fflags_24bit_mask", case_u12);
-	run("U13", "add_with_trigger", case_u13);
-	run("U14", "raw_creation_fflags", case_u14);
-	run("U15", "trigger_and_clear", case_u15);
-	run("U19", "dispatch_reenable", case_u19);
-	run("U20", "dispatch_clear", case_u20);
-	run("U21", "oneshot_output_values", case_u21);
-	run("U22", "coalesce", case_u22);
-	run("U23", "disabled_trigger_latched", case_u23);
-	run("U26", "enable_disable_together", case_u26);
-	run("U33", "receipt_on_modify", case_u33);
-	run("U36", "big_data", case_u36);
-	run("G19", "fifo_order", case_g19);
-	run("G20", "level_round_robin", case_g20);
-	run("G21", "nevents_limits", case_g21);
-	run("G30", "flags_echo", case_g30);
-	run("W13", "add_trigger_collect", case_same_call);
-	run("U31", "cross_thread_wakeup", case_u31);
-	run("U32", "many_waiters_one_edge", case_u32);
+	kqt_run_as(pers, "U1", "add_and_delete", case_u1);
+	kqt_run_as(pers, "U2", "event_wait", case_u2);
+	kqt_run_as(pers, "U3", "keepudata", case_u3);
+	kqt_run_as(pers, "U6", "oneshot", case_u6);
+	kqt_run_as(pers, "U7", "kqueue_EVFILT_USER", case_u7);
+	kqt_run_as(pers, "U10", "level_without_clear", case_u10);
+	kqt_run_as(pers, "U11", "ffops", case_u11);
+	kqt_run_as(pers, "U12", "fflags_24bit_mask", case_u12);
+	kqt_run_as(pers, "U13", "add_with_trigger", case_u13);
+	kqt_run_as(pers, "U14", "raw_creation_fflags", case_u14);
+	kqt_run_as(pers, "U15", "trigger_and_clear", case_u15);
+	kqt_run_as(pers, "U19", "dispatch_reenable", case_u19);
+	kqt_run_as(pers, "U20", "dispatch_clear", case_u20);
+	kqt_run_as(pers, "U21", "oneshot_output_values", case_u21);
+	kqt_run_as(pers, "U22", "coalesce", case_u22);
+	kqt_run_as(pers, "U23", "disabled_trigger_latched", case_u23);
+	kqt_run_as(pers, "U26", "enable_disable_together", case_u26);
+	kqt_run_as(pers, "U33", "receipt_on_modify", case_u33);
+	kqt_run_as(pers, "U36", "big_data", case_u36);
+	kqt_run_as(pers, "G19", "fifo_order", case_g19);
+	kqt_run_as(pers, "G20", "level_round_robin", case_g20);
+	kqt_run_as(pers, "G21", "nevents_limits", case_g21);
+	kqt_run_as(pers, "G30", "flags_echo", case_g30);
+	kqt_run_as(pers, "W13", "add_trigger_collect", case_same_call);
+	kqt_run_as(pers, "U31", "cross_thread_wakeup", case_u31);
+	kqt_run_as(pers, "U32", "many_waiters_one_edge", case_u32);
 }
 
 int main(void)
