@@ -38,12 +38,12 @@ use crate::filter::{self, Context, FilterRef, Objects, Timers, Touch};
 use crate::kevent::{ChangeList, Errno, EventList, Kevent, Timespec};
 use crate::knote::{Knote, Knotes, ACTIVE, DISABLED};
 use crate::personality::Personality;
-use crate::process;
-use crate::sys::{self, epoll, signals::SignalsBlocked, timerfd, Clock, Fd};
+use crate::process::{self, LibraryFd};
+use crate::sys::{self, epoll, signals::SignalsBlocked, timerfd, Clock};
 use crate::wait::Spin;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -158,15 +158,10 @@ pub(crate) struct Inner {
     personality: Personality,
     /// Fork generation the kqueue was made in.
     pub(crate) gen: u64,
-    epoll: Fd,
-    pending: Fd,
+    epoll: LibraryFd,
+    pending: LibraryFd,
     /// One timerfd per `Clock`, made with the first timer on it.
-    timerfds: [OnceLock<Fd>; 2],
-    /// The number of the kqueue's inotify instance (-1: none), readable without the lock
-    /// (for the fork handler).
-    inotify: Arc<AtomicI32>,
-    /// The mount table EVFILT_FS has open (-1: none), for a fork's child to close.
-    fs_fd: Arc<AtomicI32>,
+    timerfds: [OnceLock<LibraryFd>; 2],
     /// The waiting policy.
     spin: Spin,
 }
@@ -200,18 +195,6 @@ impl Inner {
     /// The user data of this kqueue's `pending` registration, which identifies it.
     pub(crate) fn pending_token(&self) -> u64 {
         TAG_PENDING | (self.id << 32)
-    }
-
-    /// Descriptors the kqueue owns (for the fork handler).
-    pub(crate) fn raw_fds(&self) -> Vec<RawFd> {
-        let inotify = self.inotify.load(Ordering::Relaxed);
-        [&self.epoll, &self.pending]
-            .into_iter()
-            .chain(self.timerfds.iter().filter_map(|t| t.get()))
-            .map(|fd| fd.as_raw_fd())
-            .chain((inotify >= 0).then_some(inotify))
-            .chain(Some(self.fs_fd.load(Ordering::Relaxed)).filter(|&fd| fd >= 0))
-            .collect()
     }
 
     fn context<'a>(&'a self, objs: &'a mut Objects, id: u32) -> Context<'a> {
@@ -742,7 +725,9 @@ impl Inner {
         if let Some(fd) = slot.get() {
             return Ok(fd.as_fd());
         }
-        let fd = process::make_fd(Some(self.epoll.as_raw_fd()), || timerfd::create(clock))?;
+        let fd = LibraryFd::new(process::make_fd(Some(self.epoll.as_raw_fd()), || {
+            timerfd::create(clock)
+        })?);
         let kept = epoll::add(
             self.epoll.as_fd(),
             fd.as_fd(),
@@ -750,12 +735,8 @@ impl Inner {
             epoll::IN | epoll::ET,
         )
         .and_then(|()| process::watch_timerfd(fd.as_fd(), self.id));
-        if let Err(e) = kept {
-            // Unmarked before it is closed, so that its number is not taken for one of the
-            // library's own.
-            process::mark_library_fd(fd.as_raw_fd(), false);
-            return Err(e);
-        }
+        // Dropped (unmarked and closed) on an error.
+        kept?;
         Ok(slot.get_or_init(|| fd).as_fd())
     }
 
@@ -1177,12 +1158,9 @@ impl Drop for Inner {
                 }
             }
         }
-        let inotify = st.objs.fds.inotify_fd();
         drop(guard);
         process::unregister(self.id);
-        for fd in self.raw_fds().into_iter().chain(inotify) {
-            process::mark_library_fd(fd, false);
-        }
+        // The descriptors are unmarked and closed as they are dropped (`LibraryFd`).
     }
 }
 
@@ -1194,7 +1172,6 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         Ok((ep, pending))
     })?;
     let id = process::new_id();
-    let fs_fd = Arc::new(AtomicI32::new(-1));
     epoll::add(
         epoll.as_fd(),
         pending.as_fd(),
@@ -1206,7 +1183,6 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         process::mark_kqueue_fd(fd, epoll.as_raw_fd());
     }
     let fds = Descriptors::default();
-    let inotify = fds.inotify.number_slot();
     Ok(Arc::new_cyclic(|me| Inner {
         me: me.clone(),
         id,
@@ -1226,7 +1202,7 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
                 epoll: epoll.as_raw_fd(),
                 epoch: 0,
                 kq: id,
-                fs: filter::Mounts::new(Arc::clone(&fs_fd)),
+                fs: filter::Mounts::new(),
                 harvest_due: false,
             },
             sleepers: 0,
@@ -1237,11 +1213,9 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
         }),
         personality,
         gen: process::fork_gen(),
-        epoll,
-        pending,
+        epoll: LibraryFd::new(epoll),
+        pending: LibraryFd::new(pending),
         timerfds: [OnceLock::new(), OnceLock::new()],
-        inotify,
-        fs_fd: Arc::clone(&fs_fd),
         spin: Spin::new(),
     }))
 }

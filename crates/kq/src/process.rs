@@ -142,8 +142,68 @@ fn owned_by(epoll: RawFd) -> u64 {
     2 + epoll as u64
 }
 
+/// Held (shared) while one of the library's descriptors is unmarked and closed, and
+/// exclusively across fork() (taken last by the fork handler), so that a fork's child never
+/// inherits a descriptor the library had unmarked but not closed yet: the child closes the
+/// marked ones, and an unmarked one would stay open in it. A leaf: nothing else is taken
+/// while it is held.
+static CLOSING: RwLock<()> = RwLock::new(());
+
+/// Takes `fd`, one of the library's own descriptors, off the marks and closes it, with no
+/// fork() in between. Unmarked before it is closed, so that a mark never names a number
+/// that another thread may have been given since.
+pub(crate) fn close_library_fd(fd: Fd) {
+    let _g = Counted::take(|| CLOSING.read().unwrap_or_else(|e| e.into_inner()));
+    mark_library_fd(fd.as_raw_fd(), false);
+    drop(fd);
+}
+
+/// One of the library's own descriptors, marked as such (by [`make_fd`], or under the
+/// creation lock): dropping it unmarks and closes it with no fork() in between
+/// ([`close_library_fd`]).
+pub(crate) struct LibraryFd(Option<Fd>);
+
+impl LibraryFd {
+    /// Wraps `fd`, which is marked already.
+    pub(crate) fn new(fd: Fd) -> Self {
+        LibraryFd(Some(fd))
+    }
+}
+
+impl std::ops::Deref for LibraryFd {
+    type Target = Fd;
+
+    fn deref(&self) -> &Fd {
+        // Taken only by `drop`.
+        self.0
+            .as_ref()
+            .expect("a library descriptor used after its drop")
+    }
+}
+
+impl AsFd for LibraryFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        (**self).as_fd()
+    }
+}
+
+impl AsRawFd for LibraryFd {
+    fn as_raw_fd(&self) -> RawFd {
+        (**self).as_raw_fd()
+    }
+}
+
+impl Drop for LibraryFd {
+    fn drop(&mut self) {
+        if let Some(fd) = self.0.take() {
+            close_library_fd(fd);
+        }
+    }
+}
+
 /// `fd` is one of the library's own descriptors for the whole process (`true`), or no
-/// longer one of the library's (`false`).
+/// longer one of the library's (`false`; where it is closed afterwards, and so in any
+/// thread but a fork's child, see [`close_library_fd`]).
 pub(crate) fn mark_library_fd(fd: RawFd, ours: bool) {
     let value = if ours { PROCESS_WIDE } else { 0 };
     LIBRARY.slot(fd).store(value, Ordering::Relaxed);
@@ -953,7 +1013,20 @@ fn start_thread(reg: &mut Registry) -> Result<Arc<Fd>, Errno> {
     }
     let ep = Arc::new(epoll::create()?);
     let wake = Arc::new(sys::eventfd()?);
-    epoll::add(ep.as_fd(), wake.as_fd(), WAKE, epoll::IN)?;
+    // Marked as every descriptor of the library (under the registry lock, which a fork
+    // takes too): a fork's child closes them with the others. They live as long as the
+    // process.
+    for fd in [ep.as_raw_fd(), wake.as_raw_fd()] {
+        mark_library_fd(fd, true);
+    }
+    if let Err(e) = epoll::add(ep.as_fd(), wake.as_fd(), WAKE, epoll::IN) {
+        for fd in [ep, wake] {
+            if let Ok(fd) = Arc::try_unwrap(fd) {
+                close_library_fd(fd);
+            }
+        }
+        return Err(e);
+    }
     let theirs = (Arc::clone(&ep), Arc::clone(&wake));
     // The thread starts with every signal blocked and keeps it so: the program's signals
     // belong to its own threads, and EINTR to the one in kevent().
@@ -962,7 +1035,15 @@ fn start_thread(reg: &mut Registry) -> Result<Arc<Fd>, Errno> {
         .name("kq-timers".into())
         .spawn(move || background(theirs.0, theirs.1));
     drop(blocked);
-    spawned.map_err(Errno::from)?;
+    if let Err(e) = spawned {
+        // The closure, and the thread's references with it, went with the error.
+        for fd in [ep, wake] {
+            if let Ok(fd) = Arc::try_unwrap(fd) {
+                close_library_fd(fd);
+            }
+        }
+        return Err(e.into());
+    }
     reg.thread_epoll = Some(Arc::clone(&ep));
     reg.thread_wake = Some(wake);
     Ok(ep)
@@ -1020,7 +1101,8 @@ fn background(ep: Arc<Fd>, wake: Arc<Fd>) {
 // program closed may still be alive (a thread of the parent was in kevent() on it) with
 // no entry in the registry. Every library descriptor is made and marked under the
 // creation lock (`make_fd`), so none is unmarked at the fork; marks are taken off before
-// the descriptor is closed, so none names a closed number. The child closes every marked
+// the descriptor is closed, so none names a closed number, and both under `CLOSING`, which
+// the fork takes last (`close_library_fd`), so none is unmarked and still open at the fork. The child closes every marked
 // number except those of the kqueues a Rust value may still own.
 
 type Held = (
@@ -1028,6 +1110,12 @@ type Held = (
     Counted<RwLockWriteGuard<'static, Registry>>,
     Counted<std::sync::MutexGuard<'static, ByFd>>,
 );
+
+thread_local! {
+    /// The fork handler's exclusive hold of [`CLOSING`], taken after every other lock.
+    static CLOSING_HELD: RefCell<Option<Counted<RwLockWriteGuard<'static, ()>>>> =
+        const { RefCell::new(None) };
+}
 
 thread_local! {
     static HELD: RefCell<Option<Held>> = const { RefCell::new(None) };
@@ -1039,14 +1127,19 @@ extern "C" fn before_fork() {
     let b = by_fd();
     HELD.with(|h| *h.borrow_mut() = Some((c, r, b)));
     crate::filter::before_fork();
+    let closing = Counted::take(|| CLOSING.write().unwrap_or_else(|e| e.into_inner()));
+    CLOSING_HELD.with(|h| *h.borrow_mut() = Some(closing));
 }
 
 extern "C" fn after_fork_parent() {
+    CLOSING_HELD.with(|h| h.borrow_mut().take());
     crate::filter::after_fork_parent();
     HELD.with(|h| h.borrow_mut().take());
 }
 
 extern "C" fn after_fork_child() {
+    // The child's only thread: nothing to keep out any more (and what follows may close).
+    CLOSING_HELD.with(|h| h.borrow_mut().take());
     PID.store(sys::getpid(), Ordering::Relaxed);
     crate::signal::fork_child();
     let old = HELD.with(|h| {
@@ -1079,13 +1172,8 @@ extern "C" fn after_fork_child() {
                 }
             }
         }
-        for fd in [reg.thread_epoll.take(), reg.thread_wake.take()]
-            .into_iter()
-            .flatten()
-        {
-            fds.push(fd.as_fd().as_raw_fd());
-            std::mem::forget(fd);
-        }
+        // The background thread's descriptors are marked: closed below.
+        std::mem::forget((reg.thread_epoll.take(), reg.thread_wake.take()));
         let max = MAX_TRACKED.load(Ordering::Relaxed);
         // Every other descriptor of the library: those of released kqueues, of kqueues
         // closed by the program but still alive at the fork, and the process-wide ones.

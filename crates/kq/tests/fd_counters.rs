@@ -58,7 +58,11 @@ fn timerfd(first: Duration, interval: Duration) -> OwnedFd {
             libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
         )
     };
-    assert!(fd >= 0, "timerfd_create: {}", std::io::Error::last_os_error());
+    assert!(
+        fd >= 0,
+        "timerfd_create: {}",
+        std::io::Error::last_os_error()
+    );
     // SAFETY: `fd` was just returned and nothing else owns it.
     let t = unsafe { OwnedFd::from_raw_fd(fd) };
     let ts = |d: Duration| libc::timespec {
@@ -168,7 +172,10 @@ fn w4_eventfd_read_and_write_knotes(p: Personality) {
     evs.sort_by_key(|ev| ev.filter);
     assert_eq!(evs.len(), 2, "{evs:?}");
     // EVFILT_WRITE (-2) sorts before EVFILT_READ (-1).
-    assert_eq!((evs[0].filter, evs[0].data), (EVFILT_WRITE, write_data(p, 11)));
+    assert_eq!(
+        (evs[0].filter, evs[0].data),
+        (EVFILT_WRITE, write_data(p, 11))
+    );
     assert_eq!((evs[1].filter, evs[1].data), (EVFILT_READ, 11));
 }
 

@@ -792,7 +792,11 @@ fn proc_kernel_fallbacks() {
 #[test]
 fn counters_without_proc_fdinfo() {
     let exe = compile_as("fdcounter", Build::C, "-noproc");
-    run_with(&exe, &[], &[("KQ_NO_PROC_FDINFO", std::ffi::OsStr::new("1"))]);
+    run_with(
+        &exe,
+        &[],
+        &[("KQ_NO_PROC_FDINFO", std::ffi::OsStr::new("1"))],
+    );
 }
 
 /// EVFILT_FS as on kernels before 6.8, forced on this one: with `KQ_NO_LISTMOUNT` the

@@ -32,20 +32,15 @@ use super::{Context, Filter};
 use crate::consts::*;
 use crate::kevent::Errno;
 use crate::knote::Knote;
-use crate::process;
-use crate::sys::{self, epoll, Fd};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Arc;
+use crate::process::{self, LibraryFd};
+use crate::sys::{self, epoll};
+use std::os::fd::{AsFd, RawFd};
 
 /// A kqueue's view of the mount table.
 pub(crate) struct Mounts {
-    /// The table's descriptor number (-1: none), shared with the kqueue, which a fork's
-    /// child reads without the kqueue's lock to close its copy.
-    published: Arc<AtomicI32>,
     /// The open mount table (registered in the kqueue's epoll), while EVFILT_FS knotes
     /// exist.
-    table: Option<Fd>,
+    table: Option<LibraryFd>,
     /// Ids of the kqueue's EVFILT_FS knotes.
     knotes: Vec<u32>,
     /// The table was looked at since it was opened (the first look only takes note).
@@ -59,10 +54,9 @@ pub(crate) struct Mounts {
 }
 
 impl Mounts {
-    /// A view with no table open; `published` tells the kqueue its number.
-    pub(crate) fn new(published: Arc<AtomicI32>) -> Mounts {
+    /// A view with no table open.
+    pub(crate) fn new() -> Mounts {
         Mounts {
-            published,
             table: None,
             knotes: Vec::new(),
             seen: false,
@@ -80,19 +74,15 @@ impl Mounts {
     /// Opens the table and registers it in `epoll_fd`. The registration is ready at once:
     /// the edge it gives is the first look, which only takes note of the mounts.
     fn open(&mut self, epoll_fd: RawFd) -> Result<(), Errno> {
-        let table = process::make_fd(Some(epoll_fd), sys::mounts::open_table)?;
-        let n = table.as_raw_fd();
+        // Unmarked and closed if dropped on an error.
+        let table = LibraryFd::new(process::make_fd(Some(epoll_fd), sys::mounts::open_table)?);
         // Registered before the first look, so that no change after the look goes unseen.
-        if let Err(e) = epoll::add(
+        epoll::add(
             sys::borrow(epoll_fd),
             table.as_fd(),
             TOKEN_FS,
             epoll::IN | epoll::ET,
-        ) {
-            process::mark_library_fd(n, false);
-            return Err(e);
-        }
-        self.published.store(n, Ordering::Relaxed);
+        )?;
         self.table = Some(table);
         self.seen = false;
         Ok(())
@@ -107,8 +97,8 @@ impl Mounts {
                 // the epoll after our close.
                 let _ = epoll::delete(sys::borrow(epoll_fd), table.as_fd());
             }
-            self.published.store(-1, Ordering::Relaxed);
-            process::mark_library_fd(table.as_raw_fd(), false);
+            // Unmarked and closed.
+            drop(table);
         }
         self.seen = false;
         self.ids = Vec::new();

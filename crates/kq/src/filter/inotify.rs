@@ -22,12 +22,10 @@
 use super::fd::TOKEN_INOTIFY;
 use super::vnode::VnodeState;
 use crate::kevent::Errno;
-use crate::process;
+use crate::process::{self, LibraryFd};
 use crate::sys::{self, epoll, inotify as ino, io};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Arc;
 
 const MOVES: u32 = ino::MOVED_FROM | ino::MOVED_TO;
 
@@ -50,9 +48,7 @@ struct Watch {
 
 /// A kqueue's inotify instance, watches and vnode knote states.
 pub(crate) struct Inotify {
-    fd: Option<sys::Fd>,
-    /// The instance's number (-1: none), which the kqueue shares for its fork handler.
-    number: Arc<AtomicI32>,
+    fd: Option<LibraryFd>,
     watches: HashMap<i32, Watch>,
     /// The state of each EVFILT_VNODE knote, by knote id.
     vnodes: HashMap<u32, VnodeState>,
@@ -69,7 +65,6 @@ impl Default for Inotify {
     fn default() -> Inotify {
         Inotify {
             fd: None,
-            number: Arc::new(AtomicI32::new(-1)),
             watches: HashMap::new(),
             vnodes: HashMap::new(),
             events: Vec::new(),
@@ -89,11 +84,6 @@ pub(crate) struct Woken {
 }
 
 impl Inotify {
-    /// The number slot shared with the kqueue (see `Inner::raw_fds`).
-    pub(crate) fn number_slot(&self) -> Arc<AtomicI32> {
-        Arc::clone(&self.number)
-    }
-
     /// The instance's number, if there is one.
     pub(crate) fn raw_fd(&self) -> Option<RawFd> {
         self.fd.as_ref().map(|f| f.as_raw_fd())
@@ -123,17 +113,14 @@ impl Inotify {
             self.idle_since = 0;
         }
         if self.fd.is_none() {
-            let fd = process::make_fd(Some(epoll_fd), ino::create)?;
-            if let Err(e) = epoll::add(
+            // Unmarked and closed if dropped on an error.
+            let fd = LibraryFd::new(process::make_fd(Some(epoll_fd), ino::create)?);
+            epoll::add(
                 sys::borrow(epoll_fd),
                 fd.as_fd(),
                 TOKEN_INOTIFY,
                 epoll::IN | epoll::ET,
-            ) {
-                process::mark_library_fd(fd.as_raw_fd(), false);
-                return Err(e);
-            }
-            self.number.store(fd.as_raw_fd(), Ordering::Relaxed);
+            )?;
             self.fd = Some(fd);
         }
         self.fd.as_ref().map(|f| f.as_fd()).ok_or(Errno::NOMEM)
@@ -165,10 +152,8 @@ impl Inotify {
 
     fn close(&mut self) {
         self.idle_since = 0;
-        if let Some(fd) = self.fd.take() {
-            process::mark_library_fd(fd.as_raw_fd(), false);
-            self.number.store(-1, Ordering::Relaxed);
-        }
+        // Unmarked and closed.
+        drop(self.fd.take());
     }
 
     /// Watches the inode behind `fd` (identity `file`) for `mask` more, for a new user;

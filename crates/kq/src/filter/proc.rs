@@ -40,7 +40,7 @@ use crate::personality::Personality;
 use crate::process;
 use crate::sys::{self, epoll, io, pidfd, Fd};
 use hashbrown::HashMap;
-use rustix::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use rustix::fd::{AsFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Processes watched in the whole process (registrations of every kqueue).
@@ -163,8 +163,7 @@ fn permitted(pid: i32, fd: Option<BorrowedFd<'_>>, root: bool) -> bool {
 /// stays until that copy goes, and its edges find no registration, or one with a
 /// descriptor of its own that the filter reads instead.
 fn close_pidfd(fd: Fd) {
-    process::mark_library_fd(fd.as_raw_fd(), false);
-    drop(fd);
+    process::close_library_fd(fd);
 }
 
 /// The status of a process that is not (or no longer) a child of ours.

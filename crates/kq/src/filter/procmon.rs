@@ -35,7 +35,7 @@
 
 use crate::consts::EVFILT_PROC;
 use crate::kevent::Errno;
-use crate::process;
+use crate::process::{self, LibraryFd};
 use crate::sys::{self, cnproc, pidfd, signals::SignalsBlocked, Fd};
 use rustix::fd::{AsFd, AsRawFd};
 use std::cell::RefCell;
@@ -84,13 +84,13 @@ pub(crate) mod hint {
 
 /// The connector socket: says it wants no more events when its last user drops it.
 struct Connector {
-    fd: Fd,
+    /// Unmarked and closed after the drop below.
+    fd: LibraryFd,
 }
 
 impl Drop for Connector {
     fn drop(&mut self) {
         cnproc::unsubscribe(self.fd.as_fd());
-        process::mark_library_fd(self.fd.as_raw_fd(), false);
     }
 }
 
@@ -126,8 +126,8 @@ impl Monitor {
                 Ok(())
             }
             None => {
-                let wake = Arc::new(sys::eventfd()?);
-                process::mark_library_fd(wake.as_raw_fd(), true);
+                // Made and marked with no fork() in between.
+                let wake = Arc::new(process::make_fd(None, sys::eventfd)?);
                 let theirs = Arc::clone(&wake);
                 let blocked = SignalsBlocked::new();
                 let spawned = std::thread::Builder::new()
@@ -135,7 +135,10 @@ impl Monitor {
                     .spawn(move || run(theirs));
                 drop(blocked);
                 if let Err(e) = spawned {
-                    process::mark_library_fd(wake.as_raw_fd(), false);
+                    // The thread's reference went with the error.
+                    if let Ok(wake) = Arc::try_unwrap(wake) {
+                        process::close_library_fd(wake);
+                    }
                     return Err(e.into());
                 }
                 self.wake = Some(wake);
@@ -168,7 +171,7 @@ pub(crate) fn listen(pid: i32, kq: u64, mask: u32) -> Result<(), Errno> {
         }
         drop(m);
         // Made with no lock of ours held (it waits for the kernel's acknowledgement).
-        let fd = process::make_fd(None, cnproc::open)?;
+        let fd = LibraryFd::new(process::make_fd(None, cnproc::open)?);
         made = Some(Arc::new(Connector { fd }));
     };
     let list = m.listeners.entry(pid).or_default();
