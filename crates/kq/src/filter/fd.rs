@@ -256,11 +256,6 @@ impl Descriptors {
         self.checked = Some((fd, file, epoch));
     }
 
-    /// The inotify instance's number, if there is one.
-    pub(crate) fn inotify_fd(&self) -> Option<RawFd> {
-        self.inotify.raw_fd()
-    }
-
     /// Whether the inotify instance is the only registration in the epoll that delivers
     /// edges: reading it then takes the place of an epoll_wait.
     pub(crate) fn only_inotify(&self) -> bool {

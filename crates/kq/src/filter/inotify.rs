@@ -25,7 +25,7 @@ use crate::kevent::Errno;
 use crate::process::{self, LibraryFd};
 use crate::sys::{self, epoll, inotify as ino, io};
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 
 const MOVES: u32 = ino::MOVED_FROM | ino::MOVED_TO;
 
@@ -47,6 +47,7 @@ struct Watch {
 }
 
 /// A kqueue's inotify instance, watches and vnode knote states.
+#[derive(Default)]
 pub(crate) struct Inotify {
     fd: Option<LibraryFd>,
     watches: HashMap<i32, Watch>,
@@ -61,20 +62,6 @@ pub(crate) struct Inotify {
     idle_since: u64,
 }
 
-impl Default for Inotify {
-    fn default() -> Inotify {
-        Inotify {
-            fd: None,
-            watches: HashMap::new(),
-            vnodes: HashMap::new(),
-            events: Vec::new(),
-            buf: Vec::new(),
-            woken: Woken::default(),
-            idle_since: 0,
-        }
-    }
-}
-
 /// What a drain found: the descriptors whose EVFILT_READ knotes and the EVFILT_VNODE
 /// knotes to evaluate.
 #[derive(Default)]
@@ -84,11 +71,6 @@ pub(crate) struct Woken {
 }
 
 impl Inotify {
-    /// The instance's number, if there is one.
-    pub(crate) fn raw_fd(&self) -> Option<RawFd> {
-        self.fd.as_ref().map(|f| f.as_raw_fd())
-    }
-
     /// Whether an instance is in use (it sits in the epoll, delivering edges).
     pub(crate) fn is_open(&self) -> bool {
         self.fd.is_some() && self.idle_since == 0
