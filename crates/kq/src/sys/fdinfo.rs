@@ -80,10 +80,11 @@ pub(crate) fn number(fd: RawFd, name: &[u8], radix: u32) -> Option<u64> {
     let path = CStr::from_bytes_until_nul(&path).ok()?;
     let file = match rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
         Ok(f) => f,
-        Err(e) => {
+        Err(_) => {
             // No /proc (or no fdinfo in it): today's answers from now on. A closed number
-            // (ENOENT with /proc there) says nothing about /proc.
-            if e != rustix::io::Errno::NOENT || !proc_mounted() {
+            // (ENOENT), or no descriptor to spare (EMFILE, ENFILE) with /proc there, says
+            // nothing about /proc.
+            if !proc_mounted() {
                 COUNTERS.store(2, Ordering::Relaxed);
             }
             return None;
