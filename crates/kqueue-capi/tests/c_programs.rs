@@ -286,6 +286,7 @@ c_programs!(
     abi,
     attack,
     attack2,
+    attack3,
     attack_level,
     attack_vnode,
     attack_signal,
