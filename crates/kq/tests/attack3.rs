@@ -515,7 +515,7 @@ fn r7_counter_without_descriptors(p: Personality) {
     if evs.len() < 2 {
         evs.extend(get(&kq, 4, Some(Duration::from_secs(30))));
     }
-    evs.sort_by_key(|ev| udata(ev));
+    evs.sort_by_key(udata);
     assert_eq!(evs.len(), 2, "{evs:?}");
     assert_eq!(udata(&evs[0]), 1);
     assert_eq!(udata(&evs[1]), 2);
@@ -525,7 +525,7 @@ fn r7_counter_without_descriptors(p: Personality) {
     drop(held);
     add(&e, 1);
     let mut evs = poll8(&kq);
-    evs.sort_by_key(|ev| udata(ev));
+    evs.sort_by_key(udata);
     assert_eq!(evs.len(), 3, "{evs:?}");
     assert_eq!(
         evs[0].data, 8,
