@@ -99,6 +99,23 @@ pub fn fdclose(fd: std::os::fd::RawFd) {
     process::fdclose(fd)
 }
 
+/// [`fdclose`] in two halves, for a caller that closes the descriptor right after the
+/// first (an interposed close()): drops the knotes of number `fd`, and returns a token
+/// that [`fdclose_end`] takes once the close is done. A kqueue descriptor's number stays
+/// known to the library until then, so that a fork() by another thread in between still
+/// closes the child's copy of it (a kqueue is not inherited). The token is 0 when there is
+/// nothing left for [`fdclose_end`] to do.
+pub fn fdclose_begin(fd: std::os::fd::RawFd) -> u64 {
+    process::fdclose_begin(fd)
+}
+
+/// The second half of [`fdclose`], after the descriptor was closed (or replaced): `token`
+/// is what [`fdclose_begin`] returned for `fd`. Forgets the kqueue number, which closes
+/// that kqueue if no other known number refers to it. Call it even if the close failed.
+pub fn fdclose_end(fd: std::os::fd::RawFd, token: u64) {
+    process::fdclose_end(fd, token)
+}
+
 /// Whether descriptor number `fd` carries knotes or is a known kqueue descriptor: the O(1),
 /// lock-free test an interposed close() makes before calling [`fdclose`].
 pub fn fd_tracked(fd: std::os::fd::RawFd) -> bool {

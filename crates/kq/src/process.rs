@@ -952,22 +952,38 @@ fn adopt(id: u64, number: RawFd) {
 
 /// The kernel's `knote_fdclose` (see [`crate::fdclose`]).
 pub(crate) fn fdclose(fd: RawFd) {
+    let id = fdclose_begin(fd);
+    fdclose_end(fd, id);
+}
+
+/// The half of [`fdclose`] that comes before the close (see [`crate::fdclose_begin`]):
+/// drops the knotes of `fd`. Returns the id of the kqueue whose number `fd` is (0: none),
+/// which [`fdclose_end`] forgets once the number is closed: until then a fork() finds the
+/// number among the kqueue's and closes the child's copy.
+pub(crate) fn fdclose_begin(fd: RawFd) -> u64 {
     if !fd_tracked(fd) || sys::getpid() != PID.load(Ordering::Relaxed) {
-        return;
+        return 0;
     }
     if crate::kqueue::reentered() {
         // A signal handler closing a descriptor while its thread is inside the library
         // (holding a lock the work below needs): the close goes unseen, as a raw one does
         // (the knotes stay and never fire for another file).
-        return;
+        return 0;
     }
     if KNOTES.get(fd) != 0 {
         for kq in kqueues_on(fd).into_iter().filter_map(lookup_id) {
             kq.fd_closed(fd);
         }
     }
-    let id = KQUEUES.get(fd);
-    if id != 0 {
+    KQUEUES.get(fd)
+}
+
+/// The half of [`fdclose`] that comes after the close: forgets number `fd` of kqueue `id`
+/// (from [`fdclose_begin`]; 0: nothing to do), which releases the kqueue if it was its
+/// last. Another thread may have taken the number in between: only kqueue `id`'s claim on
+/// it is dropped.
+pub(crate) fn fdclose_end(fd: RawFd, id: u64) {
+    if id != 0 && sys::getpid() == PID.load(Ordering::Relaxed) {
         forget(fd, id);
     }
 }

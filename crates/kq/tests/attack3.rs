@@ -553,14 +553,6 @@ fn r7_counter_without_proc(p: Personality) {
     assert_eq!((ev.filter, ev.data), (EVFILT_WRITE, 0));
 }
 
-/// The numbers the churning threads of [`u35_fork_while_threads_churn`] hold as kqueue
-/// descriptors of their own (-1: none), from after `kqueue()` until after their close().
-/// A fork between the library's forgetting such a kqueue (`fdclose`) and the program's
-/// close() leaves the program's number open in the child: see
-/// [`u35_fork_between_fdclose_and_close`].
-static PROGRAM_KQUEUES: [std::sync::atomic::AtomicI32; 8] =
-    [const { std::sync::atomic::AtomicI32::new(-1) }; 8];
-
 /// The descriptors of this process /proc says are one of the library's kinds: epoll,
 /// eventfd, timerfd, signalfd, pidfd, inotify, sockets (the test itself opens none of
 /// these while it looks).
@@ -573,11 +565,6 @@ fn library_like_fds() -> Vec<String> {
         .unwrap_or_default();
     numbers
         .into_iter()
-        .filter(|&n| {
-            !PROGRAM_KQUEUES
-                .iter()
-                .any(|s| s.load(Ordering::SeqCst) == n)
-        })
         .filter_map(|n| {
             let t = std::fs::read_link(format!("/proc/self/fd/{n}")).ok()?;
             let t = t.to_string_lossy().into_owned();
@@ -651,13 +638,6 @@ fn churn(p: Personality, stop: &AtomicBool, child: libc::pid_t, dir: &std::path:
         let fd = Kqueue::new_raw_fd(p).expect("kqueue");
         // SAFETY: the number was just returned to us.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        let slot = PROGRAM_KQUEUES
-            .iter()
-            .find(|s| {
-                s.compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_ok()
-            })
-            .expect("a free slot");
         let file = std::fs::File::open(&path).unwrap();
         let (r, w) = pipe();
         let changes = [
@@ -687,7 +667,6 @@ fn churn(p: Personality, stop: &AtomicBool, child: libc::pid_t, dir: &std::path:
         fdclose_and_close(file);
         fdclose_and_close(r);
         fdclose_and_close(owned);
-        slot.store(-1, Ordering::SeqCst);
     }
 }
 
@@ -922,17 +901,15 @@ isolated_both!(
     u35_child_makes_its_own_kqueue,
 );
 
-/// U35 in the window between the library's hearing of a kqueue's close (`fdclose`, which
-/// the C library's close() calls first) and the close itself: a fork() there leaves the
-/// program's number of the kqueue open in the child, which the BSDs never do (a kqueue is
-/// not inherited). Known defect, not fixed yet: the library forgets the kqueue in
-/// `fdclose`, so the fork handler no longer knows the number. Run with `--ignored`.
+/// U35 in the window between the library's hearing of a kqueue's close
+/// (`fdclose_begin`, which the C library's close() calls first) and the close itself: a
+/// fork() there must not leave the program's number of the kqueue open in the child (a
+/// kqueue is not inherited); the number stays known to the library until `fdclose_end`.
 #[test]
-#[ignore = "known defect: a fork between fdclose() and close() leaves the kqueue number open in the child"]
 fn u35_fork_between_fdclose_and_close() {
     isolated::in_child("u35_fork_between_fdclose_and_close", || {
         let fd = Kqueue::new_raw_fd(Personality::NetBsd).unwrap();
-        kq::fdclose(fd);
+        let token = kq::fdclose_begin(fd);
         // SAFETY: the child only looks at its descriptor table and `_exit`s.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
@@ -941,6 +918,7 @@ fn u35_fork_between_fdclose_and_close() {
         }
         // SAFETY: our number, closed once.
         unsafe { libc::close(fd) };
+        kq::fdclose_end(fd, token);
         let mut status = 0;
         // SAFETY: reaps our child.
         assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);

@@ -43,8 +43,12 @@
 //! # What each function does
 //!
 //! * `close(fd)`: if `fd` carries knotes or is a kqueue descriptor (one atomic load, no
-//!   lock, for every other number), the engine drops them ([`kq::fdclose`]); then the C
-//!   library's `close()` runs.
+//!   lock, for every other number), the engine drops them ([`kq::fdclose_begin`]); then the
+//!   C library's `close()` runs; then a kqueue number is forgotten ([`kq::fdclose_end`],
+//!   from a cleanup handler, so that it runs also when cancellation ends the call in the C
+//!   library's close()). Until then the number stays known to the library, so that a
+//!   fork() by another thread in between closes the child's copy (a kqueue is not
+//!   inherited). dup2, dup3 and close_range do the same around their calls.
 //! * `dup2(old, new)`, `dup3(old, new, flags)`: `new` is about to be closed and replaced,
 //!   so its knotes are dropped first, unless the call is bound to fail without touching
 //!   `new`: `old == new` (dup2 then does nothing, dup3 fails with `EINVAL`), `old` is not
@@ -90,7 +94,9 @@
 //!   exec must not drop the parent's knotes. The engine's [`kq::fdclose`] checks the
 //!   calling process itself, so nothing is done about it here.
 
-use std::ffi::{c_int, c_uint, CStr};
+use std::ffi::{c_int, c_uint, c_void, CStr};
+
+use crate::{CleanupBuffer, _pthread_cleanup_pop, _pthread_cleanup_push};
 use std::os::fd::RawFd;
 use std::panic::catch_unwind;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -203,22 +209,59 @@ fn tracked(fd: RawFd) -> bool {
     fd >= 0 && catch_unwind(|| kq::fd_tracked(fd)).unwrap_or(false)
 }
 
-/// Drops the knotes of number `fd`, which is about to be closed or replaced. errno and the
-/// cancellation state are left as they were; a panic in the engine is swallowed (the
-/// descriptor must be closed all the same).
-fn forget(fd: RawFd) {
+/// Runs the engine's work `f` with errno and the cancellation state left as they were; a
+/// panic in the engine is swallowed (the descriptor must be closed all the same): `None`.
+fn engine_work<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Option<T> {
     keeping_errno(|| {
         let mut old_state: c_int = 0;
         // SAFETY: pthread_setcancelstate only writes the previous state to the pointer.
         let disabled =
             unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut old_state) } == 0;
-        let _ = catch_unwind(|| kq::fdclose(fd));
+        let r = catch_unwind(f).ok();
         if disabled {
             let mut dummy: c_int = 0;
             // SAFETY: as above (the old state goes to a dummy: NULL is not portable).
             unsafe { pthread_setcancelstate(old_state, &mut dummy) };
         }
-    });
+        r
+    })
+}
+
+/// Drops the knotes of number `fd`, which is about to be closed or replaced. Returns the
+/// token for [`end`] (0: nothing to do after the close).
+fn begin(fd: RawFd) -> u64 {
+    engine_work(|| kq::fdclose_begin(fd)).unwrap_or(0)
+}
+
+/// After number `fd` was closed or replaced: forgets it if it was a kqueue descriptor
+/// (`token` from [`begin`]).
+extern "C" fn end(fd: c_int, token: u64) {
+    if token != 0 {
+        let _ = engine_work(|| kq::fdclose_end(fd, token));
+    }
+}
+
+/// A close() in progress on a number that needs [`end`] after it.
+struct Closing {
+    fd: c_int,
+    token: u64,
+}
+
+/// Runs [`end`] for the [`Closing`] at `arg`: after the C library's close() returned, or
+/// when cancellation in it unwinds close()'s frame (the descriptor is closed then too).
+///
+/// # Safety
+///
+/// `arg` points to a live `Closing`.
+unsafe extern "C" fn close_done(arg: *mut c_void) {
+    // SAFETY: the caller's promise.
+    let c = unsafe { &*arg.cast::<Closing>() };
+    end(c.fd, c.token);
+}
+
+thread_local! {
+    /// The kqueue numbers a close_range() of this thread is closing, with their tokens.
+    static RANGE: std::cell::RefCell<Vec<(RawFd, u64)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Whether `fd` is an open descriptor of the calling process (errno untouched).
@@ -246,17 +289,21 @@ fn close_range_works() -> bool {
 // The knote work, one function per entry point. They are "C" functions, so that calling
 // them needs no landing pad in the exported functions; a panic inside is caught anyway.
 
-extern "C" fn before_close(fd: c_int) {
+extern "C" fn before_close(fd: c_int) -> u64 {
     if tracked(fd) {
-        forget(fd);
+        begin(fd)
+    } else {
+        0
     }
 }
 
-extern "C" fn before_dup(oldfd: c_int, newfd: c_int, flags: c_int) {
+extern "C" fn before_dup(oldfd: c_int, newfd: c_int, flags: c_int) -> u64 {
     // dup2(fd, fd) does nothing, dup3(fd, fd, _) and bad flags fail with EINVAL, a closed
     // oldfd fails with EBADF: newfd is left as it is in each case.
     if oldfd != newfd && flags & !libc::O_CLOEXEC == 0 && tracked(newfd) && is_open(oldfd) {
-        forget(newfd);
+        begin(newfd)
+    } else {
+        0
     }
 }
 
@@ -281,8 +328,21 @@ extern "C" fn before_close_range(first: c_uint, last: c_uint, flags: c_int) {
                     return;
                 }
                 checked = true;
-                forget(fd);
+                let token = begin(fd);
+                if token != 0 {
+                    let _ = RANGE.try_with(|r| r.borrow_mut().push((fd, token)));
+                }
             }
+        }
+    });
+}
+
+/// After a close_range(): forgets the kqueue numbers it closed.
+extern "C" fn after_close_range() {
+    let _ = engine_work(|| {
+        let closed = RANGE.try_with(|r| std::mem::take(&mut *r.borrow_mut()));
+        for (fd, token) in closed.unwrap_or_default() {
+            kq::fdclose_end(fd, token);
         }
     });
 }
@@ -365,23 +425,47 @@ pub(crate) fn in_effect() -> bool {
 /// descriptor), then calls the C library's close().
 #[no_mangle]
 pub extern "C" fn close(fd: c_int) -> c_int {
-    before_close(fd);
-    real_close(fd)
+    let token = before_close(fd);
+    if token == 0 {
+        return real_close(fd);
+    }
+    // A kqueue number: forgotten once closed, also if cancellation ends the call in the C
+    // library's close() (it is a cancellation point).
+    let mut closing = Closing { fd, token };
+    let mut cleanup = CleanupBuffer::EMPTY;
+    // SAFETY: the buffer and `closing` live in this frame until the matching pop below (or
+    // until the unwinder leaves the frame and runs the handler); the handler gets them.
+    unsafe {
+        _pthread_cleanup_push(
+            &mut cleanup,
+            close_done,
+            std::ptr::addr_of_mut!(closing).cast::<c_void>(),
+        )
+    };
+    let r = real_close(fd);
+    // SAFETY: the buffer pushed above, the innermost one of this thread; 1 runs the
+    // handler, which keeps errno.
+    unsafe { _pthread_cleanup_pop(&mut cleanup, 1) };
+    r
 }
 
 /// `int dup2(int oldfd, int newfd)`: drops the knotes of `newfd` when the call is going to
 /// replace it, then calls the C library's dup2().
 #[no_mangle]
 pub extern "C" fn dup2(oldfd: c_int, newfd: c_int) -> c_int {
-    before_dup(oldfd, newfd, 0);
-    real_dup2(oldfd, newfd)
+    let token = before_dup(oldfd, newfd, 0);
+    let r = real_dup2(oldfd, newfd);
+    end(newfd, token);
+    r
 }
 
 /// `int dup3(int oldfd, int newfd, int flags)`: as dup2(), for a call with valid flags.
 #[no_mangle]
 pub extern "C" fn dup3(oldfd: c_int, newfd: c_int, flags: c_int) -> c_int {
-    before_dup(oldfd, newfd, flags);
-    real_dup3(oldfd, newfd, flags)
+    let token = before_dup(oldfd, newfd, flags);
+    let r = real_dup3(oldfd, newfd, flags);
+    end(newfd, token);
+    r
 }
 
 /// `int close_range(unsigned int first, unsigned int last, int flags)`: drops the knotes
@@ -390,7 +474,9 @@ pub extern "C" fn dup3(oldfd: c_int, newfd: c_int, flags: c_int) -> c_int {
 #[no_mangle]
 pub extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
     before_close_range(first, last, flags);
-    real_close_range(first, last, flags)
+    let r = real_close_range(first, last, flags);
+    after_close_range();
+    r
 }
 
 #[cfg(test)]

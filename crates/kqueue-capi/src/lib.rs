@@ -304,13 +304,13 @@ extern "C" {
     fn pthread_setcancelstate(state: c_int, oldstate: *mut c_int) -> c_int;
     /// Registers a cleanup handler the old way: the unwinder runs it when the frame that
     /// holds `buffer` is unwound by cancellation.
-    fn _pthread_cleanup_push(
+    pub(crate) fn _pthread_cleanup_push(
         buffer: *mut CleanupBuffer,
         routine: unsafe extern "C" fn(*mut c_void),
         arg: *mut c_void,
     );
     /// Unregisters the handler of `buffer`, running it if `execute` is not 0.
-    fn _pthread_cleanup_pop(buffer: *mut CleanupBuffer, execute: c_int);
+    pub(crate) fn _pthread_cleanup_pop(buffer: *mut CleanupBuffer, execute: c_int);
 }
 
 /// PTHREAD_CANCEL_DISABLE (the same in glibc and musl).
@@ -319,7 +319,7 @@ const PTHREAD_CANCEL_DISABLE: c_int = 1;
 /// glibc's `struct _pthread_cleanup_buffer` (routine, argument, cancellation type, link),
 /// which also has room for musl's `struct __ptcb` (routine, argument, link).
 #[repr(C)]
-struct CleanupBuffer {
+pub(crate) struct CleanupBuffer {
     routine: usize,
     arg: *mut c_void,
     canceltype: c_int,
@@ -327,7 +327,7 @@ struct CleanupBuffer {
 }
 
 impl CleanupBuffer {
-    const EMPTY: CleanupBuffer = CleanupBuffer {
+    pub(crate) const EMPTY: CleanupBuffer = CleanupBuffer {
         routine: 0,
         arg: ptr::null_mut(),
         canceltype: 0,

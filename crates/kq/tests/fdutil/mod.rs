@@ -436,8 +436,10 @@ pub fn dup(fd: &impl AsFd) -> OwnedFd {
 /// the number ([`kq::fdclose`]), then the descriptor is closed.
 pub fn fdclose_and_close(fd: impl Into<OwnedFd>) {
     let fd: OwnedFd = fd.into();
-    kq::fdclose(fd.as_raw_fd());
+    let n = fd.as_raw_fd();
+    let token = kq::fdclose_begin(n);
     drop(fd);
+    kq::fdclose_end(n, token);
 }
 
 /// A descriptor number that is not open: the highest the limit allows.
