@@ -228,12 +228,12 @@ fn t4_abstime_wakes_pollers_and_sleepers(p: Personality) {
         &kq,
         &[timer(1, EV_ADD | EV_ONESHOT, NOTE_ABSOLUTE | unit, data)],
     );
-    assert_ne!(poll_fd(&kq, 2000) & libc::POLLIN, 0);
+    assert_ne!(poll_fd(&kq, 60_000) & libc::POLLIN, 0);
     assert!(
         realtime() >= at - Duration::from_millis(1),
         "readable before the deadline"
     );
-    assert!(start.elapsed() < Duration::from_millis(1500));
+    assert!(start.elapsed() < Duration::from_secs(30));
     assert_eq!(expect_one(&kq).data, 1);
 
     let (unit, data, at) = absolute_at(realtime() + Duration::from_millis(40));
@@ -298,7 +298,7 @@ fn t5_timer_units(p: Personality) {
         ],
     );
     let mut seen = Vec::new();
-    while seen.len() < 3 && start.elapsed() < Duration::from_secs(2) {
+    while seen.len() < 3 && start.elapsed() < Duration::from_secs(30) {
         for ev in get(&kq, 4, Some(Duration::from_millis(100))) {
             let at = start.elapsed();
             if ev.ident == 4 {

@@ -588,7 +588,7 @@ fn u37_kq_readable_on_trigger(p: Personality) {
     let k2 = kq.clone();
     let t = std::thread::spawn(move || {
         let start = Instant::now();
-        let revents = poll_fd(&k2, 5000);
+        let revents = poll_fd(&k2, 60_000);
         (revents, start.elapsed())
     });
     std::thread::sleep(Duration::from_millis(50));
@@ -596,7 +596,7 @@ fn u37_kq_readable_on_trigger(p: Personality) {
     let (revents, waited) = t.join().unwrap();
     assert_ne!(revents & libc::POLLIN, 0);
     assert!(
-        waited < Duration::from_secs(4),
+        waited < Duration::from_secs(30),
         "poll(2) woke after {waited:?}"
     );
     expect_one(&kq);
