@@ -99,7 +99,7 @@ fn fallback_descriptor_wakes() {
     });
     let mut ev = [Kevent::default(); 1];
     assert_eq!(
-        kq.kevent(&[], &mut ev, Some(Duration::from_secs(2)))
+        kq.kevent(&[], &mut ev, Some(Duration::from_secs(30)))
             .unwrap(),
         1
     );
