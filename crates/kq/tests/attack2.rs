@@ -109,11 +109,11 @@ fn eventfd_add_scales_with_kqueues() {
         }
         start.elapsed()
     };
-    assert_scales(
-        "200 EV_ADD+EV_DELETE of an eventfd",
-        time,
-        || (0..1000).map(|_| Kqueue::new().unwrap()).collect::<Vec<_>>(),
-    );
+    assert_scales("200 EV_ADD+EV_DELETE of an eventfd", time, || {
+        (0..1000)
+            .map(|_| Kqueue::new().unwrap())
+            .collect::<Vec<_>>()
+    });
 }
 
 /// Asserts that `sample` (a timed loop of operations) costs less than 10 times as much
@@ -239,9 +239,9 @@ fn fdclose_scales_with_kqueues() {
         }
         spent
     };
-    assert_scales(
-        "200 closes of a registered socket",
-        time,
-        || (0..1000).map(|_| Kqueue::new().unwrap()).collect::<Vec<_>>(),
-    );
+    assert_scales("200 closes of a registered socket", time, || {
+        (0..1000)
+            .map(|_| Kqueue::new().unwrap())
+            .collect::<Vec<_>>()
+    });
 }

@@ -31,10 +31,7 @@ fn unseen_close_wakes_sleeper_with_ebadf() {
     assert_eq!(unsafe { libc::syscall(libc::SYS_close, n) }, 0);
     let (r, waited) = t.join().unwrap();
     assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EBADF));
-    assert!(
-        waited < Duration::from_secs(30),
-        "woke after {waited:?}"
-    );
+    assert!(waited < Duration::from_secs(30), "woke after {waited:?}");
 }
 
 /// 20,000 raw kqueues created and closed behind the library's back leave the descriptor

@@ -142,7 +142,10 @@ fn g6_relative_timeout(p: Personality) {
         waited >= Duration::from_millis(200),
         "returned early: {waited:?}"
     );
-    assert!(waited < Duration::from_secs(30), "returned late: {waited:?}");
+    assert!(
+        waited < Duration::from_secs(30),
+        "returned late: {waited:?}"
+    );
 
     // The same through kevent_raw, 50 ms.
     let start = Instant::now();
