@@ -60,7 +60,7 @@ static void bypass(enum how how)
 
 	/* Registering the new file: a fresh knote, about the new file only. */
 	CHECK_EQ(kqt_change(kq, num, EVFILT_READ, EV_ADD, 0, 0, &new_udata), 0);
-	CHECK_EQ(kqt_wait(kq, ev, 4, 1000), 1);
+	CHECK_EQ(kqt_wait(kq, ev, 4, 30000), 1);
 	CHECK_EQ(ev[0].ident, num);
 	CHECK_EQ(ev[0].filter, EVFILT_READ);
 	CHECK(ev[0].udata == &new_udata);
@@ -121,7 +121,7 @@ static void case_raw_close_pending(void)
 	CHECK(keep >= 0);
 	CHECK_EQ(kqt_change(kq, s[0], EVFILT_READ, EV_ADD, 0, 0, &old_udata), 0);
 	CHECK_EQ(write(s[1], "x", 1), 1);
-	CHECK_EQ(kqt_wait(kq, ev, 4, 1000), 1);
+	CHECK_EQ(kqt_wait(kq, ev, 4, 30000), 1);
 	CHECK_EQ(syscall(SYS_close, s[0]), 0);
 	CHECK_EQ(kqt_poll(kq, ev, 4), 0);
 	CHECK_EQ(kqt_wait(kq, ev, 4, 100), 0);

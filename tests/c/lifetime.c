@@ -236,7 +236,7 @@ static void *sleeper_main(void *arg)
 	struct sleeper *s = (struct sleeper *)arg;
 	struct kevent ev;
 	__atomic_store_n(&s->entered, 1, __ATOMIC_RELEASE);
-	s->rc = kqt_wait(s->kq, &ev, 1, 2000);
+	s->rc = kqt_wait(s->kq, &ev, 1, 30000);
 	s->err = errno;
 	return NULL;
 }
@@ -470,7 +470,7 @@ static void case_reuse_while_waiting(void)
 	CHECK(kq >= 0);
 	CHECK_EQ(kqt_user(kq, 1, EV_ADD | EV_CLEAR, 0, 0, NULL), 0);
 	CHECK_EQ(kqt_user(kq, 1, 0, NOTE_TRIGGER, 0, NULL), 0);
-	CHECK_EQ(kqt_wait(kq, &ev, 1, 1000), 1);
+	CHECK_EQ(kqt_wait(kq, &ev, 1, 30000), 1);
 	memset(&w, 0, sizeof w);
 	w.kq = kq;
 	CHECK_EQ(pthread_create(&t, NULL, waiter_main, &w), 0);

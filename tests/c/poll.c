@@ -150,7 +150,7 @@ static void case_u37(void)
 	CHECK_EQ(kqt_change(outer, (uintptr_t)inner, EVFILT_READ, EV_ADD, 0, 0, NULL), 0);
 	CHECK_EQ(kqt_poll(outer, &ev, 1), 0);
 	CHECK_EQ(kqt_user(inner, 1, 0, NOTE_TRIGGER, 0, NULL), 0);
-	CHECK_EQ(kqt_wait(outer, &ev, 1, 1000), 1);
+	CHECK_EQ(kqt_wait(outer, &ev, 1, 30000), 1);
 	CHECK_EQ(ev.ident, (uintptr_t)inner);
 	CHECK_EQ(ev.filter, EVFILT_READ);
 	CHECK_EQ(ev.data, 1);

@@ -95,7 +95,7 @@ static void case_u7(void)
 	CHECK(kq >= 0);
 	CHECK_EQ(kqt_user(kq, 666, EV_ADD | EV_ENABLE, 0, 0, NULL), 0);
 	CHECK_EQ(kqt_user(kq, 666, 0, NOTE_FFCOPY | NOTE_TRIGGER | 8, 0, NULL), 0);
-	CHECK_EQ(kqt_wait(kq, &ev, 1, 1000), 1);
+	CHECK_EQ(kqt_wait(kq, &ev, 1, 30000), 1);
 	CHECK_EQ(ev.ident, 666);
 	CHECK_EQ(ev.filter, EVFILT_USER);
 	CHECK_EQ(ev.fflags, 8);
