@@ -48,8 +48,14 @@ fn unseen_close_cycles_do_not_pile_up() {
             worst = worst.max(fd_count().saturating_sub(before));
         }
     }
-    std::thread::sleep(Duration::from_millis(300)); // a sweep
-    let after = fd_count().saturating_sub(before);
     assert!(worst <= 64, "{worst} extra descriptors during the cycles");
-    assert!(after <= 8, "{after} extra descriptors after a sweep");
+    // The background sweep (every 100 ms) lets the last kqueues go: wait for it, however
+    // long a loaded machine keeps its thread waiting.
+    let start = Instant::now();
+    let mut after = fd_count().saturating_sub(before);
+    while after > 8 && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+        after = fd_count().saturating_sub(before);
+    }
+    assert!(after <= 8, "{after} extra descriptors 30 s after the cycles");
 }
