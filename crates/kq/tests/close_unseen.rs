@@ -57,5 +57,8 @@ fn unseen_close_cycles_do_not_pile_up() {
         std::thread::sleep(Duration::from_millis(20));
         after = fd_count().saturating_sub(before);
     }
-    assert!(after <= 8, "{after} extra descriptors 30 s after the cycles");
+    assert!(
+        after <= 8,
+        "{after} extra descriptors 30 s after the cycles"
+    );
 }
