@@ -43,7 +43,7 @@ static void case_fifo_reopen(void)
 	CHECK_EQ(kqt_change(kq, num, EVFILT_READ, EV_ADD, 0, 0, &new_udata), 0);
 	CHECK_EQ(kqt_poll(kq, ev, 4), 0);
 	CHECK_EQ(write(wr, "abc", 3), 3);
-	CHECK_EQ(kqt_wait(kq, ev, 4, 1000), 1);
+	CHECK_EQ(kqt_wait(kq, ev, 4, 30000), 1);
 	CHECK_EQ(ev[0].ident, num);
 	CHECK(ev[0].udata == &new_udata);
 	CHECK_EQ(ev[0].data, 3);

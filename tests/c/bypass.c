@@ -60,7 +60,7 @@ static void bypass(enum how how)
 
 	/* Registering the new file: a fresh knote, about the new file only. */
 	CHECK_EQ(kqt_change(kq, num, EVFILT_READ, EV_ADD, 0, 0, &new_udata), 0);
-	CHECK_EQ(kqt_wait(kq, ev, 4, 1000), 1);
+	CHECK_EQ(kqt_wait(kq, ev, 4, 30000), 1);
 	CHECK_EQ(ev[0].ident, num);
 	CHECK_EQ(ev[0].filter, EVFILT_READ);
 	CHECK(ev[0].udata == &new_udata);
@@ -121,13 +121,84 @@ static void case_raw_close_pending(void)
 	CHECK(keep >= 0);
 	CHECK_EQ(kqt_change(kq, s[0], EVFILT_READ, EV_ADD, 0, 0, &old_udata), 0);
 	CHECK_EQ(write(s[1], "x", 1), 1);
-	CHECK_EQ(kqt_wait(kq, ev, 4, 1000), 1);
+	CHECK_EQ(kqt_wait(kq, ev, 4, 30000), 1);
 	CHECK_EQ(syscall(SYS_close, s[0]), 0);
 	CHECK_EQ(kqt_poll(kq, ev, 4), 0);
 	CHECK_EQ(kqt_wait(kq, ev, 4, 100), 0);
 	close(keep);
 	close(s[1]);
 	close(kq);
+}
+
+/*
+ * A kqueue descriptor closed with syscall(SYS_close), its number then taken by another
+ * file: kevent() on the number is about that file, never the closed kqueue (which may live
+ * on in the library until it notices the close).
+ */
+static const char *pers;	/* "freebsd" or "netbsd" */
+
+/* bad_kq_fd: the number now names a socket: kevent() fails with EBADF. */
+static void case_kq_raw_close_socket(void)
+{
+	int s[2];
+	struct kevent ev[4];
+	int kq = kqt_kqueue(pers);
+	CHECK(kq >= 0);
+	CHECK_EQ(kqt_user(kq, 1, EV_ADD, 0, 0, NULL), 0);
+	CHECK_EQ(kqt_user(kq, 1, 0, NOTE_TRIGGER, 0, NULL), 0);
+	CHECK_EQ(kqt_poll(kq, ev, 4), 1);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, s), 0);
+	CHECK_EQ(syscall(SYS_close, kq), 0);
+	int num = fcntl(s[0], F_DUPFD_CLOEXEC, kq);
+	CHECK_EQ(num, kq);
+	CHECK_ERR(kqt_poll(num, ev, 4), EBADF);
+	CHECK_ERR(kqt_user(num, 1, 0, NOTE_TRIGGER, 0, NULL), EBADF);
+	/* Another kqueue watching the number watches the socket. */
+	int watcher = kqt_kqueue(pers);
+	CHECK(watcher >= 0);
+	CHECK_EQ(kqt_change(watcher, num, EVFILT_READ, EV_ADD, 0, 0, NULL), 0);
+	CHECK_EQ(kqt_poll(watcher, ev, 4), 0);
+	CHECK_EQ(write(s[1], "abc", 3), 3);
+	CHECK_EQ(kqt_wait(watcher, ev, 4, 5000), 1);
+	CHECK_EQ(ev[0].ident, num);
+	CHECK_EQ(ev[0].data, 3);
+	close(watcher);
+	close(num);
+	close(s[0]);
+	close(s[1]);
+}
+
+/* bad_kq_fd: the number now names a copy of another kqueue: kevent() is about that one. */
+static void case_kq_raw_close_other_kqueue(void)
+{
+	struct kevent ev[4];
+	int kq = kqt_kqueue(pers);
+	CHECK(kq >= 0);
+	CHECK_EQ(kqt_user(kq, 1, EV_ADD, 0, 0, NULL), 0);
+	CHECK_EQ(kqt_user(kq, 1, 0, NOTE_TRIGGER, 0, NULL), 0);
+	int other = kqt_kqueue(pers);
+	CHECK(other >= 0);
+	CHECK_EQ(kqt_user(other, 2, EV_ADD, 0, 0, NULL), 0);
+	CHECK_EQ(syscall(SYS_close, kq), 0);
+	int num = fcntl(other, F_DUPFD_CLOEXEC, kq);
+	CHECK_EQ(num, kq);
+	/* The copy sees the other kqueue's knotes, and nothing of the closed one. */
+	CHECK_EQ(kqt_poll(num, ev, 4), 0);
+	CHECK_ERR(kqt_user(num, 1, 0, NOTE_TRIGGER, 0, NULL), ENOENT);
+	CHECK_EQ(kqt_user(num, 2, 0, NOTE_TRIGGER, 0, NULL), 0);
+	CHECK_EQ(kqt_poll(other, ev, 4), 1);
+	CHECK_EQ(ev[0].ident, 2);
+	CHECK_EQ(kqt_poll(num, ev, 4), 1);
+	CHECK_EQ(ev[0].ident, 2);
+	close(num);
+	close(other);
+}
+
+static void run_kq_cases(const char *p)
+{
+	pers = p;
+	kqt_run("G3", "kq_raw_close_number_now_a_socket", case_kq_raw_close_socket);
+	kqt_run("G3", "kq_raw_close_number_now_another_kqueue", case_kq_raw_close_other_kqueue);
 }
 
 int main(void)
@@ -138,5 +209,7 @@ int main(void)
 	kqt_run("BY", "raw_close_file_open", case_raw_close_keep);
 	kqt_run("BY", "raw_dup3", case_raw_dup3);
 	kqt_run("BY", "raw_close_pending", case_raw_close_pending);
+	run_kq_cases("freebsd");
+	run_kq_cases("netbsd");
 	return kqt_done();
 }

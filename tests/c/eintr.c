@@ -59,8 +59,8 @@ static void case_timeout(void)
 	CHECK_EQ(install(SA_RESTART), 0);
 	CHECK_EQ(arm(100), 0);
 	double t0 = kqt_now_ms();
-	CHECK_ERR(kqt_wait(kq, &ev, 1, 5000), EINTR);
-	CHECK(kqt_now_ms() - t0 < 2000.0);
+	CHECK_ERR(kqt_wait(kq, &ev, 1, 60000), EINTR);
+	CHECK(kqt_now_ms() - t0 < 30000.0);
 	close(kq);
 }
 

@@ -51,7 +51,7 @@ static void case_socket_data(void)
 	CHECK_EQ(kqt_change(kq, s[0], EVFILT_READ, EV_ADD, 0, 0, &s[0]), 0);
 	CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
 	CHECK_EQ(write(s[1], "hello", 5), 5);
-	CHECK_EQ(kqt_wait(kq, &ev, 1, 1000), 1);
+	CHECK_EQ(kqt_wait(kq, &ev, 1, 30000), 1);
 	CHECK_EQ(ev.ident, s[0]);
 	CHECK_EQ(ev.filter, EVFILT_READ);
 	CHECK_EQ(ev.data, 5);
@@ -75,7 +75,7 @@ static void case_socket_eof(void)
 	CHECK_EQ(kqt_change(kq, s[0], EVFILT_READ, EV_ADD, 0, 0, NULL), 0);
 	CHECK_EQ(write(s[1], "abc", 3), 3);
 	CHECK_EQ(close(s[1]), 0);
-	CHECK_EQ(kqt_wait(kq, &ev, 1, 1000), 1);
+	CHECK_EQ(kqt_wait(kq, &ev, 1, 30000), 1);
 	CHECK_EQ(ev.ident, s[0]);
 	CHECK(ev.flags & EV_EOF);
 	CHECK_EQ(ev.data, 3);
@@ -99,7 +99,7 @@ static void case_pipe_write_space(void)
 	int size = fcntl(p[1], F_GETPIPE_SZ);
 	CHECK_EQ(size, 65536);
 	CHECK_EQ(kqt_change(kq, p[1], EVFILT_WRITE, EV_ADD, 0, 0, NULL), 0);
-	CHECK_EQ(kqt_wait(kq, &ev, 1, 1000), 1);
+	CHECK_EQ(kqt_wait(kq, &ev, 1, 30000), 1);
 	CHECK_EQ(ev.ident, p[1]);
 	CHECK_EQ(ev.filter, EVFILT_WRITE);
 	CHECK_EQ(ev.data, size);
@@ -231,13 +231,13 @@ static void case_regular_file(void)
 	CHECK_EQ(write(fd, buf, sizeof buf), (ssize_t)sizeof buf);
 	CHECK_EQ(lseek(fd, 300, SEEK_SET), 300);
 	CHECK_EQ(kqt_change(kq, fd, EVFILT_READ, EV_ADD, 0, 0, NULL), 0);
-	CHECK_EQ(kqt_wait(kq, &ev, 1, 1000), 1);
+	CHECK_EQ(kqt_wait(kq, &ev, 1, 30000), 1);
 	CHECK_EQ(ev.ident, fd);
 	CHECK_EQ(ev.data, 700);
 	CHECK_EQ(lseek(fd, 0, SEEK_END), 1000);
 	CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
 	CHECK_EQ(pwrite(fd, buf, 10, 1000), 10);
-	CHECK_EQ(kqt_wait(kq, &ev, 1, 1000), 1);
+	CHECK_EQ(kqt_wait(kq, &ev, 1, 30000), 1);
 	CHECK_EQ(ev.data, 10);
 	close(fd);
 	close(kq);
@@ -251,7 +251,7 @@ static void case_r1(void)
 	CHECK_EQ(setup(&kq, s), 0);
 	CHECK_EQ(kqt_change(kq, s[0], EVFILT_READ, EV_ADD, 0, 0, &s[0]), 0);
 	CHECK_EQ(write(s[1], ones, 1), 1);
-	CHECK_EQ(kqt_wait(kq, &ev, 1, 1000), 1);
+	CHECK_EQ(kqt_wait(kq, &ev, 1, 30000), 1);
 	CHECK_EQ(ev.ident, s[0]);
 	CHECK_EQ(ev.data, 1);
 	CHECK(ev.udata == &s[0]);
@@ -289,7 +289,7 @@ static void case_r3(void)
 	CHECK_EQ(kqt_change(kq, s[0], EVFILT_READ, EV_ADD | EV_ONESHOT, 0, 0, NULL), 0);
 	CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
 	CHECK_EQ(write(s[1], ones, 1), 1);
-	CHECK_EQ(kqt_wait(kq, &ev, 1, 1000), 1);
+	CHECK_EQ(kqt_wait(kq, &ev, 1, 30000), 1);
 	CHECK_EQ(ev.ident, s[0]);
 	CHECK_EQ(ev.data, 1);
 	CHECK(ev.flags & EV_ONESHOT);
@@ -306,14 +306,14 @@ static void case_r4(void)
 	CHECK_EQ(setup(&kq, s), 0);
 	CHECK_EQ(kqt_change(kq, s[0], EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, NULL), 0);
 	CHECK_EQ(write(s[1], ones, 2), 2);
-	CHECK_EQ(kqt_wait(kq, &ev, 1, 1000), 1);
+	CHECK_EQ(kqt_wait(kq, &ev, 1, 30000), 1);
 	CHECK_EQ(ev.data, 2);
 	CHECK_EQ(kqt_poll(kq, &ev, 1), 0);
 	CHECK_EQ(drain(s[0], 1), 0);
 	CHECK_EQ(kqt_wait(kq, &ev, 1, 100), 0);
 	/* New data fires again; data counts everything readable. */
 	CHECK_EQ(write(s[1], ones, 1), 1);
-	CHECK_EQ(kqt_wait(kq, &ev, 1, 1000), 1);
+	CHECK_EQ(kqt_wait(kq, &ev, 1, 30000), 1);
 	CHECK_EQ(ev.data, 2);
 	teardown(kq, s);
 }
@@ -329,7 +329,7 @@ static void case_r5(void)
 	CHECK_EQ(setup(&kq, s), 0);
 	CHECK_EQ(kqt_change(kq, s[0], EVFILT_READ, EV_ADD | EV_DISPATCH, 0, 0, NULL), 0);
 	CHECK_EQ(write(s[1], ones, 1), 1);
-	CHECK_EQ(kqt_wait(kq, &ev, 1, 1000), 1);
+	CHECK_EQ(kqt_wait(kq, &ev, 1, 30000), 1);
 	CHECK_EQ(ev.data, 1);
 	CHECK_EQ(kqt_wait(kq, &ev, 1, 100), 0);
 	CHECK_EQ(kqt_change(kq, s[0], EVFILT_READ, EV_ENABLE | EV_DISPATCH, 0, 0, NULL), 0);

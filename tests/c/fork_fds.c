@@ -181,7 +181,7 @@ static int use_everything(int kq, int file1, int file2, int piperd, pid_t child)
 	if (write(file1, "x", 1) != 1)
 		return -1;
 	struct kevent ev[8];
-	if (kqt_wait(kq, ev, 8, 1000) < 1)
+	if (kqt_wait(kq, ev, 8, 30000) < 1)
 		return -1;
 	return 0;
 }
@@ -217,9 +217,9 @@ static void case_everything(void)
 	/* The parent's kqueues are intact. */
 	struct kevent ev;
 	CHECK_EQ(kqt_user(kq, 3, 0, NOTE_TRIGGER, 0, NULL), 0);
-	CHECK_EQ(kqt_wait(outer, &ev, 1, 1000), 1);
+	CHECK_EQ(kqt_wait(outer, &ev, 1, 30000), 1);
 	CHECK_EQ(ev.ident, (uintptr_t)kq);
-	CHECK_EQ(kqt_wait(kq, &ev, 1, 1000), 1);
+	CHECK_EQ(kqt_wait(kq, &ev, 1, 30000), 1);
 	CHECK_EQ(ev.filter, EVFILT_USER);
 	CHECK_EQ(close(q[1]), 0); /* the watched child exits */
 	forget_own(q[1]);
@@ -233,7 +233,7 @@ static void case_everything(void)
 	CHECK_EQ(kqt_change(kq, 0, EVFILT_FS, EV_DELETE, 0, 0, NULL), 0);
 	int got_exit = 0;
 	for (int i = 0; i < 4 && !got_exit; i++) {
-		int n = kqt_wait(kq, &ev, 1, 2000);
+		int n = kqt_wait(kq, &ev, 1, 30000);
 		CHECK(n >= 0);
 		if (n == 1 && ev.filter == EVFILT_PROC && (ev.fflags & NOTE_EXIT))
 			got_exit = 1;

@@ -87,11 +87,22 @@ static inline void kqt_fail(const char *file, int line, const char *what)
 	}								\
 } while (0)
 
+/* When the running case began (monotonic ms), for the watchdog. */
+static long long kqt_case_began __attribute__((unused));
+
+static inline long long kqt_clock_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Runs one named case: id is its name in docs/semantics.md §7 (G13, U35, ...). */
 static inline void kqt_run(const char *id, const char *name, void (*fn)(void))
 {
 	kqt_id = id;
 	kqt_name = name;
+	__atomic_store_n(&kqt_case_began, kqt_clock_ms(), __ATOMIC_RELAXED);
 	kqt_case_failed = 0;
 	kqt_case_skipped = NULL;
 	fn();
@@ -132,23 +143,31 @@ static inline int kqt_done(void)
 
 static __attribute__((unused)) void *kqt_watchdog_main(void *arg)
 {
-	unsigned secs = (unsigned)(uintptr_t)arg;
-	sleep(secs);
-	fprintf(stderr, "watchdog: still running after %u s, in case %s %s\n",
-		secs, kqt_id, kqt_name);
+	long long limit = (long long)(uintptr_t)arg * 1000;
+	for (;;) {
+		sleep(1);
+		if (kqt_clock_ms() - __atomic_load_n(&kqt_case_began, __ATOMIC_RELAXED) > limit)
+			break;
+	}
+	fprintf(stderr, "watchdog: case %s %s still running after %lld s\n",
+		kqt_id, kqt_name, limit / 1000);
 	fflush(stderr);
 	_exit(3);
 	return NULL;
 }
 
 /*
- * Starts the watchdog.  It blocks every signal, so process-directed signals (the
- * SIGALRM of the EINTR test) go to the program's own threads.
+ * Starts the watchdog: the program exits with status 3 when one case (or the program
+ * before its first case) runs longer than secs seconds, a hang.  The limit is per case, so
+ * that a loaded machine, which slows every case down, does not add them up.  The watchdog
+ * blocks every signal, so process-directed signals (the SIGALRM of the EINTR test) go to
+ * the program's own threads.
  */
 static inline void kqt_watchdog(unsigned secs)
 {
 	sigset_t all, old;
 	pthread_t t;
+	__atomic_store_n(&kqt_case_began, kqt_clock_ms(), __ATOMIC_RELAXED);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	if (pthread_create(&t, NULL, kqt_watchdog_main, (void *)(uintptr_t)secs) != 0) {

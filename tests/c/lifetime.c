@@ -183,7 +183,8 @@ static int inherited_child(void *arg)
  * no descriptor: a file the child puts under every free number (among them the numbers the
  * kqueue had) receives no byte.  This holds while other threads of the parent are in
  * kevent() on the kqueue at the fork (polling, sleeping, holding its lock for long change
- * lists): each of 50 children finishes within its 1 s watchdog.
+ * lists): none of 50 children hangs (each has a 20 s watchdog: a loaded machine may be
+ * slow, a child stuck on a lock held at the fork never finishes).
  */
 static void case_fork_inherited(void)
 {
@@ -200,7 +201,7 @@ static void case_fork_inherited(void)
 		CHECK_EQ(pthread_create(&t[i], NULL, looper_main, &l[i]), 0);
 	}
 	for (int i = 0; i < 50 && failed < 5; i++) {
-		int rc = in_child(inherited_child, &kq, 1);
+		int rc = in_child(inherited_child, &kq, 20);
 		if (rc != 0) {
 			failed++;
 			last = rc;
@@ -235,7 +236,7 @@ static void *sleeper_main(void *arg)
 	struct sleeper *s = (struct sleeper *)arg;
 	struct kevent ev;
 	__atomic_store_n(&s->entered, 1, __ATOMIC_RELEASE);
-	s->rc = kqt_wait(s->kq, &ev, 1, 2000);
+	s->rc = kqt_wait(s->kq, &ev, 1, 30000);
 	s->err = errno;
 	return NULL;
 }
@@ -308,8 +309,9 @@ static void *tight_churn_main(void *arg)
  * Child of case_fork_in_kqueue.  Exit code 1 if it holds the read end of a pipe that was
  * not open when the case started (a kqueue descriptor proper: the kqueue the parent was
  * making at the fork), 2 if it holds other descriptors that were not (the library's own
- * descriptors of a kqueue being made or closed), else 0; either way only after 300 ms, so
- * that such copies stay open while the parent closes its kqueues.
+ * descriptors of a kqueue being made or closed), else 0; either way only after 2 s, so
+ * that such copies stay open while the parent closes its kqueues (long enough for a wakeup
+ * that waited for them to be told from a slow one on a loaded machine).
  */
 static int fork_in_kqueue_child(void *arg)
 {
@@ -325,7 +327,7 @@ static int fork_in_kqueue_child(void *arg)
 		else if (code == 0)
 			code = 2;
 	}
-	kqt_sleep_ms(300);
+	kqt_sleep_ms(2000);
 	return code;
 }
 
@@ -337,9 +339,9 @@ static int fork_in_kqueue_child(void *arg)
  * library's own descriptors of a kqueue being made or closed.  Thread A makes and closes
  * kqueues back to back; thread B makes kqueues in batches, puts a thread to sleep in
  * kevent() on each, closes them and times how long each sleeper takes to return;
- * meanwhile the main thread forks 200 children, 1 ms apart, each of which lives 300 ms.
+ * meanwhile the main thread forks 200 children, 1 ms apart, each of which lives 2 s.
  * Every child holds only descriptors that were open before the case, and every sleeper of
- * thread B returns EBADF within 200 ms of the close.
+ * thread B returns EBADF within 1 s of the close (not when the children exit).
  */
 static void case_fork_in_kqueue(void)
 {
@@ -362,7 +364,7 @@ static void case_fork_in_kqueue(void)
 		if (pid < 0)
 			break;
 		if (pid == 0) {
-			alarm(5);
+			alarm(20);
 			_exit(fork_in_kqueue_child(NULL));
 		}
 		pids[forked] = pid;
@@ -375,7 +377,7 @@ static void case_fork_in_kqueue(void)
 	pthread_join(a, NULL);
 	pthread_join(b, NULL);
 	for (int i = 0; i < forked; i++) {
-		int st = wait_child(pids[i], 10000);
+		int st = wait_child(pids[i], 30000);
 		if (st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 1)
 			leaks++;
 		else if (st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 2)
@@ -383,7 +385,7 @@ static void case_fork_in_kqueue(void)
 		else if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
 			odd++;
 	}
-	if (leaks || internal || batches.not_ebadf || batches.worst_ms >= 200)
+	if (leaks || internal || batches.not_ebadf || batches.worst_ms >= 1000)
 		fprintf(stderr, "%d forks, %d kqueues of thread A, %d batches of %d of thread B: "
 			"%d children kept a kqueue descriptor, %d others kept only descriptors of "
 			"the library; %d sleepers did not get EBADF, the slowest returned %.1f ms "
@@ -400,7 +402,7 @@ static void case_fork_in_kqueue(void)
 	 * and cannot delay the parent's wakeups, which the library sends itself.
 	 */
 	CHECK_EQ(batches.not_ebadf, 0);
-	CHECK(batches.worst_ms < 200);
+	CHECK(batches.worst_ms < 1000);
 }
 
 /* Makes number kq the read end of a new pipe (kq must be free): the kqueue's number
@@ -468,7 +470,7 @@ static void case_reuse_while_waiting(void)
 	CHECK(kq >= 0);
 	CHECK_EQ(kqt_user(kq, 1, EV_ADD | EV_CLEAR, 0, 0, NULL), 0);
 	CHECK_EQ(kqt_user(kq, 1, 0, NOTE_TRIGGER, 0, NULL), 0);
-	CHECK_EQ(kqt_wait(kq, &ev, 1, 1000), 1);
+	CHECK_EQ(kqt_wait(kq, &ev, 1, 30000), 1);
 	memset(&w, 0, sizeof w);
 	w.kq = kq;
 	CHECK_EQ(pthread_create(&t, NULL, waiter_main, &w), 0);

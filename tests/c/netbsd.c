@@ -875,10 +875,10 @@ static void check_relative_unit(uint32_t unit, int64_t data)
 	double t0 = kqt_now_ms();
 	CHECK_EQ(nb_change(kq, 5, EVFILT_TIMER, EV_ADD | EV_ONESHOT, unit, data, &marker_a), 0);
 	memset(&ev, 0, sizeof ev);
-	CHECK_EQ(nb_wait(kq, &ev, 1, 2000), 1);
+	CHECK_EQ(nb_wait(kq, &ev, 1, 60000), 1);
 	double dt = kqt_now_ms() - t0;
 	CHECK(dt >= 29.0);
-	CHECK(dt < 1000.0);
+	CHECK(dt < 30000.0);
 	CHECK_EQ(ev.ident, 5);
 	CHECK_EQ(ev.filter, EVFILT_TIMER);
 	CHECK_EQ(ev.flags, EV_ADD | EV_ONESHOT | EV_CLEAR);

@@ -95,7 +95,7 @@ static void case_u7(void)
 	CHECK(kq >= 0);
 	CHECK_EQ(kqt_user(kq, 666, EV_ADD | EV_ENABLE, 0, 0, NULL), 0);
 	CHECK_EQ(kqt_user(kq, 666, 0, NOTE_FFCOPY | NOTE_TRIGGER | 8, 0, NULL), 0);
-	CHECK_EQ(kqt_wait(kq, &ev, 1, 1000), 1);
+	CHECK_EQ(kqt_wait(kq, &ev, 1, 30000), 1);
 	CHECK_EQ(ev.ident, 666);
 	CHECK_EQ(ev.filter, EVFILT_USER);
 	CHECK_EQ(ev.fflags, 8);
@@ -430,7 +430,7 @@ static void case_u31(void)
 	double t0 = kqt_now_ms();
 	CHECK_EQ(kqt_user(kq, 1, 0, NOTE_TRIGGER, 0, &marker_b), 0);
 	CHECK_EQ(pthread_join(t, NULL), 0);
-	CHECK(kqt_now_ms() - t0 < 1000.0);
+	CHECK(kqt_now_ms() - t0 < 30000.0);
 	CHECK_EQ(w.rc, 1);
 	CHECK_EQ(w.ev.ident, 1);
 	CHECK(w.ev.udata == &marker_b);

@@ -693,11 +693,12 @@ impl Inner {
             if !st.closed && self.gen == process::fork_gen() {
                 st.objs.epoch += 1;
                 let mut news = self.harvest_now(&mut st);
-                news |= self.expire_timers(&mut st);
+                news |= self.queue_due_timers(&mut st);
                 // Watchers are not told here (the caller is one, holding its own lock);
                 // `pending` being written gives the others an edge through epoll.
                 let _ = news && self.signal(&mut st, false);
                 self.sync_pending(&mut st);
+                self.sync_timerfd(&mut st);
                 self.publish(&st);
             }
         }
@@ -740,9 +741,13 @@ impl Inner {
         Ok(slot.get_or_init(|| fd).as_fd())
     }
 
-    /// Counts due timer expirations, re-checks EVFILT_EMPTY knotes if that is due, and
-    /// re-arms the timerfds. Returns whether a knote was queued.
-    fn expire_timers(&self, st: &mut State) -> bool {
+    /// Counts due timer expirations and re-checks EVFILT_EMPTY knotes if that is due.
+    /// Returns whether a knote was queued. The timerfds are not re-armed: a timerfd that
+    /// fired keeps the descriptor readable until the caller has written `pending`
+    /// ([`Inner::sync_pending`]) and then calls [`Inner::sync_timerfd`], so that the
+    /// descriptor of a kqueue with a timer event pending never looks idle in between (to a
+    /// poll() or an epoll of another thread).
+    fn queue_due_timers(&self, st: &mut State) -> bool {
         let polling = st.objs.empty.deadline().is_some();
         if st.objs.timers.is_empty() && !polling {
             return false;
@@ -757,7 +762,6 @@ impl Inner {
                 queued |= self.evaluate(knotes, objs, id, EVFILT_EMPTY, 0);
             }
         }
-        self.sync_timerfd(st);
         queued
     }
 
@@ -789,8 +793,9 @@ impl Inner {
             return;
         }
         st.objs.epoch += 1;
-        let notify = self.expire_timers(&mut st) && self.signal(&mut st, false);
+        let notify = self.queue_due_timers(&mut st) && self.signal(&mut st, false);
         self.sync_pending(&mut st);
+        self.sync_timerfd(&mut st);
         self.publish(&st);
         drop(st);
         if notify {
@@ -990,7 +995,7 @@ impl Inner {
             if woken == 0 || woken == HARVEST {
                 news |= self.harvest_now(&mut st);
             }
-            news |= self.expire_timers(&mut st);
+            news |= self.queue_due_timers(&mut st);
             let mut notify = news && self.signal(&mut st, false);
             let n = self.collect(&mut st, events, max);
             // Knotes the changes queued and this collection left pending (queued, or
@@ -999,9 +1004,10 @@ impl Inner {
             if std::mem::take(&mut unsignalled) && pending_count(&st) > 0 {
                 notify |= self.signal(&mut st, true);
             }
-            // A delivery may have scheduled a re-check (EVFILT_EMPTY).
-            self.sync_timerfd(&mut st);
             self.sync_pending(&mut st);
+            // A delivery may have scheduled a re-check (EVFILT_EMPTY); a timerfd that fired
+            // is reset only now that `pending` shows what stays queued.
+            self.sync_timerfd(&mut st);
             self.publish(&st);
             if notify {
                 drop(st);

@@ -47,7 +47,8 @@ pub(crate) fn new_id() -> u64 {
 }
 
 /// The program reports every close through [`crate::fdclose`] (the C library interposes
-/// close()): the descriptor table is then exact and lookups need no system call.
+/// close()): closed kqueues need no background sweep. Lookups still check a number they
+/// find in the table (a raw system call can close it unseen all the same).
 static CLOSE_HOOKED: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn close_hooked() -> bool {
@@ -805,8 +806,9 @@ pub(crate) fn lookup(fd: BorrowedFd<'_>) -> Result<Arc<Inner>, Errno> {
         };
         if let Some((inner, owned)) = found {
             // A Rust owner's own number cannot be closed behind its back; a copy of it, or
-            // a released kqueue's number, can, unless close() reports to us.
-            if owned || close_hooked() || still_at(&inner, number) {
+            // a released kqueue's number, can: by a raw system call even where close()
+            // reports to us, and another file may have the number now.
+            if owned || still_at(&inner, number) {
                 return live(inner);
             }
         }

@@ -87,7 +87,7 @@ fn stale_epitem_makes_reused_number_look_registered() {
         put(&w, 4);
         w
     });
-    let evs = get(&kq, 4, Some(Duration::from_secs(1)));
+    let evs = get(&kq, 4, Some(Duration::from_secs(30)));
     let _w = writer.join().unwrap();
     assert_eq!(evs.len(), 1, "4 bytes in the pipe at {n}: {evs:?}");
     assert_eq!(evs[0].data, 4);
@@ -101,29 +101,47 @@ fn stale_epitem_makes_reused_number_look_registered() {
 #[test]
 fn eventfd_add_scales_with_kqueues() {
     let e = eventfd();
-    let time = |kq: &Kqueue| {
+    let kq = Kqueue::new().unwrap();
+    let time = || {
         let start = Instant::now();
         for _ in 0..200 {
-            ch_ok(kq, &[rd(id(&e), EV_ADD, 0), rd(id(&e), EV_DELETE, 0)]);
+            ch_ok(&kq, &[rd(id(&e), EV_ADD, 0), rd(id(&e), EV_DELETE, 0)]);
         }
         start.elapsed()
     };
-    let kq = Kqueue::new().unwrap();
-    let _ = time(&kq);
-    let base = time(&kq);
-    let many: Vec<Kqueue> = (0..1000).map(|_| Kqueue::new().unwrap()).collect();
-    let _ = time(&kq);
-    let loaded = time(&kq);
-    drop(many);
-    assert!(
-        loaded < base * 10,
-        "200 EV_ADD+EV_DELETE of an eventfd: 1 kqueue {base:?}, 1001 kqueues {loaded:?}"
-    );
+    assert_scales("200 EV_ADD+EV_DELETE of an eventfd", time, || {
+        (0..1000)
+            .map(|_| Kqueue::new().unwrap())
+            .collect::<Vec<_>>()
+    });
+}
+
+/// Asserts that `sample` (a timed loop of operations) costs less than 10 times as much
+/// while the 1000 kqueues `make_many` makes exist as with none. Timing on a shared machine
+/// is noisy: each side is the fastest of several samples (a preemption only slows a sample
+/// down), and a failed comparison is measured again, afresh, a few times before the test
+/// fails; the defects this guards against cost 50 to 100 times more every time.
+fn assert_scales<T>(what: &str, mut sample: impl FnMut() -> Duration, make_many: impl Fn() -> T) {
+    let mut fastest = |n: usize| (0..n).map(|_| sample()).min().unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let _ = fastest(1);
+        let base = fastest(5);
+        let many = make_many();
+        let _ = fastest(1);
+        let loaded = fastest(5);
+        drop(many);
+        if loaded < base * 10 {
+            return;
+        }
+        seen.push((base, loaded));
+    }
+    panic!("{what}, fastest of 5 (1 kqueue, 1001 kqueues), in 5 tries: {seen:?}");
 }
 
 /// Runs `body` in a fresh process (this test binary, running only test `name`), so that
 /// descriptor numbers are not disturbed by other tests. Fails if the child fails, or takes
-/// more than 10 s.
+/// more than 60 s.
 fn in_child(name: &str, body: impl FnOnce()) {
     if std::env::var("KQ_ATTACK2_CHILD").as_deref() == Ok(name) {
         body();
@@ -141,7 +159,7 @@ fn in_child(name: &str, body: impl FnOnce()) {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        if start.elapsed() > Duration::from_secs(10) {
+        if start.elapsed() > Duration::from_secs(60) {
             let _ = child.kill();
             panic!("child test {name} hung");
         }
@@ -191,7 +209,7 @@ fn delete_of_closed_number_unregisters_library_inotify() {
                 append(&path, 10);
                 path
             });
-            let evs = get(&kq, 4, Some(Duration::from_secs(1)));
+            let evs = get(&kq, 4, Some(Duration::from_secs(30)));
             let _path = writer.join().unwrap();
             assert_eq!(
                 evs.len(),
@@ -221,14 +239,9 @@ fn fdclose_scales_with_kqueues() {
         }
         spent
     };
-    let _ = time();
-    let base = time();
-    let many: Vec<Kqueue> = (0..1000).map(|_| Kqueue::new().unwrap()).collect();
-    let _ = time();
-    let loaded = time();
-    drop(many);
-    assert!(
-        loaded < base * 10,
-        "200 closes of a registered socket: 1 kqueue {base:?}, 1001 kqueues {loaded:?}"
-    );
+    assert_scales("200 closes of a registered socket", time, || {
+        (0..1000)
+            .map(|_| Kqueue::new().unwrap())
+            .collect::<Vec<_>>()
+    });
 }

@@ -78,7 +78,7 @@ fn r1_attack_level_dup_two_numbers(p: Personality) {
     ch_ok(&kq, &[rd(id(&a), EV_ADD, 1), rd(id(&a2), EV_ADD, 2)]);
     for round in 0..3 {
         put(&b, 2 + round);
-        let evs = get(&kq, 4, Some(Duration::from_secs(1)));
+        let evs = get(&kq, 4, Some(Duration::from_secs(30)));
         let evs = if evs.len() < 2 {
             [evs, poll(&kq, 4)].concat()
         } else {
@@ -171,7 +171,7 @@ fn r1_attack_level_eof_disable_no_spin(p: Personality) {
     assert_read(&expect_one(&kq), &r, 1, false);
     drop(w);
     for _ in 0..3 {
-        let evs = get(&kq, 4, Some(Duration::from_secs(1)));
+        let evs = get(&kq, 4, Some(Duration::from_secs(30)));
         assert_eq!(evs.len(), 1, "{evs:?}");
         assert_read(&evs[0], &r, 1, true);
     }
@@ -221,7 +221,7 @@ fn r1_attack_level_rst_and_shut_rd(p: Personality) {
     scanned_empty(&kq, "drained");
     set_linger0(&c);
     drop(c);
-    let evs = get(&kq, 4, Some(Duration::from_secs(1)));
+    let evs = get(&kq, 4, Some(Duration::from_secs(30)));
     assert_eq!(evs.len(), 1, "{evs:?}");
     assert!(evs[0].flags & EV_EOF != 0, "{evs:?}");
     assert!(readable(&kq));
@@ -237,7 +237,7 @@ fn r1_attack_level_rst_and_shut_rd(p: Personality) {
     let evs = poll(&kq, 4);
     assert!(evs.iter().all(|e| e.ident != id(&a)), "{evs:?}");
     shutdown(&a, libc::SHUT_RD);
-    let evs = get(&kq, 4, Some(Duration::from_secs(1)));
+    let evs = get(&kq, 4, Some(Duration::from_secs(30)));
     let ev = evs
         .iter()
         .find(|e| e.ident == id(&a))
@@ -400,7 +400,7 @@ fn r1_attack_level_fifo_writer_comes_and_goes(p: Personality) {
         scanned_empty(&kq, "FIFO drained, writer open");
         waits_quietly(&kq, "FIFO drained, writer open");
         drop(w);
-        let evs = get(&kq, 4, Some(Duration::from_secs(1)));
+        let evs = get(&kq, 4, Some(Duration::from_secs(30)));
         assert_eq!(evs.len(), 1, "{evs:?}");
         assert_read(&evs[0], &r, 0, true);
         let w = open_fifo(&path, libc::O_WRONLY | libc::O_NONBLOCK);

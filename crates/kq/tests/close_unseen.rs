@@ -31,10 +31,7 @@ fn unseen_close_wakes_sleeper_with_ebadf() {
     assert_eq!(unsafe { libc::syscall(libc::SYS_close, n) }, 0);
     let (r, waited) = t.join().unwrap();
     assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EBADF));
-    assert!(
-        waited < Duration::from_millis(1100),
-        "woke after {waited:?}"
-    );
+    assert!(waited < Duration::from_secs(30), "woke after {waited:?}");
 }
 
 /// 20,000 raw kqueues created and closed behind the library's back leave the descriptor
@@ -51,8 +48,17 @@ fn unseen_close_cycles_do_not_pile_up() {
             worst = worst.max(fd_count().saturating_sub(before));
         }
     }
-    std::thread::sleep(Duration::from_millis(300)); // a sweep
-    let after = fd_count().saturating_sub(before);
     assert!(worst <= 64, "{worst} extra descriptors during the cycles");
-    assert!(after <= 8, "{after} extra descriptors after a sweep");
+    // The background sweep (every 100 ms) lets the last kqueues go: wait for it, however
+    // long a loaded machine keeps its thread waiting.
+    let start = Instant::now();
+    let mut after = fd_count().saturating_sub(before);
+    while after > 8 && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+        after = fd_count().saturating_sub(before);
+    }
+    assert!(
+        after <= 8,
+        "{after} extra descriptors 30 s after the cycles"
+    );
 }

@@ -60,26 +60,26 @@ fn fallback_wakeups() {
     let mut ev = [Kevent::default(); 1];
     let start = Instant::now();
     assert_eq!(
-        kq.kevent(&[], &mut ev, Some(Duration::from_secs(2)))
+        kq.kevent(&[], &mut ev, Some(Duration::from_secs(60)))
             .unwrap(),
         1
     );
     assert_eq!((ev[0].ident, ev[0].filter), (1, EVFILT_USER));
-    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(start.elapsed() < Duration::from_secs(30));
     t.join().unwrap();
 
     kq.kevent(&[kev(2, EVFILT_TIMER, EV_ADD, 0, 20)], &mut [], None)
         .unwrap();
     let start = Instant::now();
     assert_eq!(
-        kq.kevent(&[], &mut ev, Some(Duration::from_secs(2)))
+        kq.kevent(&[], &mut ev, Some(Duration::from_secs(60)))
             .unwrap(),
         1
     );
     assert_eq!((ev[0].ident, ev[0].filter), (2, EVFILT_TIMER));
     let waited = start.elapsed();
     assert!(
-        waited >= Duration::from_millis(19) && waited < Duration::from_secs(1),
+        waited >= Duration::from_millis(19) && waited < Duration::from_secs(30),
         "{waited:?}"
     );
 }
@@ -99,7 +99,7 @@ fn fallback_descriptor_wakes() {
     });
     let mut ev = [Kevent::default(); 1];
     assert_eq!(
-        kq.kevent(&[], &mut ev, Some(Duration::from_secs(2)))
+        kq.kevent(&[], &mut ev, Some(Duration::from_secs(30)))
             .unwrap(),
         1
     );
@@ -130,14 +130,16 @@ fn fallback_eintr() {
         // SAFETY: pthread_self has no preconditions.
         tx.send(unsafe { libc::pthread_self() }).unwrap();
         let mut ev = [Kevent::default(); 1];
-        k2.kevent(&[], &mut ev, Some(Duration::from_secs(5)))
+        k2.kevent(&[], &mut ev, Some(Duration::from_secs(60)))
     });
     let thread = rx.recv().unwrap();
-    std::thread::sleep(Duration::from_millis(50));
-    let start = Instant::now();
-    // SAFETY: the thread is alive (it is waiting in kevent, or about to).
-    unsafe { libc::pthread_kill(thread, libc::SIGUSR2) };
+    // A signal that lands before the thread waits in kevent only runs the handler: keep
+    // signalling until the call returns.
+    while !t.is_finished() {
+        // SAFETY: the thread is alive (it is waiting in kevent, or about to).
+        unsafe { libc::pthread_kill(thread, libc::SIGUSR2) };
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let r = t.join().unwrap();
     assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EINTR));
-    assert!(start.elapsed() < Duration::from_secs(2));
 }

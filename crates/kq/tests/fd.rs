@@ -568,7 +568,7 @@ fn r7_regular_file_append_wakes_waiter(p: Personality) {
         append(&p2, 5);
     });
     let start = Instant::now();
-    let evs = get(&kq, 8, Some(Duration::from_secs(1)));
+    let evs = get(&kq, 8, Some(Duration::from_secs(60)));
     let waited = start.elapsed();
     t.join().unwrap();
     assert_eq!(evs.len(), 1, "{evs:?}");
@@ -579,7 +579,7 @@ fn r7_regular_file_append_wakes_waiter(p: Personality) {
         delivered_flags(p, EV_ADD | EV_CLEAR),
         5,
     );
-    assert!(waited < Duration::from_millis(900), "woke after {waited:?}");
+    assert!(waited < Duration::from_secs(30), "woke after {waited:?}");
 }
 
 /// R7, eventfd: readable while the counter is not 0, `data` the counter (more in
@@ -706,13 +706,13 @@ fn w2_pipe_blocked_until_drained(p: Personality) {
         r
     });
     let start = Instant::now();
-    let evs = get(&kq, 8, Some(Duration::from_secs(1)));
+    let evs = get(&kq, 8, Some(Duration::from_secs(60)));
     let waited = start.elapsed();
     let _r = t.join().unwrap();
     assert_eq!(evs.len(), 1, "{evs:?}");
     assert_eq!((evs[0].ident, evs[0].filter), (wi, EVFILT_WRITE));
     assert!(evs[0].data > 0, "{evs:?}");
-    assert!(waited < Duration::from_millis(900), "woke after {waited:?}");
+    assert!(waited < Duration::from_secs(30), "woke after {waited:?}");
 }
 
 /// W3 (NetBSD write/t_pipe pipe3): closing the read end, then the write end, with a WRITE

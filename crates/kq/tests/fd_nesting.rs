@@ -62,7 +62,7 @@ fn kq_fd_poll_readable_while_pending(p: Personality) {
     put(&b, 1);
     assert!(readable(&kq, 1000), "not readable with a pending event");
     assert!(readable(&kq, 0));
-    let evs = get(&kq, 8, Some(Duration::from_secs(1)));
+    let evs = get(&kq, 8, Some(Duration::from_secs(30)));
     assert_eq!(evs.len(), 1, "{evs:?}");
     assert!(
         !readable(&kq, 0),
@@ -72,13 +72,13 @@ fn kq_fd_poll_readable_while_pending(p: Personality) {
     let k2 = kq.clone();
     let t = thread::spawn(move || {
         let start = Instant::now();
-        (readable(&k2, 1000), start.elapsed())
+        (readable(&k2, 60_000), start.elapsed())
     });
     thread::sleep(Duration::from_millis(50));
     put(&b, 1);
     let (was_readable, waited) = t.join().unwrap();
     assert!(was_readable, "poll(2) was not woken by the socket");
-    assert!(waited < Duration::from_millis(900), "woke after {waited:?}");
+    assert!(waited < Duration::from_secs(30), "woke after {waited:?}");
     assert_eq!(poll(&kq, 8).len(), 1);
     assert!(!readable(&kq, 0));
 }
@@ -182,12 +182,12 @@ fn kq_in_kq_read_sockets(p: Personality) {
         put(&b, 1);
     });
     let start = Instant::now();
-    let evs = get(&outer, 4, Some(Duration::from_secs(1)));
+    let evs = get(&outer, 4, Some(Duration::from_secs(60)));
     let waited = start.elapsed();
     t.join().unwrap();
     assert_eq!(evs.len(), 1, "{evs:?}");
     assert_eq!((evs[0].ident, evs[0].data), (ii, 1));
-    assert!(waited < Duration::from_millis(900), "woke after {waited:?}");
+    assert!(waited < Duration::from_secs(30), "woke after {waited:?}");
     assert_eq!(udata(&expect_one(&inner)), 3);
     expect_no_events(&outer);
 }

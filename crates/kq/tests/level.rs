@@ -151,7 +151,7 @@ fn r1_level_kq_fd_readable_exactly_while_ready(p: Personality) {
 
         drop(s.peer);
         assert!(watcher.edges(1000) >= 1, "{name}: no edge for EOF");
-        let evs = get(&kq, 4, Some(Duration::from_secs(1)));
+        let evs = get(&kq, 4, Some(Duration::from_secs(30)));
         assert_eq!(evs.len(), 1, "{name}: {evs:?}");
         assert_read(&evs[0], &s.watched, 0, true);
         // End of file stays: level-triggered, reported again.
@@ -296,7 +296,7 @@ fn r1_level_unconnected_and_listening_sockets_no_spin(p: Personality) {
     let mut keep = Vec::new();
     for round in 0..3 {
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let evs = get(&kq, 4, Some(Duration::from_secs(1)));
+        let evs = get(&kq, 4, Some(Duration::from_secs(30)));
         assert_eq!(evs.len(), 1, "{evs:?}");
         assert_read(&evs[0], &listener, 1, false);
         if round == 0 {
@@ -386,7 +386,7 @@ fn u37_level_outer_clear_sees_new_activations_only(p: Personality) {
     );
     assert!(poll(&outer, 4).is_empty());
     put(&b, 1);
-    let evs = get(&outer, 4, Some(Duration::from_secs(1)));
+    let evs = get(&outer, 4, Some(Duration::from_secs(30)));
     assert_eq!(evs.len(), 1, "{evs:?}");
     assert_eq!(evs[0].data, 1);
     for _ in 0..3 {
@@ -397,7 +397,7 @@ fn u37_level_outer_clear_sees_new_activations_only(p: Personality) {
     assert!(poll(&inner, 4).is_empty());
     assert!(poll(&outer, 4).is_empty());
     put(&b, 2);
-    let evs = get(&outer, 4, Some(Duration::from_secs(1)));
+    let evs = get(&outer, 4, Some(Duration::from_secs(30)));
     assert_eq!(evs.len(), 1, "a new activation: {evs:?}");
     assert_eq!(evs[0].data, 1);
     assert_read(&expect_one(&inner), &a, 2, false);

@@ -90,13 +90,18 @@ extern "C" fn info_handler(s: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c
 /// kevent() never fails.
 fn s1_sig(p: Personality) {
     let parent = std::process::id() as i32;
-    // SAFETY: the child only sleeps, sends signals and exits (async-signal-safe).
+    // The child starts sending once the parent is ready (however long that takes).
+    let mut go = [0 as libc::c_int; 2];
+    // SAFETY: pipe writes two descriptors into `go`.
+    assert_eq!(unsafe { libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: the child only reads, sleeps, sends signals and exits (async-signal-safe).
     let child = unsafe { libc::fork() };
     assert!(child >= 0);
     if child == 0 {
         // SAFETY: as above.
         unsafe {
-            libc::usleep(200_000);
+            let mut b = 0u8;
+            libc::read(go[0], (&mut b as *mut u8).cast(), 1);
             for _ in 0..5 {
                 libc::kill(parent, libc::SIGUSR1);
                 libc::usleep(50_000);
@@ -111,11 +116,17 @@ fn s1_sig(p: Personality) {
     );
     set_raw(libc::SIGUSR1, libc::SIG_IGN, 0);
     ch_ok(&kq, &[sig(libc::SIGUSR1, EV_ADD | EV_ENABLE)]);
+    // SAFETY: writes one byte from a live buffer to our pipe, then closes both ends.
+    unsafe {
+        assert_eq!(libc::write(go[1], b"g".as_ptr().cast(), 1), 1);
+        libc::close(go[0]);
+        libc::close(go[1]);
+    }
     let (mut returns, mut posts) = (0, 0);
     let start = Instant::now();
     while posts < 5 {
         assert!(
-            start.elapsed() < Duration::from_secs(10),
+            start.elapsed() < Duration::from_secs(60),
             "only {posts} posts seen"
         );
         let mut ev = [Kevent::default()];

