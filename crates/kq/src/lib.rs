@@ -129,7 +129,8 @@ pub fn fd_tracked_max() -> Option<std::os::fd::RawFd> {
 }
 
 /// Says that every close() of the program reaches [`fdclose`] first (the C library's
-/// interposed close() is in effect): closed kqueues then need no background sweep.
+/// interposed close() is in effect): kqueue descriptors found by number then need no system
+/// call to check, and closed kqueues need no background sweep.
 pub fn set_close_hooked(on: bool) {
     process::set_close_hooked(on)
 }

@@ -47,8 +47,9 @@ pub(crate) fn new_id() -> u64 {
 }
 
 /// The program reports every close through [`crate::fdclose`] (the C library interposes
-/// close()): closed kqueues need no background sweep. Lookups still check a number they
-/// find in the table (a raw system call can close it unseen all the same).
+/// close()): closed kqueues need no background sweep, and the `kevent()` lookup of a call's
+/// own kqueue takes a number found in the table as it is, with no system call. A number
+/// met as a knote's ident is checked all the same ([`lookup_checked`]).
 static CLOSE_HOOKED: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn close_hooked() -> bool {
@@ -784,8 +785,22 @@ pub(crate) fn number_taken(fd: RawFd) {
 }
 
 /// The kqueue whose descriptor is `fd` (any copy of it): EBADF if it is not one (closed,
-/// another file, or inherited across fork()).
+/// another file, or inherited across fork()). This is the lookup of a `kevent()` call's
+/// own kqueue: where close() reports to us, a number found in the table is taken as it is,
+/// with no system call (see [`lookup_checked`]).
 pub(crate) fn lookup(fd: BorrowedFd<'_>) -> Result<Arc<Inner>, Errno> {
+    lookup_with(fd, close_hooked())
+}
+
+/// As [`lookup`], but a number found in the table is always checked (`kcmp`): for a
+/// descriptor met as the ident of a knote, where taking another file for a kqueue would
+/// watch the wrong object. A kqueue descriptor closed by a raw system call, whose number
+/// another file took, is found out here even where close() is interposed.
+pub(crate) fn lookup_checked(fd: BorrowedFd<'_>) -> Result<Arc<Inner>, Errno> {
+    lookup_with(fd, false)
+}
+
+fn lookup_with(fd: BorrowedFd<'_>, trust_table: bool) -> Result<Arc<Inner>, Errno> {
     let count = LockCount::get();
     if count.process() {
         // A signal handler that interrupted this thread inside the library.
@@ -806,9 +821,10 @@ pub(crate) fn lookup(fd: BorrowedFd<'_>) -> Result<Arc<Inner>, Errno> {
         };
         if let Some((inner, owned)) = found {
             // A Rust owner's own number cannot be closed behind its back; a copy of it, or
-            // a released kqueue's number, can: by a raw system call even where close()
-            // reports to us, and another file may have the number now.
-            if owned || still_at(&inner, number) {
+            // a released kqueue's number, can, unless close() reports to us (a raw system
+            // call still can: a documented limit of the kevent() lookup, which must make
+            // no system call).
+            if owned || trust_table || still_at(&inner, number) {
                 return live(inner);
             }
         }

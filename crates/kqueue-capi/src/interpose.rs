@@ -96,7 +96,7 @@
 
 use std::ffi::{c_int, c_uint, c_void, CStr};
 
-use crate::{CleanupBuffer, _pthread_cleanup_pop, _pthread_cleanup_push};
+use crate::{_pthread_cleanup_pop, _pthread_cleanup_push, CleanupBuffer};
 use std::os::fd::RawFd;
 use std::panic::catch_unwind;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};

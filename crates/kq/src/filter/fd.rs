@@ -928,7 +928,7 @@ fn same_file(epoll_fd: RawFd, fd: RawFd, reg: &Reg, tainted: bool, now: Option<&
             .is_ok_and(|now| (now.dev, now.ino, now.kind) == (file.dev, file.ino, file.kind))
     };
     match reg.kind {
-        Kind::Kqueue(id) => process::lookup(target).is_ok_and(|k| k.id == id),
+        Kind::Kqueue(id) => process::lookup_checked(target).is_ok_and(|k| k.id == id),
         _ if reg.interest != 0 => {
             let ep = sys::borrow(epoll_fd);
             probe(ep, target, token(fd, reg.seq), reg.interest).unwrap_or(false)
@@ -945,7 +945,7 @@ fn classify(fd: RawFd, file: &Identity, filter: i16, cx: &Context<'_>) -> Result
         libc::S_IFSOCK => Kind::Socket(io::socket_info(target)?),
         libc::S_IFIFO => Kind::Pipe,
         libc::S_IFCHR => Kind::Char,
-        0 => match process::lookup(target) {
+        0 => match process::lookup_checked(target) {
             Ok(kq) => {
                 // A kqueue is watched with EVFILT_READ only, and not by itself.
                 if filter != EVFILT_READ || Weak::ptr_eq(&Arc::downgrade(&kq), cx.kq) {
