@@ -116,19 +116,6 @@ pub fn fdclose_end(fd: std::os::fd::RawFd, token: u64) {
     process::fdclose_end(fd, token)
 }
 
-/// Descriptor `newfd` was just made a copy of `oldfd` (dup2/dup3): a copy of a kqueue
-/// descriptor becomes one of its numbers.
-pub fn fddup(oldfd: std::os::fd::RawFd, newfd: std::os::fd::RawFd) {
-    process::fddup(oldfd, newfd)
-}
-
-/// As [`fdclose_end`], for a close that may not have happened (a thread cancelled in the C
-/// library's close(), which may act on the request before closing): `fd` is forgotten only
-/// if it no longer refers to the kqueue of `token`.
-pub fn fdclose_end_unless_open(fd: std::os::fd::RawFd, token: u64) {
-    process::fdclose_end_unless_open(fd, token)
-}
-
 /// Whether descriptor number `fd` carries knotes or is a known kqueue descriptor: the O(1),
 /// lock-free test an interposed close() makes before calling [`fdclose`].
 pub fn fd_tracked(fd: std::os::fd::RawFd) -> bool {

@@ -131,10 +131,6 @@ impl Table {
 
 static KNOTES: Table = Table::new();
 static KQUEUES: Table = Table::new();
-/// How many closes of each kqueue number are between [`fdclose_begin`] and
-/// [`fdclose_end`]: the kernel may have freed the number already, and another file may
-/// have taken it, so a `kevent()` lookup does not take the table's word for it then.
-static CLOSING_KQ: Table = Table::new();
 /// Numbers of the library's own descriptors, which a search for copies of a kqueue
 /// descriptor skips, and which a fork's child closes (see `after_fork_child`): 0 for none,
 /// [`PROCESS_WIDE`] for one of the whole process (a signal's eventfd, the process events
@@ -828,8 +824,7 @@ fn lookup_with(fd: BorrowedFd<'_>, trust_table: bool) -> Result<Arc<Inner>, Errn
             // a released kqueue's number, can, unless close() reports to us (a raw system
             // call still can: a documented limit of the kevent() lookup, which must make
             // no system call).
-            let trusted = trust_table && CLOSING_KQ.get(number) == 0;
-            if owned || trusted || still_at(&inner, number) {
+            if owned || trust_table || still_at(&inner, number) {
                 return live(inner);
             }
         }
@@ -998,27 +993,7 @@ pub(crate) fn fdclose_begin(fd: RawFd) -> u64 {
             kq.fd_closed(fd);
         }
     }
-    let id = KQUEUES.get(fd);
-    if id != 0 {
-        CLOSING_KQ.slot(fd).fetch_add(1, Ordering::SeqCst);
-    }
-    id
-}
-
-/// `newfd` was made a copy of `oldfd` (dup2/dup3): if `oldfd` is a kqueue number, `newfd`
-/// is one of that kqueue's numbers from now on (so that a fork's child closes it).
-pub(crate) fn fddup(oldfd: RawFd, newfd: RawFd) {
-    let id = KQUEUES.get(oldfd);
-    if id != 0 && oldfd != newfd && sys::getpid() == PID.load(Ordering::Relaxed) {
-        adopt(id, newfd);
-    }
-}
-
-/// The close of kqueue number `fd` that [`fdclose_begin`] counted is over.
-fn closing_done(fd: RawFd) {
-    if let Some(s) = CLOSING_KQ.slot_if_any(fd) {
-        let _ = s.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-    }
+    KQUEUES.get(fd)
 }
 
 /// The half of [`fdclose`] that comes after the close: forgets number `fd` of kqueue `id`
@@ -1028,25 +1003,7 @@ fn closing_done(fd: RawFd) {
 pub(crate) fn fdclose_end(fd: RawFd, id: u64) {
     if id != 0 && sys::getpid() == PID.load(Ordering::Relaxed) {
         forget(fd, id);
-        closing_done(fd);
     }
-}
-
-/// As [`fdclose_end`], where it is not known whether the close happened (cancellation
-/// ended the thread in the C library's close(), which may act on it before closing): the
-/// number is forgotten only if it no longer refers to kqueue `id`.
-pub(crate) fn fdclose_end_unless_open(fd: RawFd, id: u64) {
-    if id == 0 || sys::getpid() != PID.load(Ordering::Relaxed) {
-        return;
-    }
-    if let Some(inner) = lookup_id(id) {
-        if still_at(&inner, fd) {
-            closing_done(fd);
-            return;
-        }
-    }
-    forget(fd, id);
-    closing_done(fd);
 }
 
 /// Releases the kqueues whose every known number was closed without our hearing of it.
@@ -1269,7 +1226,6 @@ extern "C" fn after_fork_child() {
         reg.released = 0;
         KNOTES.clear(max);
         KQUEUES.clear(max);
-        CLOSING_KQ.clear(max);
         LIBRARY.clear(max);
         let map = std::mem::take(&mut reg.map);
         drop((reg, c));

@@ -111,31 +111,8 @@ type CloseRangeFn = unsafe extern "C" fn(c_uint, c_uint, c_int) -> c_int;
 extern "C" {
     // Not in the libc crate. The constant is the same in glibc and musl.
     fn pthread_setcancelstate(state: c_int, oldstate: *mut c_int) -> c_int;
-    fn pthread_testcancel();
 }
 const PTHREAD_CANCEL_DISABLE: c_int = 1;
-
-/// Turns cancellation off for the calling thread; the state to give [`cancel_restore`]
-/// (`None`: it could not be changed).
-extern "C" fn cancel_off() -> c_int {
-    let mut old: c_int = -1;
-    // SAFETY: pthread_setcancelstate only writes the previous state to the pointer; it is
-    // async-cancel-safe, and leaves errno alone when it succeeds.
-    if unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut old) } != 0 {
-        old = -1;
-    }
-    old
-}
-
-/// Puts back the cancellation state [`cancel_off`] returned. With asynchronous
-/// cancellation a pending request acts here, in a frame with no landing pad.
-extern "C" fn cancel_restore(old: c_int) {
-    if old >= 0 {
-        let mut dummy: c_int = 0;
-        // SAFETY: as in cancel_off (the old state goes to a dummy: NULL is not portable).
-        unsafe { pthread_setcancelstate(old, &mut dummy) };
-    }
-}
 
 /// A function of the next object in the lookup order (the C library's), looked up once.
 pub(crate) struct Next {
@@ -270,21 +247,16 @@ struct Closing {
     token: u64,
 }
 
-/// After cancellation ended the thread in the C library's close() of a kqueue number
-/// `arg` (a [`Closing`]): the C library may have acted on the request before closing the
-/// descriptor (glibc does, when it is pending as close() starts), so the number is
-/// forgotten only if it no longer refers to the kqueue.
+/// Runs [`end`] for the [`Closing`] at `arg`: after the C library's close() returned, or
+/// when cancellation in it unwinds close()'s frame (the descriptor is closed then too).
 ///
 /// # Safety
 ///
 /// `arg` points to a live `Closing`.
-unsafe extern "C" fn close_cancelled(arg: *mut c_void) {
+unsafe extern "C" fn close_done(arg: *mut c_void) {
     // SAFETY: the caller's promise.
     let c = unsafe { &*arg.cast::<Closing>() };
-    if c.token != 0 {
-        let (fd, token) = (c.fd, c.token);
-        let _ = engine_work(move || kq::fdclose_end_unless_open(fd, token));
-    }
+    end(c.fd, c.token);
 }
 
 thread_local! {
@@ -363,13 +335,6 @@ extern "C" fn before_close_range(first: c_uint, last: c_uint, flags: c_int) {
             }
         }
     });
-}
-
-/// After a dup2()/dup3() that returned `r`: a copy of a kqueue number is recorded as one.
-extern "C" fn after_dup(oldfd: c_int, r: c_int) {
-    if r >= 0 && tracked(oldfd) {
-        let _ = engine_work(|| kq::fddup(oldfd, r));
-    }
 }
 
 /// After a close_range(): forgets the kqueue numbers it closed.
@@ -460,16 +425,8 @@ pub(crate) fn in_effect() -> bool {
 /// descriptor), then calls the C library's close().
 #[no_mangle]
 pub extern "C" fn close(fd: c_int) -> c_int {
-    // A pending cancellation acts here, before any knote is dropped: the C library's
-    // close() would act on it before closing the descriptor anyway.
-    // SAFETY: pthread_testcancel has no precondition.
-    unsafe { pthread_testcancel() };
-    // The knote work runs with cancellation off, also where the program has asynchronous
-    // cancellation on (its frames have landing pads, which cancellation must not meet).
-    let state = cancel_off();
     let token = before_close(fd);
     if token == 0 {
-        cancel_restore(state);
         return real_close(fd);
     }
     // A kqueue number: forgotten once closed, also if cancellation ends the call in the C
@@ -481,20 +438,14 @@ pub extern "C" fn close(fd: c_int) -> c_int {
     unsafe {
         _pthread_cleanup_push(
             &mut cleanup,
-            close_cancelled,
+            close_done,
             std::ptr::addr_of_mut!(closing).cast::<c_void>(),
         )
     };
-    cancel_restore(state);
     let r = real_close(fd);
-    // Cancellation arriving from here on runs the handler, which finds the number closed.
-    let state = cancel_off();
-    // SAFETY: the buffer pushed above, the innermost one of this thread; 0: the handler
-    // is not run (the close happened: Linux frees the number even when close() fails,
-    // but with EBADF, when it was not open).
-    unsafe { _pthread_cleanup_pop(&mut cleanup, 0) };
-    end(fd, token);
-    cancel_restore(state);
+    // SAFETY: the buffer pushed above, the innermost one of this thread; 1 runs the
+    // handler, which keeps errno.
+    unsafe { _pthread_cleanup_pop(&mut cleanup, 1) };
     r
 }
 
@@ -502,24 +453,18 @@ pub extern "C" fn close(fd: c_int) -> c_int {
 /// replace it, then calls the C library's dup2().
 #[no_mangle]
 pub extern "C" fn dup2(oldfd: c_int, newfd: c_int) -> c_int {
-    let state = cancel_off();
     let token = before_dup(oldfd, newfd, 0);
     let r = real_dup2(oldfd, newfd);
     end(newfd, token);
-    after_dup(oldfd, r);
-    cancel_restore(state);
     r
 }
 
 /// `int dup3(int oldfd, int newfd, int flags)`: as dup2(), for a call with valid flags.
 #[no_mangle]
 pub extern "C" fn dup3(oldfd: c_int, newfd: c_int, flags: c_int) -> c_int {
-    let state = cancel_off();
     let token = before_dup(oldfd, newfd, flags);
     let r = real_dup3(oldfd, newfd, flags);
     end(newfd, token);
-    after_dup(oldfd, r);
-    cancel_restore(state);
     r
 }
 
@@ -528,11 +473,9 @@ pub extern "C" fn dup3(oldfd: c_int, newfd: c_int, flags: c_int) -> c_int {
 /// descriptor table, then calls the C library's close_range() (or the system call).
 #[no_mangle]
 pub extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
-    let state = cancel_off();
     before_close_range(first, last, flags);
     let r = real_close_range(first, last, flags);
     after_close_range();
-    cancel_restore(state);
     r
 }
 

@@ -287,7 +287,6 @@ c_programs!(
     attack,
     attack2,
     attack3,
-    attack4,
     attack_level,
     attack_vnode,
     attack_signal,
