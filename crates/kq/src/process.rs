@@ -636,9 +636,25 @@ pub(crate) fn unregister(id: u64) {
     }
 }
 
+/// Set in a `KQUEUES` entry while the number is being closed (between [`fdclose_begin`]
+/// and [`fdclose_end`]): another file may have the number already, so the entry says only
+/// which kqueue to check it against (kqueue ids never reach this bit).
+const BEING_CLOSED: u64 = 1 << 63;
+
+/// The kqueue `KQUEUES` names for `number` (0: none), and whether the number is being
+/// closed.
+fn table_entry(number: RawFd) -> (u64, bool) {
+    let raw = KQUEUES.get(number);
+    (raw & !BEING_CLOSED, raw & BEING_CLOSED != 0)
+}
+
 fn forget_number(number: RawFd, id: u64) {
     if let Some(s) = KQUEUES.slot_if_any(number) {
-        let _ = s.compare_exchange(id, 0, Ordering::AcqRel, Ordering::Acquire);
+        if s.compare_exchange(id, 0, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            let _ = s.compare_exchange(id | BEING_CLOSED, 0, Ordering::AcqRel, Ordering::Acquire);
+        }
     }
 }
 
@@ -646,7 +662,7 @@ fn forget_number(number: RawFd, id: u64) {
 /// until the program has closed every number of it.
 pub(crate) fn release(inner: Arc<Inner>, number: RawFd) {
     // The number was another kqueue's: that one was closed without our hearing of it.
-    let previous = KQUEUES.get(number);
+    let (previous, _) = table_entry(number);
     if previous != 0 && previous != inner.id {
         forget(number, previous);
     }
@@ -778,7 +794,7 @@ fn find_copy(inner: &Inner, except: RawFd, unknown: Option<&[RawFd]>) -> Option<
 /// A descriptor the library just made took number `fd`: if that was a kqueue number, the
 /// program closed it without our hearing of it.
 pub(crate) fn number_taken(fd: RawFd) {
-    let id = KQUEUES.get(fd);
+    let (id, _) = table_entry(fd);
     if id != 0 {
         forget(fd, id);
     }
@@ -807,7 +823,9 @@ fn lookup_with(fd: BorrowedFd<'_>, trust_table: bool) -> Result<Arc<Inner>, Errn
         return Err(Errno(libc::EDEADLK));
     }
     let number = fd.as_raw_fd();
-    let id = KQUEUES.get(number);
+    let (id, closing) = table_entry(number);
+    // A number being closed: the entry only names the kqueue to check it against.
+    let trust_table = trust_table && !closing;
     if id != 0 {
         let found = {
             let reg =
@@ -828,8 +846,13 @@ fn lookup_with(fd: BorrowedFd<'_>, trust_table: bool) -> Result<Arc<Inner>, Errn
                 return live(inner);
             }
         }
-        // The number was closed and reused behind our back.
-        forget(number, id);
+        // The number was closed and reused behind our back. One being closed is the
+        // closer's to forget (fdclose_end): forgetting may list /proc/self/fd, and the
+        // descriptor that takes would land on the number just freed, which the program
+        // may be about to dup2() onto.
+        if !closing {
+            forget(number, id);
+        }
     }
     // A number we have not seen: a dup() of a kqueue, or not a kqueue at all. Only an
     // epoll can be one (readlink needs no descriptor; without /proc, go on).
@@ -876,7 +899,10 @@ fn lookup_with(fd: BorrowedFd<'_>, trust_table: bool) -> Result<Arc<Inner>, Errn
         }
         inner
     };
-    KQUEUES.slot(number).store(id, Ordering::Release);
+    // Not over the entry of a close in progress (which fdclose_end clears).
+    let _ = KQUEUES
+        .slot(number)
+        .compare_exchange(0, id, Ordering::AcqRel, Ordering::Acquire);
     MAX_TRACKED.fetch_max(number, Ordering::Relaxed);
     live(inner)
 }
@@ -993,7 +1019,19 @@ pub(crate) fn fdclose_begin(fd: RawFd) -> u64 {
             kq.fd_closed(fd);
         }
     }
-    KQUEUES.get(fd)
+    let (id, _) = table_entry(fd);
+    if id != 0 {
+        // From the close on another file may take the number: a kevent() lookup must not
+        // take the table's word for it then (it checks with kcmp). The registry keeps the
+        // number until fdclose_end, for a fork() in between.
+        let _ = KQUEUES.slot(fd).compare_exchange(
+            id,
+            id | BEING_CLOSED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+    id
 }
 
 /// The half of [`fdclose`] that comes after the close: forgets number `fd` of kqueue `id`

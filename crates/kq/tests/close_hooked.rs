@@ -90,6 +90,30 @@ fn g3_closed_kqueue_number_now_another_kqueue(p: Personality) {
     expect_no_events(&watcher);
 }
 
+/// G3 bad_kq_fd, in the middle of an interposed close(): between `fdclose_begin` and
+/// `fdclose_end` the number is closed and another file (a pipe) takes it. A kevent() lookup
+/// of the number then fails with EBADF: the table no longer vouches for a number being
+/// closed. Before the close, the number still finds its kqueue.
+fn g3_number_reused_between_fdclose_begin_and_end(p: Personality) {
+    kq::set_close_hooked(true);
+    let n = Kqueue::new_raw_fd(p).unwrap();
+    let token = kq::fdclose_begin(n);
+    // SAFETY: n is open until the raw close below.
+    let still = Kqueue::find(unsafe { BorrowedFd::borrow_raw(n) }).map(|_| ());
+    assert!(still.is_ok(), "{still:?}");
+    let (r, w) = pipe();
+    // SAFETY: closes the number this test owns (as the C library's close() does).
+    assert_eq!(unsafe { libc::syscall(libc::SYS_close, n) }, 0);
+    let r = onto(&r, n);
+    let err = Kqueue::find(r.as_fd_borrowed()).err();
+    assert_eq!(err.and_then(|e| e.raw_os_error()), Some(libc::EBADF));
+    kq::fdclose_end(n, token);
+    put(&w, 1);
+    let err = Kqueue::find(r.as_fd_borrowed()).err();
+    assert_eq!(err.and_then(|e| e.raw_os_error()), Some(libc::EBADF));
+    assert_eq!(take(&r, 1), 1);
+}
+
 /// `BorrowedFd` of an `OwnedFd`, by name (`as_fd` is ambiguous with the test helpers).
 trait Borrowed {
     fn as_fd_borrowed(&self) -> BorrowedFd<'_>;
@@ -104,4 +128,5 @@ impl Borrowed for OwnedFd {
 isolated_both!(
     g3_closed_kqueue_number_now_a_socket,
     g3_closed_kqueue_number_now_another_kqueue,
+    g3_number_reused_between_fdclose_begin_and_end,
 );
