@@ -16,6 +16,7 @@
 
 #[macro_use]
 mod isolated;
+mod counterutil;
 mod fdutil;
 mod util;
 
@@ -25,61 +26,16 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use counterutil::*;
 use fdutil::*;
 use kq::*;
 use util::*;
-
-/// The largest value an eventfd counter holds.
-const EVENTFD_MAX: u64 = u64::MAX - 1;
-
-/// Adds `n` to eventfd `e`'s counter.
-fn add(e: &impl AsRawFd, n: u64) {
-    put_bytes(e, &n.to_ne_bytes());
-}
-
-/// One read of an eventfd or timerfd; None on EAGAIN.
-fn read_count(fd: &impl AsRawFd) -> Option<u64> {
-    let mut buf = [0u8; 8];
-    // SAFETY: `buf` is valid for 8 bytes.
-    let r = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
-    (r == 8).then(|| u64::from_ne_bytes(buf))
-}
 
 /// A non-blocking eventfd with counter `init` and extra `flags`.
 fn eventfd_with(init: u32, flags: libc::c_int) -> OwnedFd {
     // SAFETY: plain system call.
     let fd = unsafe { libc::eventfd(init, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC | flags) };
     assert!(fd >= 0, "eventfd: {}", std::io::Error::last_os_error());
-    // SAFETY: just made, owned by nothing else.
-    unsafe { OwnedFd::from_raw_fd(fd) }
-}
-
-/// A non-blocking CLOCK_MONOTONIC timerfd, first expiring after `first`, then every
-/// `interval` (zero: once).
-fn timerfd(first: Duration, interval: Duration) -> OwnedFd {
-    // SAFETY: plain system call.
-    let fd = unsafe {
-        libc::timerfd_create(
-            libc::CLOCK_MONOTONIC,
-            libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-        )
-    };
-    assert!(
-        fd >= 0,
-        "timerfd_create: {}",
-        std::io::Error::last_os_error()
-    );
-    let ts = |d: Duration| libc::timespec {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
-    };
-    let spec = libc::itimerspec {
-        it_interval: ts(interval),
-        it_value: ts(first),
-    };
-    // SAFETY: `spec` is a valid itimerspec; the old value is not asked for.
-    let r = unsafe { libc::timerfd_settime(fd, 0, &spec, std::ptr::null_mut()) };
-    assert_eq!(r, 0, "timerfd_settime: {}", std::io::Error::last_os_error());
     // SAFETY: just made, owned by nothing else.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
