@@ -10,7 +10,7 @@ mod fdutil;
 mod levelutil;
 mod util;
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -20,41 +20,6 @@ use fdutil::*;
 use kq::*;
 use levelutil::*;
 use util::*;
-
-/// An epoll instance watching `fd` edge-triggered.
-struct EdgeWatcher(OwnedFd);
-
-impl EdgeWatcher {
-    fn new(fd: &impl AsRawFd) -> EdgeWatcher {
-        // SAFETY: plain system call.
-        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        assert!(ep >= 0);
-        // SAFETY: just returned by epoll_create1, owned here.
-        let ep = unsafe { OwnedFd::from_raw_fd(ep) };
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-            u64: 1,
-        };
-        // SAFETY: both descriptors are open; ev is a live epoll_event.
-        let r = unsafe {
-            libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev)
-        };
-        assert_eq!(r, 0);
-        EdgeWatcher(ep)
-    }
-
-    fn edges(&self, ms: i32) -> usize {
-        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 4];
-        // SAFETY: evs has room for 4 entries.
-        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), evs.as_mut_ptr(), 4, ms) };
-        assert!(n >= 0);
-        n as usize
-    }
-
-    fn drain(&self) {
-        while self.edges(0) > 0 {}
-    }
-}
 
 /// One kevent() call with changes and an event list of `n` slots, zero timeout.
 fn one_call(kq: &Kqueue, changes: &[Kevent], n: usize) -> Vec<Kevent> {

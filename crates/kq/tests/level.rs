@@ -50,44 +50,6 @@ fn sources() -> Vec<Src> {
     ]
 }
 
-/// An epoll instance watching the kqueue descriptor edge-triggered, as an event loop
-/// nesting the kqueue does.
-struct EdgeWatcher(OwnedFd);
-
-impl EdgeWatcher {
-    fn new(kq: &Kqueue) -> EdgeWatcher {
-        // SAFETY: plain system call.
-        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        assert!(ep >= 0);
-        // SAFETY: just returned by epoll_create1, owned here.
-        let ep = unsafe { OwnedFd::from_raw_fd(ep) };
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-            u64: 1,
-        };
-        // SAFETY: both descriptors are open; ev is a live epoll_event.
-        let r = unsafe {
-            libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, kq.as_raw_fd(), &mut ev)
-        };
-        assert_eq!(r, 0);
-        EdgeWatcher(ep)
-    }
-
-    /// The edges waiting (waiting up to `ms` for one).
-    fn edges(&self, ms: i32) -> usize {
-        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 4];
-        // SAFETY: evs has room for 4 entries.
-        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), evs.as_mut_ptr(), 4, ms) };
-        assert!(n >= 0);
-        n as usize
-    }
-
-    /// Takes every edge waiting.
-    fn drain(&self) {
-        while self.edges(0) > 0 {}
-    }
-}
-
 /// R1 (read-all, new data, EOF): the kqueue descriptor is readable exactly while the
 /// level knote's descriptor is, from the knote's delivery (its registration is then
 /// level-triggered) until the program reads the data, and an edge-triggered watcher of

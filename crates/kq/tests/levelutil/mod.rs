@@ -81,3 +81,42 @@ pub fn waits_quietly(kq: &Kqueue, what: &str) {
     );
     assert!(!readable(kq), "{what}: readable with nothing pending");
 }
+
+/// An epoll instance watching a descriptor (a kqueue's, as an event loop nesting the
+/// kqueue does) edge-triggered.
+pub struct EdgeWatcher(std::os::fd::OwnedFd);
+
+impl EdgeWatcher {
+    pub fn new(fd: &impl AsRawFd) -> EdgeWatcher {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain system call.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        assert!(ep >= 0);
+        // SAFETY: just returned by epoll_create1, owned here.
+        let ep = unsafe { std::os::fd::OwnedFd::from_raw_fd(ep) };
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+            u64: 1,
+        };
+        // SAFETY: both descriptors are open; ev is a live epoll_event.
+        let r = unsafe {
+            libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev)
+        };
+        assert_eq!(r, 0);
+        EdgeWatcher(ep)
+    }
+
+    /// The edges waiting (waiting up to `ms` for one).
+    pub fn edges(&self, ms: i32) -> usize {
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 4];
+        // SAFETY: evs has room for 4 entries.
+        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), evs.as_mut_ptr(), 4, ms) };
+        assert!(n >= 0);
+        n as usize
+    }
+
+    /// Takes every edge waiting.
+    pub fn drain(&self) {
+        while self.edges(0) > 0 {}
+    }
+}
