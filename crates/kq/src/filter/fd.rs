@@ -182,6 +182,35 @@ struct Reg {
     drained: bool,
 }
 
+impl Reg {
+    /// A registration of sequence `seq` for `file` (None: never looked at) of `kind`, with
+    /// no knote, no interest and nothing learnt yet.
+    fn new(seq: u32, file: Option<Identity>, kind: Kind) -> Reg {
+        Reg {
+            seq,
+            file,
+            kind,
+            read: NIL,
+            write: NIL,
+            empty: NIL,
+            vnode: NIL,
+            interest: 0,
+            revents: 0,
+            wd: -1,
+            verified: 0,
+            error: 0,
+            level: false,
+            armed: false,
+            level_kind: 0,
+            shown: 0,
+            counted: false,
+            reported: 0,
+            continued: false,
+            drained: true,
+        }
+    }
+}
+
 /// The descriptors one kqueue watches.
 #[derive(Default)]
 pub(crate) struct Descriptors {
@@ -463,28 +492,12 @@ impl Descriptors {
         self.seq = seq;
         self.polled += 1;
         slot.insert(Reg {
-            seq,
-            file: None,
-            kind: Kind::Unknown,
-            read: id,
-            write: NIL,
-            empty: NIL,
-            vnode: NIL,
             interest: READ_INTEREST,
-            revents: 0,
-            wd: -1,
             // epoll_ctl just found the number open, and registered the open file it
             // names now.
             verified: epoch,
-            error: 0,
-            level: false,
-            armed: false,
-            level_kind: 0,
-            shown: 0,
-            counted: false,
-            reported: 0,
-            continued: false,
-            drained: true,
+            read: id,
+            ..Reg::new(seq, None, Kind::Unknown)
         });
         Ok(true)
     }
@@ -525,28 +538,7 @@ impl Descriptors {
         }
         let ep = sys::borrow(epoll_fd);
         self.seq = self.seq.wrapping_add(1).max(1);
-        let mut reg = Reg {
-            seq: self.seq,
-            file: Some(file),
-            kind,
-            read: NIL,
-            write: NIL,
-            empty: NIL,
-            vnode: NIL,
-            interest: 0,
-            revents: 0,
-            wd: -1,
-            verified: 0,
-            error: 0,
-            level: false,
-            armed: false,
-            level_kind: 0,
-            shown: 0,
-            counted: false,
-            reported: 0,
-            continued: false,
-            drained: true,
-        };
+        let mut reg = Reg::new(self.seq, Some(file), kind);
         *Self::slot(&mut reg, filter) = id;
         // Just looked at (`checked`), and registered below by epoll_ctl, which names the
         // open file the number has now.
