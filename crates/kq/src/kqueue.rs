@@ -803,13 +803,41 @@ impl Inner {
         }
     }
 
-    /// Marks the kqueue closed and wakes its sleepers (they return EBADF).
+    /// Marks the kqueue closed, wakes its sleepers (they return EBADF) and detaches its
+    /// knotes, as the kernel's close of a kqueue does: their descriptors (process
+    /// descriptors, timerfds, watches) go now, not when the last thread that happens to
+    /// hold the kqueue for a moment (the process monitor posting an event, a watching
+    /// kqueue) lets go of it.
     pub(crate) fn mark_closed(&self) {
         let mut st = self.lock();
         st.closed = true;
         // Level-triggered: every sleeper wakes, sees `closed` and returns.
         sys::eventfd_add(self.pending.as_fd());
         st.readable = true;
+        if self.gen == process::fork_gen() {
+            self.detach_all(&mut st);
+        }
+    }
+
+    /// Detaches and frees every knote. The epoll goes away with the kqueue (nobody waits
+    /// on it any more): descriptors are not taken out of it.
+    fn detach_all(&self, st: &mut State) {
+        st.objs.fds.closing = true;
+        let ids: Vec<u32> = st.knotes.ids().collect();
+        let poisoned = st.poisoned;
+        for id in ids {
+            if let Some(f) = filter::lookup(st.knotes.get(id).kev.filter) {
+                if poisoned {
+                    // Knotes in any state: a hook may panic again, which must not stop
+                    // the others from being detached (nor escape a destructor).
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.drop_knote(&mut st.knotes, &mut st.objs, id, &f)
+                    }));
+                } else {
+                    self.drop_knote(&mut st.knotes, &mut st.objs, id, &f);
+                }
+            }
+        }
     }
 
     /// `kevent()`.
@@ -1146,24 +1174,7 @@ impl Drop for Inner {
             return; // the parent's kqueue: its resources are the parent's business
         }
         let mut guard = self.lock();
-        let st = &mut *guard;
-        // The epoll goes away with the kqueue: no need to take descriptors out of it.
-        st.objs.fds.closing = true;
-        let ids: Vec<u32> = st.knotes.ids().collect();
-        let poisoned = st.poisoned;
-        for id in ids {
-            if let Some(f) = filter::lookup(st.knotes.get(id).kev.filter) {
-                if poisoned {
-                    // Knotes in any state: a hook may panic again, which must not stop
-                    // the others from being detached (nor escape a destructor).
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        self.drop_knote(&mut st.knotes, &mut st.objs, id, &f)
-                    }));
-                } else {
-                    self.drop_knote(&mut st.knotes, &mut st.objs, id, &f);
-                }
-            }
-        }
+        self.detach_all(&mut guard);
         drop(guard);
         process::unregister(self.id);
         // The descriptors are unmarked and closed as they are dropped (`LibraryFd`).
