@@ -809,14 +809,15 @@ impl Inner {
     /// hold the kqueue for a moment (the process monitor posting an event, a watching
     /// kqueue) lets go of it.
     pub(crate) fn mark_closed(&self) {
+        if self.gen != process::fork_gen() {
+            return; // the parent's kqueue: not to be touched
+        }
         let mut st = self.lock();
         st.closed = true;
         // Level-triggered: every sleeper wakes, sees `closed` and returns.
         sys::eventfd_add(self.pending.as_fd());
         st.readable = true;
-        if self.gen == process::fork_gen() {
-            self.detach_all(&mut st);
-        }
+        self.detach_all(&mut st);
     }
 
     /// Detaches and frees every knote. The epoll goes away with the kqueue (nobody waits
@@ -1248,6 +1249,12 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
 /// edge-triggered). Until the descriptor is first asked for, the kqueue skips the system
 /// calls that keep its readability exact.
 ///
+/// Dropping the `Kqueue` closes the kqueue at once, as close() of its descriptor would:
+/// its knotes are detached and their descriptors closed, and a thread still using it (a
+/// [`KqueueRef`], a [`crate::Waker`]) gets EBADF. Copies of its descriptor do not keep it
+/// alive; a kqueue that lives as long as any copy of its descriptor is one handed over
+/// with [`Kqueue::try_into_fd`].
+///
 /// A panic in a filter hook, or in a [`ChangeList`] or [`EventList`] implementation, while
 /// the kqueue is working poisons it: every later call fails with EBADF, as for a closed
 /// kqueue, rather than work on half-changed state.
@@ -1270,7 +1277,28 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Kqueue {
+    /// Closes the kqueue when its owner goes (`None` in a [`KqueueRef`]). Dropped before
+    /// `inner`.
+    closer: Option<Closer>,
     inner: Arc<Inner>,
+}
+
+/// Part of the [`Kqueue`] that owns its kqueue: dropping it closes the kqueue then and
+/// there (knotes detached, sleepers woken with EBADF), as close() of a kqueue descriptor
+/// does, even if another thread holds the kqueue for a moment (a `Waker` waking it, the process monitor posting to it, a kqueue watching it): that thread's
+/// reference then frees only what is left (the kqueue's own descriptors).
+struct Closer(Weak<Inner>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            // Its owner's reference and this one: nobody else, and the owner's drop that
+            // follows frees it all.
+            if Arc::strong_count(&inner) > 2 {
+                inner.mark_closed();
+            }
+        }
+    }
 }
 
 /// Settings of a new [`Kqueue`], from [`Kqueue::builder`].
@@ -1354,7 +1382,10 @@ impl Kqueue {
             process::register_owned(&inner, inner.epoll.as_raw_fd());
             Ok::<_, Errno>(inner)
         })?;
-        Ok(Kqueue { inner })
+        Ok(Kqueue {
+            closer: Some(Closer(Arc::downgrade(&inner))),
+            inner,
+        })
     }
 
     /// Settings for a new kqueue: personality and waiting policy.
@@ -1501,7 +1532,10 @@ impl Kqueue {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_into_fd(self) -> io::Result<OwnedFd> {
-        let Kqueue { inner } = self;
+        let Kqueue { closer, inner } = self;
+        if let Some(mut c) = closer {
+            c.0 = Weak::new(); // the kqueue lives on, the program's now
+        }
         Ok(process::creating(|| Self::release(inner))?)
     }
 
@@ -1530,6 +1564,7 @@ impl Kqueue {
     pub fn find(fd: BorrowedFd<'_>) -> io::Result<KqueueRef<'_>> {
         Ok(KqueueRef {
             kq: Kqueue {
+                closer: None,
                 inner: process::lookup(fd)?,
             },
             fd,

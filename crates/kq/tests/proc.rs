@@ -927,6 +927,56 @@ fn p5_close_releases_pidfds_while_the_kqueue_is_held() {
     }
 }
 
+/// Dropping the `Kqueue` that owns a kqueue releases its process descriptors at once, even
+/// while a `KqueueRef` (found through a copy of its descriptor) holds it; that one then
+/// gets EBADF.
+#[test]
+fn p5_drop_releases_pidfds_while_the_kqueue_is_held() {
+    let _s = serial();
+    let (r, w) = pipe();
+    let rfd = r.as_raw_fd();
+    let pids: Vec<i32> = (0..4)
+        .map(|_| {
+            fork_child(|| {
+                child_wait(rfd);
+                0
+            })
+        })
+        .collect();
+    let before = open_pidfds();
+    let kq = kq(Personality::FreeBsd);
+    for &pid in &pids {
+        add(&kq, pid, NOTE_EXIT).unwrap();
+    }
+    let per = if no_pidfd() { 0 } else { pids.len() };
+    assert_eq!(open_pidfds(), before + per);
+    let copy = {
+        use std::os::fd::AsFd;
+        kq.as_fd().try_clone_to_owned().unwrap()
+    };
+    let held = Kqueue::find(std::os::fd::AsFd::as_fd(&copy)).unwrap();
+    drop(kq);
+    assert_eq!(
+        open_pidfds(),
+        before,
+        "the dropped kqueue's process descriptors are gone while it is still held"
+    );
+    assert_eq!(
+        held.kevent(&[], &mut [Kevent::default()], Some(Duration::ZERO))
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EBADF)
+    );
+    drop(held);
+    drop(copy);
+    for _ in &pids {
+        send_byte(&w);
+    }
+    for pid in pids {
+        assert_eq!(reap(pid), 0);
+    }
+}
+
 /// A process of another user: NetBSD says EACCES (root is exempt), FreeBSD lets it through.
 /// Runs this binary again as `nobody`, which watches us (root).
 #[test]
