@@ -101,6 +101,8 @@ impl Drop for Locked<'_> {
                 // Level-triggered: every sleeper wakes, sees `closed` and returns.
                 sys::eventfd_add(self.inner.pending.as_fd());
                 st.readable = true;
+                // A kqueue watching this one finds nothing pending here any more.
+                self.inner.pending_count.store(0, Ordering::SeqCst);
             }
         }
         drop(self.guard.take()); // release the lock, then stop counting it
@@ -345,6 +347,9 @@ impl Inner {
     /// The kernel's `knote_fdclose` for this kqueue: number `fd` is being closed.
     pub(crate) fn fd_closed(&self, fd: RawFd) {
         let mut st = self.lock();
+        if st.closed {
+            return; // its knotes are gone already
+        }
         self.drop_descriptor_knotes(&mut st, fd);
         self.sync_pending(&mut st);
         self.publish(&st);
@@ -592,6 +597,11 @@ impl Inner {
     /// Keeps `pending` holding a count exactly while knotes are queued (where someone may
     /// look: an exposed descriptor, or a sleeping thread).
     fn sync_pending(&self, st: &mut State) {
+        if st.closed {
+            // Stays readable: a sleeper woken by the close may not have looked yet, and
+            // must not find it drained and sleep on.
+            return;
+        }
         let queued = st.knotes.queued > 0;
         if queued && !st.readable && (st.sleepers > 0 || self.exposed.load(Ordering::Relaxed)) {
             sys::eventfd_add(self.pending.as_fd());
@@ -690,7 +700,10 @@ impl Inner {
     /// thread holds the lock, it is doing that itself: the published count is returned.
     pub(crate) fn refresh(&self) -> usize {
         if let Ok(mut st) = self.state.try_lock() {
-            if !st.closed && self.gen == process::fork_gen() {
+            if st.closed {
+                return 0; // a closed kqueue has no events (`pending` says so too)
+            }
+            if self.gen == process::fork_gen() {
                 st.objs.epoch += 1;
                 let mut news = self.harvest_now(&mut st);
                 news |= self.queue_due_timers(&mut st);
@@ -808,16 +821,32 @@ impl Inner {
     /// descriptors, timerfds, watches) go now, not when the last thread that happens to
     /// hold the kqueue for a moment (the process monitor posting an event, a watching
     /// kqueue) lets go of it.
+    ///
+    /// A thread that holds a lock of the library (a filter hook, a change or event list of
+    /// a call in progress, the library's own work under a lock) cannot take this kqueue's
+    /// lock (it may be the one it holds, or come against the lock order): the close is
+    /// then made as soon as the thread has let go of its locks (`process::defer_close`).
     pub(crate) fn mark_closed(&self) {
         if self.gen != process::fork_gen() {
             return; // the parent's kqueue: not to be touched
         }
+        if let Some(me) = self.me.upgrade() {
+            if process::defer_close(&me, false) {
+                return;
+            }
+        }
         let mut st = self.lock();
+        if st.closed && !st.poisoned {
+            return; // closed already
+        }
         st.closed = true;
-        // Level-triggered: every sleeper wakes, sees `closed` and returns.
+        // Level-triggered: every sleeper wakes, sees `closed` and returns; it stays so (see
+        // `sync_pending`).
         sys::eventfd_add(self.pending.as_fd());
         st.readable = true;
         self.detach_all(&mut st);
+        // Kqueues watching this one find nothing pending here any more.
+        self.pending_count.store(0, Ordering::SeqCst);
     }
 
     /// Detaches and frees every knote. The epoll goes away with the kqueue (nobody waits
@@ -839,6 +868,8 @@ impl Inner {
                 }
             }
         }
+        // An inotify instance kept idle for reuse goes too.
+        st.objs.fds.inotify.close();
     }
 
     /// `kevent()`.
@@ -1284,19 +1315,22 @@ pub struct Kqueue {
 }
 
 /// Part of the [`Kqueue`] that owns its kqueue: dropping it closes the kqueue then and
-/// there (knotes detached, sleepers woken with EBADF), as close() of a kqueue descriptor
-/// does, even if another thread holds the kqueue for a moment (a `Waker` waking it, the process monitor posting to it, a kqueue watching it): that thread's
-/// reference then frees only what is left (the kqueue's own descriptors).
+/// there (knotes detached, sleepers woken with EBADF, out of the registry so that nothing
+/// finds it by number or id and a fork's child does not keep its descriptors), as close()
+/// of a kqueue descriptor does, even if another thread holds the kqueue for a moment (a
+/// `Waker` waking it, the process monitor posting to it, a kqueue watching it): that
+/// thread's reference then frees only what is left (the kqueue's own descriptors). From a
+/// filter hook or a change or event list, where the thread holds a kqueue's lock, the
+/// close is made once the lock is released.
 struct Closer(Weak<Inner>);
 
 impl Drop for Closer {
     fn drop(&mut self) {
         if let Some(inner) = self.0.upgrade() {
-            // Its owner's reference and this one: nobody else, and the owner's drop that
-            // follows frees it all.
-            if Arc::strong_count(&inner) > 2 {
-                inner.mark_closed();
-            }
+            // Even if nobody else holds the kqueue now: a `Waker`, the process monitor or a
+            // watching kqueue may take it up (from a weak reference) before the owner's
+            // reference goes, and would then be the one to free it, later.
+            process::close_owned(&inner);
         }
     }
 }

@@ -445,9 +445,15 @@ thread_local! {
         Locks {
             process: std::cell::Cell::new(0),
             kqueue: std::cell::Cell::new(0),
+            deferred: std::cell::Cell::new(false),
+            numbers: [const { std::cell::Cell::new(0) }; DEFERRED_NUMBERS],
         }
     };
 }
+
+/// How many kqueue numbers closed by signal handlers a thread can keep for later (see
+/// [`fdclose_begin`]).
+const DEFERRED_NUMBERS: usize = 8;
 
 /// The counts of `LOCKS_HELD`.
 pub(crate) struct Locks {
@@ -455,6 +461,103 @@ pub(crate) struct Locks {
     process: std::cell::Cell<u32>,
     /// Kqueue locks.
     kqueue: std::cell::Cell<u32>,
+    /// Closes were put off until the thread holds no lock (see [`defer_close`]).
+    deferred: std::cell::Cell<bool>,
+    /// Kqueue numbers closed by a signal handler that interrupted a hold (`number | id <<
+    /// 32`; 0: free), forgotten once the thread holds no lock.
+    numbers: [std::cell::Cell<u64>; DEFERRED_NUMBERS],
+}
+
+thread_local! {
+    /// Kqueues to close once this thread holds no lock of the library: those whose close
+    /// came while it held one (from a filter hook, a change or event list, or the
+    /// library's own work under a lock), which would have had to take a kqueue lock
+    /// this thread may hold, or against the lock order. With whether the kqueue is a Rust
+    /// owner's, to be taken out of the registry too.
+    static DEFERRED: RefCell<Vec<(Arc<Inner>, bool)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Closes kqueue `inner` (takes it out of the registry if `disown`, then
+/// `Inner::mark_closed`) once the calling thread holds no lock of the library, if it holds
+/// one now: returns whether the close was put off.
+pub(crate) fn defer_close(inner: &Arc<Inner>, disown: bool) -> bool {
+    let count = LockCount::get();
+    if !count.any() {
+        return false;
+    }
+    let Some(locks) = count.0 else {
+        return false;
+    };
+    let kept = DEFERRED
+        .try_with(|d| match d.try_borrow_mut() {
+            Ok(mut list) => {
+                list.push((Arc::clone(inner), disown));
+                true
+            }
+            Err(_) => false,
+        })
+        .unwrap_or(false);
+    if kept {
+        locks.deferred.set(true);
+    }
+    kept
+}
+
+/// Closes the kqueue of a Rust owner that goes: out of the registry (nothing finds it by
+/// number or id any more, and a fork's child closes its descriptors), then marked closed,
+/// its knotes detached. Put off while the thread holds a lock of the library.
+pub(crate) fn close_owned(inner: &Arc<Inner>) {
+    if defer_close(inner, true) {
+        return;
+    }
+    disown(inner.id);
+    inner.mark_closed();
+}
+
+/// Takes the kqueue of a Rust owner out of the registry and forgets its numbers.
+fn disown(id: u64) {
+    let entry = {
+        let mut reg = registry();
+        match reg.map.get(&id) {
+            Some(Entry {
+                owner: Owner::Owned(_),
+                ..
+            }) => reg.map.remove(&id),
+            _ => None,
+        }
+    };
+    if let Some(e) = entry {
+        for n in e.numbers {
+            forget_number(n, id);
+        }
+    }
+}
+
+/// Carries out the closes put off by this thread ([`defer_close`], [`fdclose_begin`]), now
+/// that it holds no lock of the library.
+fn run_deferred(locks: &Locks) {
+    if !locks.deferred.replace(false) || std::thread::panicking() {
+        return;
+    }
+    for slot in &locks.numbers {
+        let v = slot.replace(0);
+        if v != 0 {
+            forget(v as u32 as RawFd, v >> 32);
+        }
+    }
+    let list = DEFERRED
+        .try_with(|d| {
+            d.try_borrow_mut()
+                .map(|mut l| std::mem::take(&mut *l))
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    for (inner, disowned) in list {
+        if disowned {
+            disown(inner.id);
+        }
+        inner.mark_closed();
+    }
 }
 
 /// The calling thread's counts of library locks held, in hand: one thread-local lookup,
@@ -509,7 +612,30 @@ impl LockCount {
     pub(crate) fn leave_kqueue(self) {
         if let Some(n) = self.0 {
             n.kqueue.set(n.kqueue.get().saturating_sub(1));
+            if n.kqueue.get() == 0 && n.process.get() == 0 && n.deferred.get() {
+                run_deferred(n);
+            }
         }
+    }
+
+    /// Keeps kqueue number `fd` of kqueue `id`, closed by a signal handler that interrupted
+    /// a hold of a lock, to be forgotten once the thread holds none. Returns false when
+    /// there is no room. Async-signal-safe.
+    fn defer_number(self, fd: RawFd, id: u64) -> bool {
+        let Some(n) = self.0 else {
+            return false;
+        };
+        let Ok(fd) = u32::try_from(fd) else {
+            return false;
+        };
+        for slot in &n.numbers {
+            if slot.get() == 0 {
+                slot.set(u64::from(fd) | id << 32);
+                n.deferred.set(true);
+                return true;
+            }
+        }
+        false
     }
 }
 
@@ -539,6 +665,11 @@ impl<G> Drop for Counted<G> {
         // SAFETY: dropped once, here; the field is not used afterwards.
         unsafe { std::mem::ManuallyDrop::drop(&mut self.guard) };
         self.count.leave_process();
+        if let Some(n) = self.count.0 {
+            if n.process.get() == 0 && n.kqueue.get() == 0 && n.deferred.get() {
+                run_deferred(n);
+            }
+        }
     }
 }
 
@@ -1010,8 +1141,19 @@ pub(crate) fn fdclose_begin(fd: RawFd) -> u64 {
     }
     if crate::kqueue::reentered() {
         // A signal handler closing a descriptor while its thread is inside the library
-        // (holding a lock the work below needs): the close goes unseen, as a raw one does
-        // (the knotes stay and never fire for another file).
+        // (holding a lock the work below needs). A kqueue number is forgotten once the
+        // thread has let go of its locks (the kqueue is closed then), and meanwhile no
+        // lookup takes the table's word for it. The knotes of another number stay (they
+        // never fire for another file), as after a close the library does not see.
+        let (id, closing) = table_entry(fd);
+        if id != 0 && !closing && LockCount::get().defer_number(fd, id) {
+            let _ = KQUEUES.slot(fd).compare_exchange(
+                id,
+                id | BEING_CLOSED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
         return 0;
     }
     if KNOTES.get(fd) != 0 {

@@ -132,7 +132,8 @@ impl Inotify {
         }
     }
 
-    fn close(&mut self) {
+    /// Closes the instance, if there is one (its watches go with it).
+    pub(crate) fn close(&mut self) {
         self.idle_since = 0;
         // Unmarked and closed.
         drop(self.fd.take());
