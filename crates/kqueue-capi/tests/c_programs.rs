@@ -287,6 +287,7 @@ c_programs!(
     attack,
     attack2,
     attack3,
+    attack5,
     attack_level,
     attack_vnode,
     attack_signal,
