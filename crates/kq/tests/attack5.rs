@@ -318,8 +318,8 @@ impl Objects {
     fn every_filter_sometimes(&self, base: usize, round: usize) -> Vec<Kevent> {
         let mut changes = self.every_filter(base, 0);
         changes.retain(|c| {
-            (c.filter != EVFILT_VNODE || round % 100 == 0)
-                && (c.filter != EVFILT_FS || round % 50 == 0)
+            (c.filter != EVFILT_VNODE || round.is_multiple_of(100))
+                && (c.filter != EVFILT_FS || round.is_multiple_of(50))
         });
         changes
     }
@@ -1396,7 +1396,7 @@ fn g2_20000_drop_cycles_with_every_filter_and_the_monitor_busy() {
         threads.push(thread::spawn(move || {
             let mut k = 0usize;
             while !s.load(Ordering::Relaxed) {
-                let p = if k % 2 == 0 {
+                let p = if k.is_multiple_of(2) {
                     Personality::FreeBsd
                 } else {
                     Personality::NetBsd
