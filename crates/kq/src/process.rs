@@ -536,7 +536,8 @@ fn disown(id: u64) {
 /// Carries out the closes put off by this thread ([`defer_close`], [`fdclose_begin`]), now
 /// that it holds no lock of the library.
 fn run_deferred(locks: &Locks) {
-    if !locks.deferred.replace(false) || std::thread::panicking() {
+    // Not while a panic unwinds (a hook may panic again): the next release does it.
+    if std::thread::panicking() || !locks.deferred.replace(false) {
         return;
     }
     for slot in &locks.numbers {

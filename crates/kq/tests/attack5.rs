@@ -730,8 +730,9 @@ fn owners() -> &'static Mutex<HashMap<usize, Kqueue>> {
     OWNERS.get_or_init(Default::default)
 }
 
-/// A filter whose attach drops the owner stored under the knote's ident, or (data 1)
-/// closes the kqueue number in `sdata`... (data 2) raises SIGUSR2 in its own thread.
+/// A filter whose attach drops the owner stored under the knote's ident (fflags 0), or
+/// closes the kqueue number in `sdata` (fflags 1), or raises SIGUSR2 in its own thread
+/// (fflags 2); whose event hook drops the owner for the hint [`DROP_OWNER`].
 struct CloseInHook;
 
 impl Filter for CloseInHook {
@@ -739,18 +740,25 @@ impl Filter for CloseInHook {
         match kn.sfflags() {
             0 => drop(owners().lock().unwrap().remove(&kn.ident())),
             1 => close_kq(kn.sdata() as RawFd),
-            _ => {
+            2 => {
                 // SAFETY: a signal to this very thread; its handler is the test's.
                 unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGUSR2) };
             }
+            _ => {}
         }
         Ok(())
     }
 
-    fn event(&self, _kn: &mut Knote, _hint: i64, _cx: &mut Context<'_>) -> bool {
+    fn event(&self, kn: &mut Knote, hint: i64, _cx: &mut Context<'_>) -> bool {
+        if hint == DROP_OWNER {
+            drop(owners().lock().unwrap().remove(&kn.ident()));
+        }
         false
     }
 }
+
+/// The hint a [`CloseInHook`] knote's event hook drops its owner for.
+const DROP_OWNER: i64 = 99;
 
 fn close_in_hook() -> i16 {
     static N: OnceLock<i16> = OnceLock::new();
@@ -799,6 +807,57 @@ fn g29_close_in_a_filter_hook(p: Personality) {
         );
         drop(held);
         settle(base, &format!("{p:?} {how}"));
+    }
+    kill_child(child);
+}
+
+/// G29 kq_close_wakes from a filter hook run by a post of another thread: the event hook
+/// of a custom filter drops the owner of its kqueue (with the kqueue locked) while a thread
+/// sleeps in the kqueue with no timeout. No deadlock; the post returns, the sleeper wakes
+/// with EBADF, the kqueue's process descriptor is gone.
+fn g29_close_in_a_filter_hook_wakes_a_sleeper(p: Personality) {
+    let child = sleeping_child();
+    let f = close_in_hook();
+    let base = baseline();
+    for round in 0..20 {
+        let owner = Kqueue::with_personality(p).unwrap();
+        let n = owner.as_raw_fd();
+        let ident = 1000 + round;
+        owner
+            .kevent(
+                &[
+                    ev(child as usize, EVFILT_PROC, EV_ADD, NOTE_EXIT, 0),
+                    ev(ident, f, EV_ADD, 3, 0),
+                ],
+                &mut [],
+                None,
+            )
+            .unwrap();
+        let held = hold(n).unwrap();
+        let poster = hold(n).unwrap();
+        owners().lock().unwrap().insert(ident, owner);
+        let sleeper = thread::spawn(move || {
+            let mut evs = [Kevent::default(); 4];
+            loop {
+                if let Err(e) = held.kevent(&[], &mut evs, None) {
+                    return e.raw_os_error();
+                }
+            }
+        });
+        thread::sleep(Duration::from_millis(2));
+        let r = within("a post whose hook drops the kqueue", move || {
+            poster
+                .post(ident, f, DROP_OWNER)
+                .map_err(|e| e.raw_os_error())
+        });
+        assert!(
+            matches!(r, Ok(false) | Err(Some(libc::EBADF))),
+            "{p:?}: {r:?}"
+        );
+        released_at_once(base, &format!("{p:?} round {round}"));
+        let r = within("the sleeper", move || sleeper.join().unwrap());
+        assert_eq!(r, Some(libc::EBADF));
+        settle(base, &format!("{p:?} round {round}"));
     }
     kill_child(child);
 }
@@ -1443,6 +1502,7 @@ isolated_both!(
     u35_fork_after_close_while_held_inherits_nothing,
     u35_fork_racing_close_inherits_nothing,
     g29_close_in_a_filter_hook,
+    g29_close_in_a_filter_hook_wakes_a_sleeper,
     g29_close_in_the_lists_of_the_call,
     g3_close_from_a_signal_handler_inside_kevent,
     g3_raw_close_then_kevent_on_the_number,
