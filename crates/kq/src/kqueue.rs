@@ -598,8 +598,12 @@ impl Inner {
     /// look: an exposed descriptor, or a sleeping thread).
     fn sync_pending(&self, st: &mut State) {
         if st.closed {
-            // Stays readable: a sleeper woken by the close may not have looked yet, and
-            // must not find it drained and sleep on.
+            // Readable for good: a sleeper woken by the close may not have looked yet, and
+            // must not find it drained and sleep on (nor a poller exposed after it).
+            if !st.readable {
+                sys::eventfd_add(self.pending.as_fd());
+                st.readable = true;
+            }
             return;
         }
         let queued = st.knotes.queued > 0;
@@ -841,9 +845,13 @@ impl Inner {
         }
         st.closed = true;
         // Level-triggered: every sleeper wakes, sees `closed` and returns; it stays so (see
-        // `sync_pending`).
-        sys::eventfd_add(self.pending.as_fd());
-        st.readable = true;
+        // `sync_pending`). Where nobody can be waiting on the epoll (no thread asleep in
+        // it, the descriptor never handed out or parked on), a thread that comes later sees
+        // `closed` under the lock first: the write is saved.
+        if st.sleepers > 0 || self.exposed.load(Ordering::Relaxed) {
+            sys::eventfd_add(self.pending.as_fd());
+            st.readable = true;
+        }
         self.detach_all(&mut st);
         // Kqueues watching this one find nothing pending here any more.
         self.pending_count.store(0, Ordering::SeqCst);
