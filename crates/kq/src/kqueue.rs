@@ -190,6 +190,26 @@ impl Inner {
         }
     }
 
+    /// [`Inner::lock_held`] if the lock is free now (never waits).
+    fn try_lock_held(&self, held: process::LockCount) -> Option<Locked<'_>> {
+        held.enter_kqueue();
+        let unwinding = std::thread::panicking();
+        let guard = match self.state.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                held.leave_kqueue();
+                return None;
+            }
+        };
+        Some(Locked {
+            guard: Some(guard),
+            inner: self,
+            held,
+            unwinding,
+        })
+    }
+
     pub(crate) fn epoll_fd(&self) -> BorrowedFd<'_> {
         self.epoll.as_fd()
     }
@@ -827,19 +847,30 @@ impl Inner {
     /// kqueue) lets go of it.
     ///
     /// A thread that holds a lock of the library (a filter hook, a change or event list of
-    /// a call in progress, the library's own work under a lock) cannot take this kqueue's
-    /// lock (it may be the one it holds, or come against the lock order): the close is
-    /// then made as soon as the thread has let go of its locks (`process::defer_close`).
+    /// a call in progress, the library's own work under a lock) must not wait for this
+    /// kqueue's lock (it may be the one it holds, or come against the lock order): unless
+    /// the lock is free at once, the close is made as soon as the thread has let go of its
+    /// locks (`process::defer_close`).
     pub(crate) fn mark_closed(&self) {
         if self.gen != process::fork_gen() {
             return; // the parent's kqueue: not to be touched
         }
-        if let Some(me) = self.me.upgrade() {
-            if process::defer_close(&me, false) {
-                return;
+        let held = process::LockCount::get();
+        let mut st = if held.any() {
+            match self.try_lock_held(held) {
+                Some(st) => st,
+                None => {
+                    if let Some(me) = self.me.upgrade() {
+                        if process::defer_close(held, &me, false) {
+                            return;
+                        }
+                    }
+                    self.lock_held(held)
+                }
             }
-        }
-        let mut st = self.lock();
+        } else {
+            self.lock_held(held)
+        };
         if st.closed && !st.poisoned {
             return; // closed already
         }

@@ -478,13 +478,10 @@ thread_local! {
 }
 
 /// Closes kqueue `inner` (takes it out of the registry if `disown`, then
-/// `Inner::mark_closed`) once the calling thread holds no lock of the library, if it holds
-/// one now: returns whether the close was put off.
-pub(crate) fn defer_close(inner: &Arc<Inner>, disown: bool) -> bool {
-    let count = LockCount::get();
-    if !count.any() {
-        return false;
-    }
+/// `Inner::mark_closed`) once the calling thread, which holds a lock of the library
+/// (`count`), holds none. Returns false if that cannot be arranged (the thread is
+/// exiting).
+pub(crate) fn defer_close(count: LockCount, inner: &Arc<Inner>, disown: bool) -> bool {
     let Some(locks) = count.0 else {
         return false;
     };
@@ -505,9 +502,11 @@ pub(crate) fn defer_close(inner: &Arc<Inner>, disown: bool) -> bool {
 
 /// Closes the kqueue of a Rust owner that goes: out of the registry (nothing finds it by
 /// number or id any more, and a fork's child closes its descriptors), then marked closed,
-/// its knotes detached. Put off while the thread holds a lock of the library.
+/// its knotes detached. Put off while the thread holds one of this module's locks (the
+/// registry's comes after them); `Inner::mark_closed` puts off the rest if it must.
 pub(crate) fn close_owned(inner: &Arc<Inner>) {
-    if defer_close(inner, true) {
+    let count = LockCount::get();
+    if count.process() && defer_close(count, inner, true) {
         return;
     }
     disown(inner.id);

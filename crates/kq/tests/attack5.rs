@@ -1088,6 +1088,47 @@ fn g3_raw_close_then_kevent_on_the_number(p: Personality) {
     kill_child(child);
 }
 
+/// G3 bad_kq_fd at the descriptor limit: a kqueue number closed by a raw system call (the
+/// library does not see it; close() is not reported in this process), then every free
+/// descriptor taken, then a timer added to another kqueue: making its timerfd fails with
+/// EMFILE, the library looks for kqueues closed unseen, finds this one and frees its
+/// descriptors at once (with the other kqueue locked), and the timer is made.
+fn g3_closed_unseen_kqueue_freed_for_a_timer_at_the_limit(p: Personality) {
+    let other = Kqueue::with_personality(p).unwrap();
+    let n = raw_kq(p);
+    // SAFETY: a raw close of our own number, which the library does not see.
+    assert_eq!(unsafe { libc::syscall(libc::SYS_close, n) }, 0);
+    let filler = temp_file();
+    let mut fillers = Vec::new();
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write one rlimit; dup takes free numbers.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl);
+        rl.rlim_cur = census().total as libc::rlim_t + 16;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+        loop {
+            let k = libc::fcntl(filler.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0);
+            if k < 0 {
+                break;
+            }
+            fillers.push(k);
+        }
+    }
+    let r = within("an EV_ADD at the descriptor limit", move || {
+        let r = other.kevent(&[ev(1, EVFILT_TIMER, EV_ADD, 0, 60_000)], &mut [], None);
+        drop(other);
+        r.map_err(|e| e.raw_os_error())
+    });
+    for k in fillers {
+        // SAFETY: closing the copies made above.
+        unsafe { libc::close(k) };
+    }
+    assert_eq!(r, Ok(0), "{p:?}: the timer at the limit");
+}
+
 // ---------------------------------------------------------------------------------------
 // P2/P3: the process monitor posting NOTE_TRACK forks and exits to a kqueue being closed.
 
@@ -1506,6 +1547,7 @@ isolated_both!(
     g29_close_in_the_lists_of_the_call,
     g3_close_from_a_signal_handler_inside_kevent,
     g3_raw_close_then_kevent_on_the_number,
+    g3_closed_unseen_kqueue_freed_for_a_timer_at_the_limit,
     p2_close_vs_note_track_posts,
     t7_close_vs_timers_firing,
     s2_close_restores_the_signal_action_as_delete_does,
