@@ -1323,7 +1323,9 @@ fn new_inner(personality: Personality) -> Result<Arc<Inner>, Errno> {
 /// its knotes are detached and their descriptors closed, and a thread still using it (a
 /// [`KqueueRef`], a [`crate::Waker`]) gets EBADF. Copies of its descriptor do not keep it
 /// alive; a kqueue that lives as long as any copy of its descriptor is one handed over
-/// with [`Kqueue::try_into_fd`].
+/// with [`Kqueue::try_into_fd`]. Dropped from a filter hook, or from a [`ChangeList`] or
+/// [`EventList`] of a call in progress on it, it is closed as soon as that call lets go of
+/// its lock.
 ///
 /// A panic in a filter hook, or in a [`ChangeList`] or [`EventList`] implementation, while
 /// the kqueue is working poisons it: every later call fails with EBADF, as for a closed
