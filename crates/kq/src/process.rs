@@ -753,10 +753,9 @@ fn still_at(inner: &Inner, number: RawFd) -> bool {
 /// of a kqueue descriptor. `None` when /proc cannot be read (no descriptor to spare, no
 /// /proc).
 fn unknown_epolls(except: RawFd) -> Option<Vec<RawFd>> {
-    let dir = std::fs::read_dir("/proc/self/fd").ok()?;
     Some(
-        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<RawFd>().ok())
-            .filter(|&n| n != except && KQUEUES.get(n) == 0 && LIBRARY.get(n) == 0)
+        unknown_numbers(except)?
+            .into_iter()
             .filter(|&n| {
                 std::fs::read_link(format!("/proc/self/fd/{n}"))
                     .is_ok_and(|t| t.as_os_str() == "anon_inode:[eventpoll]")
@@ -765,9 +764,22 @@ fn unknown_epolls(except: RawFd) -> Option<Vec<RawFd>> {
     )
 }
 
+/// The program's open descriptors that the library knows nothing of, other than
+/// `except`, whatever they are (one listing of /proc, no look at each: a kcmp per number
+/// costs less than the readlink that would tell an epoll). `None` as for
+/// [`unknown_epolls`].
+fn unknown_numbers(except: RawFd) -> Option<Vec<RawFd>> {
+    let dir = std::fs::read_dir("/proc/self/fd").ok()?;
+    Some(
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<RawFd>().ok())
+            .filter(|&n| n != except && KQUEUES.get(n) == 0 && LIBRARY.get(n) == 0)
+            .collect(),
+    )
+}
+
 /// A descriptor of the program, other than `except`, that refers to kqueue `inner`'s epoll,
-/// among `unknown` (from [`unknown_epolls`]; `None`: try every number the limit allows,
-/// which needs no descriptor).
+/// among `unknown` (from [`unknown_epolls`] or [`unknown_numbers`]; `None`: try every number the
+/// limit allows, which needs no descriptor).
 fn find_copy(inner: &Inner, except: RawFd, unknown: Option<&[RawFd]>) -> Option<RawFd> {
     match unknown {
         Some(list) => list
@@ -854,8 +866,13 @@ fn lookup_with(fd: BorrowedFd<'_>, trust_table: bool) -> Result<Arc<Inner>, Errn
             forget(number, id);
         }
     }
-    // A number we have not seen: a dup() of a kqueue, or not a kqueue at all. Only an
-    // epoll can be one (readlink needs no descriptor; without /proc, go on).
+    // A number we have not seen: a dup() of a kqueue, or not a kqueue at all. One of the
+    // library's own descriptors is none of the program's (a kqueue's epoll is one: the
+    // number of a kqueue the program closed is often taken by the next kqueue's epoll).
+    if LIBRARY.get(number) != 0 {
+        return Err(Errno::BADF);
+    }
+    // Only an epoll can be one (readlink needs no descriptor; without /proc, go on).
     if let Ok(t) = std::fs::read_link(format!("/proc/self/fd/{number}")) {
         if t.as_os_str() != "anon_inode:[eventpoll]" {
             return Err(Errno::BADF);
@@ -894,6 +911,11 @@ fn lookup_with(fd: BorrowedFd<'_>, trust_table: bool) -> Result<Arc<Inner>, Errn
         let mut reg = registry();
         let e = reg.map.get_mut(&id).ok_or(Errno::BADF)?;
         let inner = e.inner().ok_or(Errno::BADF)?;
+        // The library's own epoll, made and not yet marked when the mark was looked at
+        // above: never a number of the program's (a Rust owner's is in the table).
+        if inner.epoll_fd().as_raw_fd() == number && !matches!(e.owner, Owner::Owned(_)) {
+            return Err(Errno::BADF);
+        }
         if !e.numbers.contains(&number) {
             e.numbers.push(number);
         }
@@ -948,7 +970,13 @@ fn forget_among(number: RawFd, id: u64, unknown: Option<Option<&[RawFd]>>) {
     let unknown = match unknown {
         Some(u) => u,
         None => {
-            scanned = unknown_epolls(number);
+            // One kqueue to look for: kcmp each number (`find_copy`) rather than tell the
+            // epolls first by readlink, which walks a path per number.
+            scanned = if kcmp_works() {
+                unknown_numbers(number)
+            } else {
+                unknown_epolls(number)
+            };
             scanned.as_deref()
         }
     };
@@ -996,29 +1024,53 @@ fn adopt(id: u64, number: RawFd) {
 
 /// The kernel's `knote_fdclose` (see [`crate::fdclose`]).
 pub(crate) fn fdclose(fd: RawFd) {
-    let id = fdclose_begin(fd);
-    fdclose_end(fd, id);
+    let token = fdclose_begin(fd);
+    fdclose_end(fd, token);
 }
 
+// The tokens of `fdclose_begin`: 0 (nothing to do after the close), a kqueue id (forgotten
+// after the close), or, for a close reported while the thread is inside the library
+// (`calls::inside`: a signal handler), `TOKEN_KEPT` with the kqueue id (or 0) and
+// `TOKEN_KNOTES` if the number carried knotes, work kept for the end of the interrupted
+// call. `TOKEN_DUP` marks a kept copy to record (`fddup`). Kqueue ids stay below 2^32.
+
+const TOKEN_KEPT: u64 = 1 << 62;
+const TOKEN_KNOTES: u64 = 1 << 61;
+const TOKEN_DUP: u64 = 1 << 60;
+const TOKEN_ID: u64 = TOKEN_DUP - 1;
+
 /// The half of [`fdclose`] that comes before the close (see [`crate::fdclose_begin`]):
-/// drops the knotes of `fd`. Returns the id of the kqueue whose number `fd` is (0: none),
-/// which [`fdclose_end`] forgets once the number is closed: until then a fork() finds the
-/// number among the kqueue's and closes the child's copy.
+/// drops the knotes of `fd`. Returns the token for [`fdclose_end`]: the id of the kqueue
+/// whose number `fd` is (0: none), which is forgotten once the number is closed: until
+/// then a fork() finds the number among the kqueue's and closes the child's copy.
 pub(crate) fn fdclose_begin(fd: RawFd) -> u64 {
     if !fd_tracked(fd) || sys::getpid() != PID.load(Ordering::Relaxed) {
         return 0;
     }
-    if crate::kqueue::reentered() {
+    if crate::calls::inside() {
         // A signal handler closing a descriptor while its thread is inside the library
-        // (holding a lock the work below needs): the close goes unseen, as a raw one does
-        // (the knotes stay and never fire for another file).
-        return 0;
+        // (maybe holding a lock the work needs, or in an allocation): only the marking
+        // now; the rest is kept for the end of the interrupted call (`fdclose_end`).
+        let knotes = if KNOTES.get(fd) != 0 { TOKEN_KNOTES } else { 0 };
+        let id = mark_being_closed(fd);
+        return if id == 0 && knotes == 0 {
+            0
+        } else {
+            TOKEN_KEPT | knotes | id
+        };
     }
+    let _call = crate::calls::Call::enter();
     if KNOTES.get(fd) != 0 {
         for kq in kqueues_on(fd).into_iter().filter_map(lookup_id) {
             kq.fd_closed(fd);
         }
     }
+    mark_being_closed(fd)
+}
+
+/// Marks kqueue number `fd` as being closed (see [`BEING_CLOSED`]); returns its kqueue's
+/// id (0: it is none). Lock-free.
+fn mark_being_closed(fd: RawFd) -> u64 {
     let (id, _) = table_entry(fd);
     if id != 0 {
         // From the close on another file may take the number: a kevent() lookup must not
@@ -1035,13 +1087,117 @@ pub(crate) fn fdclose_begin(fd: RawFd) -> u64 {
 }
 
 /// The half of [`fdclose`] that comes after the close: forgets number `fd` of kqueue `id`
-/// (from [`fdclose_begin`]; 0: nothing to do), which releases the kqueue if it was its
-/// last. Another thread may have taken the number in between: only kqueue `id`'s claim on
-/// it is dropped.
-pub(crate) fn fdclose_end(fd: RawFd, id: u64) {
-    if id != 0 && sys::getpid() == PID.load(Ordering::Relaxed) {
-        forget(fd, id);
+/// (from the token of [`fdclose_begin`]; 0: nothing to do), which releases the kqueue if
+/// it was its last. Another thread may have taken the number in between: only kqueue
+/// `id`'s claim on it is dropped. A kept close is kept for later, or finished now.
+pub(crate) fn fdclose_end(fd: RawFd, token: u64) {
+    if token == 0 || sys::getpid() != PID.load(Ordering::Relaxed) {
+        return;
     }
+    if token & TOKEN_KEPT != 0 {
+        if crate::calls::inside() {
+            crate::calls::keep(fd, token);
+        } else {
+            finish_kept(fd, token);
+        }
+        return;
+    }
+    let _call = crate::calls::Call::enter();
+    forget(fd, token & TOKEN_ID);
+}
+
+/// As [`fdclose_end`], where the close may not have happened (see
+/// [`crate::fdclose_end_checked`]): a number that still refers to its kqueue stays one of
+/// its numbers.
+pub(crate) fn fdclose_end_checked(fd: RawFd, token: u64) {
+    if token == 0 || sys::getpid() != PID.load(Ordering::Relaxed) {
+        return;
+    }
+    if token & TOKEN_KEPT != 0 || crate::calls::inside() {
+        // Kept work always checks.
+        fdclose_end(fd, token | TOKEN_KEPT);
+        return;
+    }
+    let _call = crate::calls::Call::enter();
+    forget_unless_open(fd, token & TOKEN_ID);
+}
+
+/// Forgets number `fd` of kqueue `id` unless it still refers to that kqueue (a close that
+/// did not happen, or a copy of the same kqueue put on the number since): then it stays
+/// one of the kqueue's numbers, trusted again.
+fn forget_unless_open(fd: RawFd, id: u64) {
+    if id == 0 {
+        return;
+    }
+    if let Some(inner) = lookup_id(id) {
+        if still_at(&inner, fd) {
+            let _ = KQUEUES.slot(fd).compare_exchange(
+                id | BEING_CLOSED,
+                id,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+            return;
+        }
+    }
+    forget(fd, id);
+}
+
+/// The work of a close kept by [`fdclose_begin`] and [`fdclose_end`] (or of a copy kept by
+/// [`fddup`]), once the thread has left the library.
+pub(crate) fn finish_kept(fd: RawFd, token: u64) {
+    let id = token & TOKEN_ID;
+    if token & TOKEN_DUP != 0 {
+        let _g = Counted::take(|| CREATION.read().unwrap_or_else(|e| e.into_inner()));
+        adopt_if_copy(id, fd);
+        return;
+    }
+    if token & TOKEN_KNOTES != 0 {
+        // Another thread may have registered the file that took the number since: only
+        // the knotes of the closed file go.
+        for kq in kqueues_on(fd).into_iter().filter_map(lookup_id) {
+            kq.fd_closed_unless_reused(fd);
+        }
+    }
+    forget_unless_open(fd, id);
+}
+
+/// Records `copy` as a number of kqueue `id` if it refers to it.
+fn adopt_if_copy(id: u64, copy: RawFd) {
+    if let Some(inner) = lookup_id(id) {
+        if still_at(&inner, copy) {
+            adopt(id, copy);
+        }
+    }
+}
+
+/// A copy of descriptor `oldfd` is made by `dup` (the C library's dup(), dup2() or
+/// dup3(), which returns the new number or -1): if `oldfd` is a known kqueue number, the
+/// copy becomes one of that kqueue's numbers, with no fork() between the copy and its
+/// recording (a fork's child then closes it, as a kqueue is not inherited).
+pub(crate) fn fddup(oldfd: RawFd, dup: impl FnOnce() -> RawFd) -> RawFd {
+    let (id, _) = table_entry(oldfd);
+    if id == 0 || sys::getpid() != PID.load(Ordering::Relaxed) {
+        return dup();
+    }
+    if crate::calls::inside() {
+        // A signal handler: recorded at the end of the interrupted call.
+        let r = dup();
+        if r >= 0 && r != oldfd {
+            crate::calls::keep(r, TOKEN_KEPT | TOKEN_DUP | id);
+        }
+        return r;
+    }
+    let _call = crate::calls::Call::enter();
+    // The creation lock keeps fork() out (it is taken exclusively across fork). The copy
+    // is checked (kcmp), as another thread may have closed `oldfd` and put another file
+    // on it since the table was read.
+    let _g = Counted::take(|| CREATION.read().unwrap_or_else(|e| e.into_inner()));
+    let r = dup();
+    if r >= 0 && r != oldfd {
+        adopt_if_copy(id, r);
+    }
+    r
 }
 
 /// Releases the kqueues whose every known number was closed without our hearing of it.

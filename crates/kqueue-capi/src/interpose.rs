@@ -96,7 +96,10 @@
 
 use std::ffi::{c_int, c_uint, c_void, CStr};
 
-use crate::{_pthread_cleanup_pop, _pthread_cleanup_push, CleanupBuffer};
+use crate::{
+    _pthread_cleanup_pop, _pthread_cleanup_push, disable_cancellation, restore_cancellation,
+    CleanupBuffer,
+};
 use std::os::fd::RawFd;
 use std::panic::catch_unwind;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -104,6 +107,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 // The C library's functions. Declared "C" (cannot unwind) although close() can be left by
 // cancellation: calls to them then need no landing pad (see the module documentation).
 type CloseFn = unsafe extern "C" fn(c_int) -> c_int;
+type DupFn = unsafe extern "C" fn(c_int) -> c_int;
 type Dup2Fn = unsafe extern "C" fn(c_int, c_int) -> c_int;
 type Dup3Fn = unsafe extern "C" fn(c_int, c_int, c_int) -> c_int;
 type CloseRangeFn = unsafe extern "C" fn(c_uint, c_uint, c_int) -> c_int;
@@ -111,6 +115,7 @@ type CloseRangeFn = unsafe extern "C" fn(c_uint, c_uint, c_int) -> c_int;
 extern "C" {
     // Not in the libc crate. The constant is the same in glibc and musl.
     fn pthread_setcancelstate(state: c_int, oldstate: *mut c_int) -> c_int;
+    fn pthread_testcancel();
 }
 const PTHREAD_CANCEL_DISABLE: c_int = 1;
 
@@ -162,11 +167,13 @@ const CLOSE: usize = 0;
 const DUP2: usize = 1;
 const DUP3: usize = 2;
 const CLOSE_RANGE: usize = 3;
-static NEXT: [Next; 4] = [
+const DUP: usize = 4;
+static NEXT: [Next; 5] = [
     Next::new(c"close"),
     Next::new(c"dup2"),
     Next::new(c"dup3"),
     Next::new(c"close_range"),
+    Next::new(c"dup"),
 ];
 
 /// The address of the C library's function `NEXT[which]`, or 0 when it has none.
@@ -241,22 +248,34 @@ extern "C" fn end(fd: c_int, token: u64) {
     }
 }
 
+/// As [`end`], where the number may still refer to its kqueue: a cancelled close(), or a
+/// dup2()/dup3() that may have put a copy of the same kqueue on it.
+extern "C" fn end_checked(fd: c_int, token: u64) {
+    if token != 0 {
+        let _ = engine_work(|| kq::fdclose_end_checked(fd, token));
+    }
+}
+
 /// A close() in progress on a number that needs [`end`] after it.
 struct Closing {
     fd: c_int,
     token: u64,
 }
 
-/// Runs [`end`] for the [`Closing`] at `arg`: after the C library's close() returned, or
-/// when cancellation in it unwinds close()'s frame (the descriptor is closed then too).
+/// Run when cancellation unwinds close()'s frame during the C library's close(), for the
+/// [`Closing`] at `arg`. The C library may have acted on the request before closing the
+/// descriptor (glibc and musl do, when it is pending as their close() starts) or after
+/// (asynchronous cancellation): the number is forgotten only if it no longer refers to
+/// its kqueue (checked with kcmp; if another thread put a copy of the same kqueue on the
+/// freed number meanwhile, that copy is one of its numbers all the same).
 ///
 /// # Safety
 ///
 /// `arg` points to a live `Closing`.
-unsafe extern "C" fn close_done(arg: *mut c_void) {
+unsafe extern "C" fn close_cancelled(arg: *mut c_void) {
     // SAFETY: the caller's promise.
     let c = unsafe { &*arg.cast::<Closing>() };
-    end(c.fd, c.token);
+    end_checked(c.fd, c.token);
 }
 
 thread_local! {
@@ -337,6 +356,37 @@ extern "C" fn before_close_range(first: c_uint, last: c_uint, flags: c_int) {
     });
 }
 
+/// Calls the C library's dup(), dup2() or dup3() (`which`): a copy of a kqueue number is
+/// recorded as one of its numbers (see [`kq::fddup`]). errno is the C library call's.
+extern "C" fn recorded_dup(which: usize, oldfd: c_int, newfd: c_int, flags: c_int) -> c_int {
+    let call = || match which {
+        DUP => real_dup(oldfd),
+        DUP2 => real_dup2(oldfd, newfd),
+        _ => real_dup3(oldfd, newfd, flags),
+    };
+    if !tracked(oldfd) {
+        return call();
+    }
+    // (result, errno) of the call, once made: a panic in the engine after it must not
+    // make it twice.
+    let mut made: Option<(c_int, c_int)> = None;
+    let made_ref = &mut made;
+    let _ = engine_work(std::panic::AssertUnwindSafe(move || {
+        kq::fddup(oldfd, || {
+            let r = call();
+            *made_ref = Some((r, errno()));
+            r
+        })
+    }));
+    match made {
+        Some((r, e)) => {
+            set_errno(e);
+            r
+        }
+        None => call(),
+    }
+}
+
 /// After a close_range(): forgets the kqueue numbers it closed.
 extern "C" fn after_close_range() {
     let _ = engine_work(|| {
@@ -360,6 +410,17 @@ extern "C" fn real_close(fd: c_int) -> c_int {
     } else {
         // SAFETY: close(2) with any number is harmless to memory. Its result is 0 or -1.
         unsafe { libc::syscall(libc::SYS_close, fd) as c_int }
+    }
+}
+
+extern "C" fn real_dup(oldfd: c_int) -> c_int {
+    let f = next_fn(DUP);
+    if f != 0 {
+        // SAFETY: the C library's `int dup(int)`, matching DupFn; any number does.
+        unsafe { std::mem::transmute::<usize, DupFn>(f)(oldfd) }
+    } else {
+        // SAFETY: dup(2) only changes the descriptor table; result a number or -1.
+        unsafe { libc::syscall(libc::SYS_dup, oldfd) as c_int }
     }
 }
 
@@ -425,12 +486,22 @@ pub(crate) fn in_effect() -> bool {
 /// descriptor), then calls the C library's close().
 #[no_mangle]
 pub extern "C" fn close(fd: c_int) -> c_int {
+    // What the C library's close() does first: a cancellation pending now acts here, before
+    // any knote is dropped, and the number is left as it was.
+    // SAFETY: no precondition.
+    unsafe { pthread_testcancel() };
+    // Asynchronous cancellation must not land in the library's own frames (which may have
+    // landing pads, where an unwinding for cancellation aborts the process): it is off
+    // until the C library's call, and again after it.
+    let state = disable_cancellation();
     let token = before_close(fd);
     if token == 0 {
+        restore_cancellation(state);
         return real_close(fd);
     }
-    // A kqueue number: forgotten once closed, also if cancellation ends the call in the C
-    // library's close() (it is a cancellation point).
+    // A kqueue number, or one that carried knotes: forgotten once closed. Cancellation
+    // may end the call in the C library's close() (a cancellation point), before or after
+    // the descriptor is closed: the handler tells which.
     let mut closing = Closing { fd, token };
     let mut cleanup = CleanupBuffer::EMPTY;
     // SAFETY: the buffer and `closing` live in this frame until the matching pop below (or
@@ -438,33 +509,52 @@ pub extern "C" fn close(fd: c_int) -> c_int {
     unsafe {
         _pthread_cleanup_push(
             &mut cleanup,
-            close_done,
-            std::ptr::addr_of_mut!(closing).cast::<c_void>(),
+            close_cancelled,
+            std::ptr::addr_of_mut!(closing) as *mut c_void,
         )
     };
+    // An asynchronous cancellation pending acts here, the descriptor still open.
+    restore_cancellation(state);
     let r = real_close(fd);
-    // SAFETY: the buffer pushed above, the innermost one of this thread; 1 runs the
-    // handler, which keeps errno.
-    unsafe { _pthread_cleanup_pop(&mut cleanup, 1) };
+    let _ = disable_cancellation();
+    // SAFETY: the buffer pushed above, the innermost one of this thread; 0: the handler
+    // does not run (the close happened: Linux frees the number even when close() fails).
+    unsafe { _pthread_cleanup_pop(&mut cleanup, 0) };
+    end(fd, token);
+    restore_cancellation(state);
+    r
+}
+
+/// `int dup(int oldfd)`: a copy of a kqueue number is recorded as one of its numbers (a
+/// fork's child then closes it), then the C library's dup() is called.
+#[no_mangle]
+pub extern "C" fn dup(oldfd: c_int) -> c_int {
+    let state = disable_cancellation();
+    let r = recorded_dup(DUP, oldfd, -1, 0);
+    restore_cancellation(state);
     r
 }
 
 /// `int dup2(int oldfd, int newfd)`: drops the knotes of `newfd` when the call is going to
-/// replace it, then calls the C library's dup2().
+/// replace it, then calls the C library's dup2(); a copy of a kqueue number is recorded.
 #[no_mangle]
 pub extern "C" fn dup2(oldfd: c_int, newfd: c_int) -> c_int {
+    let state = disable_cancellation();
     let token = before_dup(oldfd, newfd, 0);
-    let r = real_dup2(oldfd, newfd);
-    end(newfd, token);
+    let r = recorded_dup(DUP2, oldfd, newfd, 0);
+    end_checked(newfd, token);
+    restore_cancellation(state);
     r
 }
 
 /// `int dup3(int oldfd, int newfd, int flags)`: as dup2(), for a call with valid flags.
 #[no_mangle]
 pub extern "C" fn dup3(oldfd: c_int, newfd: c_int, flags: c_int) -> c_int {
+    let state = disable_cancellation();
     let token = before_dup(oldfd, newfd, flags);
-    let r = real_dup3(oldfd, newfd, flags);
-    end(newfd, token);
+    let r = recorded_dup(DUP3, oldfd, newfd, flags);
+    end_checked(newfd, token);
+    restore_cancellation(state);
     r
 }
 
@@ -473,9 +563,11 @@ pub extern "C" fn dup3(oldfd: c_int, newfd: c_int, flags: c_int) -> c_int {
 /// descriptor table, then calls the C library's close_range() (or the system call).
 #[no_mangle]
 pub extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    let state = disable_cancellation();
     before_close_range(first, last, flags);
     let r = real_close_range(first, last, flags);
     after_close_range();
+    restore_cancellation(state);
     r
 }
 
@@ -497,6 +589,7 @@ mod tests {
             dup2 as *const () as usize,
             dup3 as *const () as usize,
             close_range as *const () as usize,
+            dup as *const () as usize,
         ];
         for (which, ours) in ours.into_iter().enumerate() {
             let f = next_fn(which);

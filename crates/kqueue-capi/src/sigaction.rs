@@ -89,24 +89,26 @@ pub unsafe extern "C" fn sigaction(
 ) -> c_int {
     let saved = errno();
     let r = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the caller's contract: null or a valid action (copied before `oldact`,
-        // which may be the same struct, is written).
-        let given = unsafe { act.as_ref() }.copied();
-        let mut failed = 0;
-        match intercept(sig, given.as_ref(), || {
-            let r = real_sigaction(sig, act, oldact);
-            failed = if r == 0 { 0 } else { errno() };
-            r
-        }) {
-            Intercepted::Watched(old) => {
-                if !oldact.is_null() {
-                    // SAFETY: the caller's contract: null or writable.
-                    unsafe { oldact.write(old) };
+        kq::library_call(|| {
+            // SAFETY: the caller's contract: null or a valid action (copied before `oldact`,
+            // which may be the same struct, is written).
+            let given = unsafe { act.as_ref() }.copied();
+            let mut failed = 0;
+            match intercept(sig, given.as_ref(), || {
+                let r = real_sigaction(sig, act, oldact);
+                failed = if r == 0 { 0 } else { errno() };
+                r
+            }) {
+                Intercepted::Watched(old) => {
+                    if !oldact.is_null() {
+                        // SAFETY: the caller's contract: null or writable.
+                        unsafe { oldact.write(old) };
+                    }
+                    (0, 0)
                 }
-                (0, 0)
+                Intercepted::Unwatched(r) => (r, failed),
             }
-            Intercepted::Unwatched(r) => (r, failed),
-        }
+        })
     }));
     match r {
         Ok((0, _)) => {
@@ -135,39 +137,41 @@ fn signal_like(
 ) -> libc::sighandler_t {
     let saved = errno();
     let r = catch_unwind(AssertUnwindSafe(|| {
-        if handler == libc::SIG_ERR || !(1..65).contains(&sig) {
-            return (libc::SIG_ERR, libc::EINVAL);
-        }
-        let mut act = kq::signal::default();
-        act.sa_sigaction = handler;
-        act.sa_flags = flags;
-        if flags & libc::SA_NODEFER == 0 {
-            // SAFETY: sigaddset writes the set.
-            unsafe { libc::sigaddset(&mut act.sa_mask, sig) };
-        }
-        let mut failed = 0;
-        match intercept(sig, Some(&act), || {
-            let f = NEXT[which].get();
-            if f != 0 {
-                // SAFETY: the C library's `sighandler_t NAME(int, sighandler_t)`, matching
-                // SignalFn.
-                let r = unsafe { std::mem::transmute::<usize, SignalFn>(f)(sig, handler) };
-                failed = if r == libc::SIG_ERR { errno() } else { 0 };
-                r
-            } else {
-                // SAFETY: zeroes are a valid sigaction; `act` is valid.
-                let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-                if real_sigaction(sig, &act, &mut old) == 0 {
-                    old.sa_sigaction
-                } else {
-                    failed = errno();
-                    libc::SIG_ERR
-                }
+        kq::library_call(|| {
+            if handler == libc::SIG_ERR || !(1..65).contains(&sig) {
+                return (libc::SIG_ERR, libc::EINVAL);
             }
-        }) {
-            Intercepted::Watched(old) => (old.sa_sigaction, 0),
-            Intercepted::Unwatched(r) => (r, failed),
-        }
+            let mut act = kq::signal::default();
+            act.sa_sigaction = handler;
+            act.sa_flags = flags;
+            if flags & libc::SA_NODEFER == 0 {
+                // SAFETY: sigaddset writes the set.
+                unsafe { libc::sigaddset(&mut act.sa_mask, sig) };
+            }
+            let mut failed = 0;
+            match intercept(sig, Some(&act), || {
+                let f = NEXT[which].get();
+                if f != 0 {
+                    // SAFETY: the C library's `sighandler_t NAME(int, sighandler_t)`, matching
+                    // SignalFn.
+                    let r = unsafe { std::mem::transmute::<usize, SignalFn>(f)(sig, handler) };
+                    failed = if r == libc::SIG_ERR { errno() } else { 0 };
+                    r
+                } else {
+                    // SAFETY: zeroes are a valid sigaction; `act` is valid.
+                    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+                    if real_sigaction(sig, &act, &mut old) == 0 {
+                        old.sa_sigaction
+                    } else {
+                        failed = errno();
+                        libc::SIG_ERR
+                    }
+                }
+            }) {
+                Intercepted::Watched(old) => (old.sa_sigaction, 0),
+                Intercepted::Unwatched(r) => (r, failed),
+            }
+        })
     }));
     match r {
         Ok((h, _)) if h != libc::SIG_ERR => {

@@ -294,6 +294,7 @@ c_programs!(
     bypass,
     cancel,
     close,
+    closegaps,
     dup,
     eintr,
     empty,
@@ -360,7 +361,7 @@ fn checked_output(cmd: &mut Command) -> String {
 }
 
 /// The interposed functions, as the dynamic and the static library must define them.
-const INTERPOSED: [&str; 4] = ["close", "dup2", "dup3", "close_range"];
+const INTERPOSED: [&str; 5] = ["close", "dup", "dup2", "dup3", "close_range"];
 
 /// Whether an `nm` listing defines `name` as a text symbol.
 fn defines(listing: &str, name: &str) -> bool {
@@ -389,7 +390,8 @@ fn assert_exported(names: &[&str]) {
     }
 }
 
-/// libkqueue.so exports close, dup2, dup3 and close_range, and libkqueue.a defines them.
+/// libkqueue.so exports close, dup, dup2, dup3 and close_range, and libkqueue.a defines
+/// them.
 #[test]
 fn interposed_symbols_exported() {
     assert_exported(&INTERPOSED);
@@ -484,7 +486,7 @@ fn netbsd_header_strict_modes() {
 /// Everything libkqueue.so exports: the entry points of the NetBSD-flavour header, the
 /// functions of <sys/event.h> (libkqueue 2.x exports kqueue and kevent; kqueue1 is
 /// NetBSD's) and the interposed functions (the close family, the sigaction family), sorted.
-const EXPORTED: [&str; 15] = [
+const EXPORTED: [&str; 16] = [
     "__kqueue_netbsd_kevent",
     "__kqueue_netbsd_kqueue",
     "__kqueue_netbsd_kqueue1",
@@ -492,6 +494,7 @@ const EXPORTED: [&str; 15] = [
     "bsd_signal",
     "close",
     "close_range",
+    "dup",
     "dup2",
     "dup3",
     "kevent",
