@@ -302,7 +302,30 @@ fn g23_handler_closes_watched_pipe_inside_call(p: Personality) {
     drop(w2);
 }
 
+/// G2 more closes from signal handlers inside one library call than the call can keep
+/// (70 kqueue numbers): those beyond are found by a sweep of the kqueue numbers when the
+/// call returns; every kqueue is released, no descriptor is left.
+fn g2_many_handler_closes_inside_one_call(p: Personality) {
+    install_handler();
+    let before = open_count();
+    let numbers: Vec<RawFd> = (0..70).map(|_| raw_kqueue_with_event(p)).collect();
+    kq::library_call(|| {
+        for &n in &numbers {
+            HANDLER_CLOSES.store(n, Ordering::SeqCst);
+            // SAFETY: raises a signal whose handler is installed.
+            unsafe { libc::raise(libc::SIGUSR1) };
+            assert!(!is_open(n));
+        }
+    });
+    for &n in &numbers {
+        assert!(!kq::fd_tracked(n), "number {n} is still known after the call");
+        assert_eq!(find_errno(n), Some(libc::EBADF));
+    }
+    assert_eq!(open_count(), before);
+}
+
 isolated_both!(
+    g2_many_handler_closes_inside_one_call,
     g2_cancelled_close_keeps_the_number,
     g2_cancelled_close_that_closed_forgets_the_number,
     u35_recorded_copies_not_inherited,
