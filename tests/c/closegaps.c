@@ -732,7 +732,11 @@ static void run_all(const char *personality)
 int main(void)
 {
 	kqt_watchdog(60);
+#ifdef CLOSEGAPS_NETBSD_ABI
+	run_all("netbsd");
+#else
 	run_all("freebsd");
 	run_all("netbsd");
+#endif
 	return kqt_done();
 }

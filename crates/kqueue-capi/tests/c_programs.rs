@@ -295,6 +295,7 @@ c_programs!(
     cancel,
     close,
     closegaps,
+    closegaps_netbsd => "include/netbsd",
     dup,
     eintr,
     empty,
