@@ -226,7 +226,12 @@ extern "C" fn close_in_handler(_: libc::c_int) {
 fn install_handler() {
     // SAFETY: installs an extern "C" handler that only uses atomics, async-signal-safe
     // calls and the library's async-signal-safe path.
-    unsafe { libc::signal(libc::SIGUSR1, close_in_handler as libc::sighandler_t) };
+    unsafe {
+        libc::signal(
+            libc::SIGUSR1,
+            close_in_handler as *const () as libc::sighandler_t,
+        )
+    };
 }
 
 /// Runs `f` inside a library call, with a signal handler closing `n` in the middle.
@@ -318,7 +323,10 @@ fn g2_many_handler_closes_inside_one_call(p: Personality) {
         }
     });
     for &n in &numbers {
-        assert!(!kq::fd_tracked(n), "number {n} is still known after the call");
+        assert!(
+            !kq::fd_tracked(n),
+            "number {n} is still known after the call"
+        );
         assert_eq!(find_errno(n), Some(libc::EBADF));
     }
     assert_eq!(open_count(), before);

@@ -1,7 +1,8 @@
-//! `close()`, `dup2()`, `dup3()` and `close_range()` as seen by kqueue: the library
-//! defines these four C functions itself, so that closing a descriptor number drops the
+//! `close()`, `dup()`, `dup2()`, `dup3()` and `close_range()` as seen by kqueue: the
+//! library defines these C functions itself, so that closing a descriptor number drops the
 //! knotes attached to that number, as the BSD kernels do, before the C library's own
-//! function closes it.
+//! function closes it, and so that a copy of a kqueue descriptor is known at once as one
+//! of the kqueue's numbers.
 //!
 //! # When the interposition is in effect
 //!
@@ -52,7 +53,15 @@
 //! * `dup2(old, new)`, `dup3(old, new, flags)`: `new` is about to be closed and replaced,
 //!   so its knotes are dropped first, unless the call is bound to fail without touching
 //!   `new`: `old == new` (dup2 then does nothing, dup3 fails with `EINVAL`), `old` is not
-//!   an open descriptor (`EBADF`), `flags` other than `O_CLOEXEC` (`EINVAL`).
+//!   an open descriptor (`EBADF`), `flags` other than `O_CLOEXEC` (`EINVAL`). A kqueue
+//!   number `new` was is forgotten after the call unless `new` still names that kqueue
+//!   (`old` may be a copy of the same one: [`kq::fdclose_end_checked`]).
+//! * `dup(old)`, `dup2(old, new)`, `dup3(old, new, flags)` of a kqueue number `old`: the
+//!   copy is recorded as one of the kqueue's numbers, with no fork() between the copy and
+//!   its recording ([`kq::fddup`]), so that a fork's child closes it. `fcntl(F_DUPFD)` is
+//!   not interposed (it is variadic, which a stable Rust definition cannot be, and called
+//!   for everything): such a copy is known once used in a `kevent()` call, or found when
+//!   the kqueue's last known number is closed.
 //! * `close_range(first, last, flags)`: drops the knotes of every tracked number in the
 //!   range (the walk stops at the highest tracked number, so `close_range(3, ~0U, 0)` is
 //!   cheap), then calls the C library's function. Nothing is dropped when `flags` has
@@ -74,21 +83,29 @@
 //! # Guarantees
 //!
 //! * `errno` is the C library function's: the knote work saves and restores it.
-//! * Cancellation: the C library's `close()` is called, so it stays a cancellation point.
-//!   The knote work itself runs with cancellation disabled (it may close internal
-//!   descriptors of a kqueue, and must not be cut short holding the engine's locks); a
-//!   pending cancellation acts in the real close() right after it. Cancellation unwinds
-//!   the thread's stack through the frames of this module that are live during the C
-//!   library's call: those frames hold no value with a destructor and call only functions
-//!   that cannot unwind, so they have no landing pad that could stop the unwinding (a
-//!   landing pad, even one that merely aborts, would end the process instead: that is why
-//!   the knote work, which catches panics, is in functions of its own).
+//! * Cancellation: `close()` acts first on a cancellation pending when it is called (as
+//!   the C library's does), before any knote is dropped; the C library's `close()` is then
+//!   called, so it stays a cancellation point. The knote work runs with cancellation
+//!   disabled and its type deferred (it may close internal descriptors of a kqueue, and
+//!   must not be cut short holding the engine's locks; glibc 2.36 acts on a cancellation
+//!   signal sent before the state was disabled if the type is asynchronous), and the
+//!   program's state and type are put back only around the C library's call and at the
+//!   return. A request that acts in the C library's `close()` may act before or after the
+//!   descriptor is closed: the cleanup handler then keeps a kqueue number that still names
+//!   its kqueue. Cancellation unwinds the thread's stack through the frames of this module
+//!   that are live where it may act: those frames hold no value with a destructor and call
+//!   only functions that cannot unwind, so they have no landing pad that could stop the
+//!   unwinding (a landing pad, even one that merely aborts, would end the process instead:
+//!   that is why the knote work, which catches panics, is in functions of its own).
 //! * Nothing panics across the boundary: a panic in the engine is caught, the descriptor
 //!   is still closed (its knotes may then linger, as when the interposition is not in
 //!   effect).
 //! * Async-signal safety: for numbers without knotes, close() takes no lock and allocates
 //!   nothing (once the C library's function has been looked up, normally at load time).
-//!   For a number with knotes it takes the engine's locks, like any kevent() call.
+//!   For a number with knotes, or a kqueue number, it takes the engine's locks, like any
+//!   kevent() call, unless the calling thread is inside the library (a signal handler that
+//!   interrupted it there): then it only marks the number, closes it, and leaves the rest
+//!   to the end of the interrupted call (see [`kq::library_call`]).
 //! * A `vfork()`ed child shares the parent's memory, so it runs these functions on the
 //!   parent's engine state, but it has a descriptor table of its own: its close() before
 //!   exec must not drop the parent's knotes. The engine's [`kq::fdclose`] checks the

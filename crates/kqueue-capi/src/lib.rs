@@ -40,9 +40,11 @@
 //! its first `extern "C"` frame. So the engine does not sleep itself here:
 //!
 //! 1. `kevent()` (the exported frame) calls `pthread_testcancel()` if the call may wait,
-//!    then disables cancellation for as long as the engine runs (the engine makes C
-//!    library calls that are cancellation points, such as a zero-timeout `epoll_pwait()`,
-//!    some with its lock held: none of them may act).
+//!    then disables cancellation, and makes its type deferred, for as long as the engine
+//!    runs (the engine makes C library calls that are cancellation points, such as a
+//!    zero-timeout `epoll_pwait()`, some with its lock held: none of them may act; and
+//!    with asynchronous cancellation glibc 2.36 acts on a signal sent before the state was
+//!    disabled, by the type alone).
 //! 2. `kevent_begin` applies the changes and scans; where the engine would sleep it
 //!    parks the call instead ([`kq::Park`]: every signal blocked, the state of the scan
 //!    kept), keeps the kqueue referenced in a `Call` that lives in `kevent()`'s frame,
