@@ -21,7 +21,9 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-static const char *pers;
+/* The personality of a run: KQUEUE_PERSONALITY is set once, before any thread starts
+ * (setenv() racing the library's getenv() in kqueue(), or a fork(), is the program's bug),
+ * and every kqueue of the run is made with a plain kqueue(). */
 
 /* Open descriptors that are anonymous inodes (epoll, eventfd, timerfd, inotify,
  * signalfd): the kind the library makes. */
@@ -56,7 +58,7 @@ static int is_open(int fd)
 /* A kqueue with user event 1 (EV_CLEAR) triggered and pending, its udata tag. */
 static int tagged_kqueue(void *tag)
 {
-	int kq = kqt_kqueue(pers);
+	int kq = kqueue();
 	if (kq < 0)
 		return -1;
 	if (kqt_user(kq, 1, EV_ADD | EV_CLEAR, 0, 0, tag) != 0 ||
@@ -125,7 +127,7 @@ static void case_pending_cancel_close(void)
 	int before = kqt_count_fds(), anon = count_anon();
 	int kq = tagged_kqueue(NULL);
 	CHECK(kq >= 0);
-	int watcher = kqt_kqueue(pers);
+	int watcher = kqueue();
 	CHECK(watcher >= 0);
 	CHECK_EQ(kqt_change(watcher, kq, EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, NULL), 0);
 	CHECK_EQ(kqt_poll(watcher, ev, 4), 1);
@@ -400,7 +402,7 @@ static void case_cycles_with_forks(void)
 	CHECK_EQ(pthread_create(&churn, NULL, cycles_churn_main, NULL), 0);
 	CHECK_EQ(pthread_create(&forker, NULL, cycles_forker_main, NULL), 0);
 	for (int i = 0; i < 3000; i++) {
-		int kq = kqt_kqueue(pers);
+		int kq = kqueue();
 		CHECK(kq >= 0);
 		if (i % 2) {
 			CHECK_EQ(close(kq), 0);
@@ -453,8 +455,8 @@ static void *sig_target_main(void *arg)
 	(void)arg;
 	struct kevent ev, ch[64], out[64];
 	struct timespec zero = { 0, 0 };
-	int mine = kqt_kqueue(pers);
-	int other = kqt_kqueue(pers);
+	int mine = kqueue();
+	int other = kqueue();
 	for (int i = 0; i < 64; i++)
 		EV_SET(&ch[i], 100 + i, EVFILT_USER, EV_ADD | EV_CLEAR, NOTE_TRIGGER, 0, NULL);
 	while (!sig_stop) {
@@ -498,7 +500,7 @@ static void case_close_in_signal_handler(void)
 	sa.sa_handler = close_in_handler;
 	sa.sa_flags = SA_RESTART;
 	CHECK_EQ(sigaction(SIGUSR1, &sa, &old), 0);
-	int watcher = kqt_kqueue(pers);
+	int watcher = kqueue();
 	CHECK(watcher >= 0);
 	for (int mode = 0; mode < 4; mode++) {
 		pthread_t t;
@@ -552,7 +554,7 @@ static void case_handler_closes_waited_kqueue(void)
 	CHECK_EQ(sigaction(SIGUSR1, &sa, &old), 0);
 	for (int i = 0; i < 50; i++) {
 		struct blocked b;
-		int kq = kqt_kqueue(pers);
+		int kq = kqueue();
 		CHECK(kq >= 0);
 		CHECK_EQ(start_blocked(&b, kq), 0);
 		sig_kq = kq;
@@ -579,12 +581,12 @@ static void case_number_taken_by_library(void)
 {
 	int before = kqt_count_fds(), anon = count_anon();
 	for (int i = 0; i < 20; i++) {
-		int old = kqt_kqueue(pers);
+		int old = kqueue();
 		CHECK(old >= 0);
 		int copy = dup(old);
 		CHECK(copy >= 0);
 		CHECK_EQ(close(old), 0);
-		int kq = kqt_kqueue(pers);
+		int kq = kqueue();
 		CHECK(kq >= 0);
 		if (kq == old || !is_open(old)) {
 			printf("# note: the new kqueue's epoll did not take number %d\n", old);
@@ -710,7 +712,7 @@ static void case_close_races_kevent_and_reuse(void)
 
 static void run_all(const char *personality)
 {
-	pers = personality;
+	setenv("KQUEUE_PERSONALITY", personality, 1);
 	kqt_run_as(personality, "G2", "pending_cancel_close_keeps_kqueue",
 		   case_pending_cancel_close);
 	kqt_run_as(personality, "G2", "deferred_cancel_during_close", case_deferred_cancel_race);
@@ -727,6 +729,7 @@ static void run_all(const char *personality)
 		   case_number_taken_by_library);
 	kqt_run_as(personality, "G3", "close_races_kevent_and_reuse",
 		   case_close_races_kevent_and_reuse);
+	unsetenv("KQUEUE_PERSONALITY");
 }
 
 int main(void)

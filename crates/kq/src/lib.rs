@@ -95,7 +95,9 @@ pub use typed::{
 /// kqueue once no known number refers to it: threads blocked in `kevent()` on it return
 /// EBADF. Call it *before* the descriptor is closed. Cheap for numbers that carry no knote:
 /// two atomic loads, no lock, no system call. In a vfork()ed child (which shares the
-/// library's memory but not the descriptor table) it does nothing.
+/// library's memory but not the descriptor table) it does nothing. From a signal handler
+/// that interrupted its thread inside the library, only the async-signal-safe part is done
+/// at once (see [`library_call`]).
 pub fn fdclose(fd: std::os::fd::RawFd) {
     process::fdclose(fd)
 }

@@ -259,6 +259,7 @@ fn begin(fd: RawFd) -> u64 {
 
 /// After number `fd` was closed or replaced: forgets it if it was a kqueue descriptor
 /// (`token` from [`begin`]).
+#[inline(never)]
 extern "C" fn end(fd: c_int, token: u64) {
     if token != 0 {
         let _ = engine_work(|| kq::fdclose_end(fd, token));
@@ -267,6 +268,7 @@ extern "C" fn end(fd: c_int, token: u64) {
 
 /// As [`end`], where the number may still refer to its kqueue: a cancelled close(), or a
 /// dup2()/dup3() that may have put a copy of the same kqueue on it.
+#[inline(never)]
 extern "C" fn end_checked(fd: c_int, token: u64) {
     if token != 0 {
         let _ = engine_work(|| kq::fdclose_end_checked(fd, token));
@@ -324,7 +326,11 @@ fn close_range_works() -> bool {
 
 // The knote work, one function per entry point. They are "C" functions, so that calling
 // them needs no landing pad in the exported functions; a panic inside is caught anyway.
+// Never inlined: their landing pads would become the exported function's, and an unwinding
+// for cancellation through that frame would end the process (cancellation never acts
+// inside them: it is disabled there).
 
+#[inline(never)]
 extern "C" fn before_close(fd: c_int) -> u64 {
     if tracked(fd) {
         begin(fd)
@@ -333,6 +339,7 @@ extern "C" fn before_close(fd: c_int) -> u64 {
     }
 }
 
+#[inline(never)]
 extern "C" fn before_dup(oldfd: c_int, newfd: c_int, flags: c_int) -> u64 {
     // dup2(fd, fd) does nothing, dup3(fd, fd, _) and bad flags fail with EINVAL, a closed
     // oldfd fails with EBADF: newfd is left as it is in each case.
@@ -343,6 +350,7 @@ extern "C" fn before_dup(oldfd: c_int, newfd: c_int, flags: c_int) -> u64 {
     }
 }
 
+#[inline(never)]
 extern "C" fn before_close_range(first: c_uint, last: c_uint, flags: c_int) {
     // Only flags 0 closes in the process's table: CLOSE_RANGE_CLOEXEC closes nothing now,
     // CLOSE_RANGE_UNSHARE closes in a private copy, unknown bits and first > last fail.
@@ -375,6 +383,7 @@ extern "C" fn before_close_range(first: c_uint, last: c_uint, flags: c_int) {
 
 /// Calls the C library's dup(), dup2() or dup3() (`which`): a copy of a kqueue number is
 /// recorded as one of its numbers (see [`kq::fddup`]). errno is the C library call's.
+#[inline(never)]
 extern "C" fn recorded_dup(which: usize, oldfd: c_int, newfd: c_int, flags: c_int) -> c_int {
     let call = || match which {
         DUP => real_dup(oldfd),
@@ -405,6 +414,7 @@ extern "C" fn recorded_dup(which: usize, oldfd: c_int, newfd: c_int, flags: c_in
 }
 
 /// After a close_range(): forgets the kqueue numbers it closed.
+#[inline(never)]
 extern "C" fn after_close_range() {
     let _ = engine_work(|| {
         let closed = RANGE.try_with(|r| std::mem::take(&mut *r.borrow_mut()));

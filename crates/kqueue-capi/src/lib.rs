@@ -62,8 +62,10 @@
 //!    cancellation again and `kevent_resume` goes on with the scan, which may park again.
 //!
 //! The exported functions must therefore keep this shape: no value with a destructor and
-//! no call to a Rust function (only to `extern "C"` ones) in their own frames. The C
-//! test `tests/c/cancel.c` runs against debug and release builds.
+//! no call to a Rust function (only to `extern "C"` ones) in their own frames, and the
+//! `extern "C"` functions they call that have landing pads (a caught panic) are never
+//! inlined into them. The C test `tests/c/cancel.c` runs against debug and release builds;
+//! `cancellable_frames_have_no_landing_pads` (tests/c_programs.rs) checks the frames.
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
@@ -122,6 +124,7 @@ fn new_kqueue(personality: Personality) -> Result<c_int, Errno> {
 }
 
 /// The body of `kqueue()`.
+#[inline(never)]
 extern "C" fn kqueue_body() -> c_int {
     ffi_call(|| new_kqueue(personality_from_env()))
 }
@@ -527,6 +530,7 @@ fn events_written(n: usize) -> c_int {
 /// Whether a kevent() call with these arguments may wait (so is a cancellation point):
 /// event slots and a timeout that is NULL or not zero. Pointers that `kevent()` rejects
 /// with EFAULT give false.
+#[inline(never)]
 extern "C" fn may_wait(nevents: c_int, timeout: *const libc::timespec) -> bool {
     if nevents <= 0 {
         return false;
@@ -549,6 +553,7 @@ extern "C" fn may_wait(nevents: c_int, timeout: *const libc::timespec) -> bool {
 /// # Safety
 ///
 /// As for `kevent()`; `call` and `wait` are writable, `call` holding no `Call`.
+#[inline(never)]
 unsafe extern "C" fn kevent_begin(
     call: *mut Call,
     wait: *mut Wait,
@@ -609,6 +614,7 @@ unsafe extern "C" fn kevent_begin(
 /// # Safety
 ///
 /// `call` holds the `Call` parked by the previous step, `wait` is writable.
+#[inline(never)]
 unsafe extern "C" fn kevent_resume(
     call: *mut Call,
     wait: *mut Wait,
