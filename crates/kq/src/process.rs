@@ -907,26 +907,61 @@ fn lookup_with(fd: BorrowedFd<'_>, trust_table: bool) -> Result<Arc<Inner>, Errn
             .find_map(crate::kqueue::id_of_pending_token)
             .ok_or(Errno::BADF)?,
     };
-    let inner = {
-        let mut reg = registry();
-        let e = reg.map.get_mut(&id).ok_or(Errno::BADF)?;
-        let inner = e.inner().ok_or(Errno::BADF)?;
-        // The library's own epoll, made and not yet marked when the mark was looked at
-        // above: never a number of the program's (a Rust owner's is in the table).
-        if inner.epoll_fd().as_raw_fd() == number && !matches!(e.owner, Owner::Owned(_)) {
-            return Err(Errno::BADF);
-        }
-        if !e.numbers.contains(&number) {
-            e.numbers.push(number);
-        }
-        inner
-    };
-    // Not over the entry of a close in progress (which fdclose_end clears).
-    let _ = KQUEUES
-        .slot(number)
-        .compare_exchange(0, id, Ordering::AcqRel, Ordering::Acquire);
-    MAX_TRACKED.fetch_max(number, Ordering::Relaxed);
+    let inner = record_number(id, number)?;
     live(inner)
+}
+
+/// Records `number`, found by a look that took no lock to refer to kqueue `id`, as one of
+/// its numbers, if it still does: checked again under the registry lock, and after the
+/// table says so. Meanwhile a close of the number may have forgotten it (its
+/// `fdclose_end` takes this lock) and another file may have taken it: recording it then
+/// would have `kevent()` take that file for the kqueue. EBADF if it is no longer the
+/// kqueue's (or is the library's own epoll).
+fn record_number(id: u64, number: RawFd) -> Result<Arc<Inner>, Errno> {
+    // Dropped after the registry lock (an owner's last reference may go with it).
+    let held: Option<Arc<Inner>>;
+    let recorded = {
+        let mut reg = registry();
+        let Some(e) = reg.map.get_mut(&id) else {
+            return Err(Errno::BADF);
+        };
+        held = e.inner();
+        let owned = matches!(e.owner, Owner::Owned(_));
+        match &held {
+            None => false,
+            // The library's own epoll, made and not yet marked when the mark was looked
+            // at: never a number of the program's (a Rust owner's is in the table).
+            Some(inner) if inner.epoll_fd().as_raw_fd() == number && !owned => false,
+            Some(inner) if !still_at(inner, number) => false,
+            Some(_) => {
+                if !e.numbers.contains(&number) {
+                    e.numbers.push(number);
+                }
+                // Not over the entry of a close in progress (which fdclose_end clears).
+                let _ = KQUEUES.slot(number).compare_exchange(
+                    0,
+                    id,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                MAX_TRACKED.fetch_max(number, Ordering::Relaxed);
+                true
+            }
+        }
+    };
+    let inner = held.ok_or(Errno::BADF)?;
+    if !recorded {
+        return Err(Errno::BADF);
+    }
+    // A number the library did not know is closed without a word to it (nothing in the
+    // table to look at): one closed between the check above and the table's entry is
+    // found here, and forgotten.
+    if !still_at(&inner, number) {
+        drop(inner);
+        forget(number, id);
+        return Err(Errno::BADF);
+    }
+    Ok(inner)
 }
 
 fn live(inner: Arc<Inner>) -> Result<Arc<Inner>, Errno> {
@@ -980,9 +1015,13 @@ fn forget_among(number: RawFd, id: u64, unknown: Option<Option<&[RawFd]>>) {
             scanned.as_deref()
         }
     };
-    if let Some(other) = find_copy(&last, number, unknown) {
-        adopt(id, other);
-        return;
+    // A copy found may be closed before it is recorded (adopt checks again): then look on.
+    for _ in 0..3 {
+        match find_copy(&last, number, unknown) {
+            Some(other) if adopt(id, other) => return,
+            Some(_) => continue,
+            None => break,
+        }
     }
     let dead = {
         let mut reg = registry();
@@ -1011,15 +1050,29 @@ fn forget_among(number: RawFd, id: u64, unknown: Option<Option<&[RawFd]>>) {
     }
 }
 
-/// Records that `number` refers to kqueue `id`.
-fn adopt(id: u64, number: RawFd) {
-    if let Some(e) = registry().map.get_mut(&id) {
-        if !e.numbers.contains(&number) {
-            e.numbers.push(number);
-        }
-        KQUEUES.slot(number).store(id, Ordering::Release);
-        MAX_TRACKED.fetch_max(number, Ordering::Relaxed);
+/// Records that `number` refers to kqueue `id`, if it still does, checked under the
+/// registry lock (see [`record_number`]); returns whether it was recorded.
+fn adopt(id: u64, number: RawFd) -> bool {
+    // Dropped after the registry lock (an owner's last reference may go with it).
+    let held: Option<Arc<Inner>>;
+    let mut reg = registry();
+    let Some(e) = reg.map.get_mut(&id) else {
+        return false;
+    };
+    held = e.inner();
+    if !held.as_ref().is_some_and(|inner| still_at(inner, number)) {
+        drop(reg);
+        drop(held);
+        return false;
     }
+    if !e.numbers.contains(&number) {
+        e.numbers.push(number);
+    }
+    KQUEUES.slot(number).store(id, Ordering::Release);
+    MAX_TRACKED.fetch_max(number, Ordering::Relaxed);
+    drop(reg);
+    drop(held);
+    true
 }
 
 /// The kernel's `knote_fdclose` (see [`crate::fdclose`]).
@@ -1164,11 +1217,7 @@ pub(crate) fn finish_kept(fd: RawFd, token: u64) {
 
 /// Records `copy` as a number of kqueue `id` if it refers to it.
 fn adopt_if_copy(id: u64, copy: RawFd) {
-    if let Some(inner) = lookup_id(id) {
-        if still_at(&inner, copy) {
-            adopt(id, copy);
-        }
-    }
+    let _ = adopt(id, copy);
 }
 
 /// A copy of descriptor `oldfd` is made by `dup` (the C library's dup(), dup2() or
