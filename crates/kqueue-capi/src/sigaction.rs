@@ -88,28 +88,28 @@ pub unsafe extern "C" fn sigaction(
     oldact: *mut libc::sigaction,
 ) -> c_int {
     let saved = errno();
-    let r = catch_unwind(AssertUnwindSafe(|| {
-        kq::library_call(|| {
-            // SAFETY: the caller's contract: null or a valid action (copied before `oldact`,
-            // which may be the same struct, is written).
-            let given = unsafe { act.as_ref() }.copied();
-            let mut failed = 0;
-            match intercept(sig, given.as_ref(), || {
-                let r = real_sigaction(sig, act, oldact);
-                failed = if r == 0 { 0 } else { errno() };
-                r
-            }) {
-                Intercepted::Watched(old) => {
-                    if !oldact.is_null() {
-                        // SAFETY: the caller's contract: null or writable.
-                        unsafe { oldact.write(old) };
-                    }
-                    (0, 0)
+    // One call into the library (a close from a signal handler meanwhile waits for its end).
+    let body = || {
+        // SAFETY: the caller's contract: null or a valid action (copied before `oldact`,
+        // which may be the same struct, is written).
+        let given = unsafe { act.as_ref() }.copied();
+        let mut failed = 0;
+        match intercept(sig, given.as_ref(), || {
+            let r = real_sigaction(sig, act, oldact);
+            failed = if r == 0 { 0 } else { errno() };
+            r
+        }) {
+            Intercepted::Watched(old) => {
+                if !oldact.is_null() {
+                    // SAFETY: the caller's contract: null or writable.
+                    unsafe { oldact.write(old) };
                 }
-                Intercepted::Unwatched(r) => (r, failed),
+                (0, 0)
             }
-        })
-    }));
+            Intercepted::Unwatched(r) => (r, failed),
+        }
+    };
+    let r = catch_unwind(AssertUnwindSafe(|| kq::library_call(body)));
     match r {
         Ok((0, _)) => {
             set_errno(saved);
@@ -136,43 +136,42 @@ fn signal_like(
     which: usize,
 ) -> libc::sighandler_t {
     let saved = errno();
-    let r = catch_unwind(AssertUnwindSafe(|| {
-        kq::library_call(|| {
-            if handler == libc::SIG_ERR || !(1..65).contains(&sig) {
-                return (libc::SIG_ERR, libc::EINVAL);
-            }
-            let mut act = kq::signal::default();
-            act.sa_sigaction = handler;
-            act.sa_flags = flags;
-            if flags & libc::SA_NODEFER == 0 {
-                // SAFETY: sigaddset writes the set.
-                unsafe { libc::sigaddset(&mut act.sa_mask, sig) };
-            }
-            let mut failed = 0;
-            match intercept(sig, Some(&act), || {
-                let f = NEXT[which].get();
-                if f != 0 {
-                    // SAFETY: the C library's `sighandler_t NAME(int, sighandler_t)`, matching
-                    // SignalFn.
-                    let r = unsafe { std::mem::transmute::<usize, SignalFn>(f)(sig, handler) };
-                    failed = if r == libc::SIG_ERR { errno() } else { 0 };
-                    r
+    let body = || {
+        if handler == libc::SIG_ERR || !(1..65).contains(&sig) {
+            return (libc::SIG_ERR, libc::EINVAL);
+        }
+        let mut act = kq::signal::default();
+        act.sa_sigaction = handler;
+        act.sa_flags = flags;
+        if flags & libc::SA_NODEFER == 0 {
+            // SAFETY: sigaddset writes the set.
+            unsafe { libc::sigaddset(&mut act.sa_mask, sig) };
+        }
+        let mut failed = 0;
+        match intercept(sig, Some(&act), || {
+            let f = NEXT[which].get();
+            if f != 0 {
+                // SAFETY: the C library's `sighandler_t NAME(int, sighandler_t)`, matching
+                // SignalFn.
+                let r = unsafe { std::mem::transmute::<usize, SignalFn>(f)(sig, handler) };
+                failed = if r == libc::SIG_ERR { errno() } else { 0 };
+                r
+            } else {
+                // SAFETY: zeroes are a valid sigaction; `act` is valid.
+                let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+                if real_sigaction(sig, &act, &mut old) == 0 {
+                    old.sa_sigaction
                 } else {
-                    // SAFETY: zeroes are a valid sigaction; `act` is valid.
-                    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-                    if real_sigaction(sig, &act, &mut old) == 0 {
-                        old.sa_sigaction
-                    } else {
-                        failed = errno();
-                        libc::SIG_ERR
-                    }
+                    failed = errno();
+                    libc::SIG_ERR
                 }
-            }) {
-                Intercepted::Watched(old) => (old.sa_sigaction, 0),
-                Intercepted::Unwatched(r) => (r, failed),
             }
-        })
-    }));
+        }) {
+            Intercepted::Watched(old) => (old.sa_sigaction, 0),
+            Intercepted::Unwatched(r) => (r, failed),
+        }
+    };
+    let r = catch_unwind(AssertUnwindSafe(|| kq::library_call(body)));
     match r {
         Ok((h, _)) if h != libc::SIG_ERR => {
             set_errno(saved);
