@@ -117,35 +117,49 @@ impl Monitor {
         !self.listeners.is_empty()
     }
 
-    /// Starts the thread if it does not run; wakes it if it does (it then looks at the
-    /// socket and the polled list again).
-    fn kick(&mut self) -> Result<(), Errno> {
-        match &self.wake {
-            Some(w) => {
-                sys::eventfd_add(w.as_fd());
-                Ok(())
-            }
-            None => {
-                // Made and marked with no fork() in between.
-                let wake = Arc::new(process::make_fd(None, sys::eventfd)?);
-                let theirs = Arc::clone(&wake);
-                let blocked = SignalsBlocked::new();
-                let spawned = std::thread::Builder::new()
-                    .name("kq-proc".into())
-                    .spawn(move || run(theirs));
-                drop(blocked);
-                if let Err(e) = spawned {
-                    // The thread's reference went with the error.
-                    if let Ok(wake) = Arc::try_unwrap(wake) {
-                        process::close_library_fd(wake);
-                    }
-                    return Err(e.into());
-                }
-                self.wake = Some(wake);
-                Ok(())
-            }
+    /// Wakes the thread (it then looks at the socket and the polled list again), which
+    /// [`start`] started.
+    fn kick(&mut self) {
+        if let Some(w) = &self.wake {
+            sys::eventfd_add(w.as_fd());
         }
     }
+}
+
+/// Starts the thread if it does not run yet. Called with the monitor's lock not held: the
+/// thread's eventfd is made under the creation lock, which fork() takes before the
+/// monitor's (the other order deadlocks against a fork in another thread).
+fn start() -> Result<(), Errno> {
+    if monitor().wake.is_some() {
+        return Ok(());
+    }
+    // Made and marked with no fork() in between.
+    let wake = Arc::new(process::make_fd(None, sys::eventfd)?);
+    let mut m = monitor();
+    if m.wake.is_none() {
+        let theirs = Arc::clone(&wake);
+        let blocked = SignalsBlocked::new();
+        let spawned = std::thread::Builder::new()
+            .name("kq-proc".into())
+            .spawn(move || run(theirs));
+        drop(blocked);
+        if let Err(e) = spawned {
+            drop(m);
+            // The thread's reference went with the error.
+            if let Ok(wake) = Arc::try_unwrap(wake) {
+                process::close_library_fd(wake);
+            }
+            return Err(e.into());
+        }
+        m.wake = Some(wake);
+        return Ok(());
+    }
+    // Another thread started it meanwhile.
+    drop(m);
+    if let Ok(wake) = Arc::try_unwrap(wake) {
+        process::close_library_fd(wake);
+    }
+    Ok(())
 }
 
 /// Knote of kqueue `kq` on process `pid` wants the connector events `mask` (0: none any
@@ -155,6 +169,9 @@ pub(crate) fn listen(pid: i32, kq: u64, mask: u32) -> Result<(), Errno> {
     // The socket is looked at and the listener recorded under one hold of the lock: a
     // listener recorded just after another thread's last listener took the socket away
     // would be left without one.
+    if mask != 0 {
+        start()?;
+    }
     let mut made: Option<Arc<Connector>> = None;
     let mut m = loop {
         let mut m = monitor();
@@ -163,10 +180,7 @@ pub(crate) fn listen(pid: i32, kq: u64, mask: u32) -> Result<(), Errno> {
         }
         if let Some(sock) = made.take() {
             m.sock = Some(sock);
-            if let Err(e) = m.kick() {
-                m.sock = None;
-                return Err(e);
-            }
+            m.kick();
             break m;
         }
         drop(m);
@@ -188,18 +202,20 @@ pub(crate) fn listen(pid: i32, kq: u64, mask: u32) -> Result<(), Errno> {
     }
     if !m.wanted() && m.sock.take().is_some() {
         // The thread lets go of its reference, which closes the socket.
-        let _ = m.kick();
+        m.kick();
     }
     Ok(())
 }
 
 /// Child `pid`, watched by kqueue `kq`, is to be polled until it can be waited for.
 pub(crate) fn poll(pid: i32, kq: u64) -> Result<(), Errno> {
+    start()?;
     let mut m = monitor();
     if !m.polled.contains(&(pid, kq)) {
         m.polled.push((pid, kq));
     }
-    m.kick()
+    m.kick();
+    Ok(())
 }
 
 /// Undoes [`poll`].
