@@ -375,6 +375,24 @@ impl Inner {
         self.publish(&st);
     }
 
+    /// [`Inner::fd_closed`] for a close done a while ago (kept while its thread was inside
+    /// the library): another thread may have put a new file on the number and registered it
+    /// since, so the knotes go only if the number no longer names their file.
+    pub(crate) fn fd_closed_unless_reused(&self, fd: RawFd) {
+        let mut st = self.lock();
+        // Checked afresh, not taken from an earlier look in this epoch.
+        st.objs.epoch += 1;
+        let stale = match sys::io::identity(sys::borrow(fd)) {
+            Err(_) => true,
+            Ok(now) => filter::fd::is_stale(&mut st.objs, fd, &now),
+        };
+        if stale {
+            self.drop_descriptor_knotes(&mut st, fd);
+            self.sync_pending(&mut st);
+            self.publish(&st);
+        }
+    }
+
     /// The kernel's `kqueue_scan` minus the waiting: delivers up to `max` records.
     fn collect(&self, st: &mut State, events: &mut impl EventList, max: usize) -> usize {
         let p = self.personality;

@@ -53,6 +53,7 @@
 )]
 #![warn(missing_docs, missing_debug_implementations)]
 
+mod calls;
 mod consts;
 #[cfg(feature = "custom-filters")]
 pub mod filter;
@@ -94,7 +95,9 @@ pub use typed::{
 /// kqueue once no known number refers to it: threads blocked in `kevent()` on it return
 /// EBADF. Call it *before* the descriptor is closed. Cheap for numbers that carry no knote:
 /// two atomic loads, no lock, no system call. In a vfork()ed child (which shares the
-/// library's memory but not the descriptor table) it does nothing.
+/// library's memory but not the descriptor table) it does nothing. From a signal handler
+/// that interrupted its thread inside the library, only the async-signal-safe part is done
+/// at once (see [`library_call`]).
 pub fn fdclose(fd: std::os::fd::RawFd) {
     process::fdclose(fd)
 }
@@ -114,6 +117,42 @@ pub fn fdclose_begin(fd: std::os::fd::RawFd) -> u64 {
 /// that kqueue if no other known number refers to it. Call it even if the close failed.
 pub fn fdclose_end(fd: std::os::fd::RawFd, token: u64) {
     process::fdclose_end(fd, token)
+}
+
+/// As [`fdclose_end`], where the close may not have happened: cancellation ended the call
+/// that was to close `fd` (POSIX leaves the descriptor open or closed then, and glibc acts
+/// on a cancellation pending at close() before it closes), or the number was replaced by
+/// a copy of a descriptor (dup2/dup3) that may be of the same kqueue. The number stays a
+/// number of its kqueue if it still refers to it (checked with kcmp), else it is
+/// forgotten as by [`fdclose_end`].
+pub fn fdclose_end_checked(fd: std::os::fd::RawFd, token: u64) {
+    process::fdclose_end_checked(fd, token)
+}
+
+/// Makes a copy of descriptor `oldfd` with `dup` (an interposed dup(), dup2() or dup3()
+/// calls the C library's there, which returns the new number or -1), and returns what
+/// `dup` returned: a copy of a kqueue descriptor is recorded as one of the kqueue's
+/// numbers, with no fork() in between, so that a fork's child does not keep it open (a
+/// kqueue is not inherited). `dup` must not call into the library.
+pub fn fddup(
+    oldfd: std::os::fd::RawFd,
+    dup: impl FnOnce() -> std::os::fd::RawFd,
+) -> std::os::fd::RawFd {
+    process::fddup(oldfd, dup)
+}
+
+/// Runs `f`, one call into the library from an entry point of a C library (the C
+/// `kevent()`, `kqueue()`, ...), and returns its result. While `f` runs, a close that a
+/// signal handler reports on this thread ([`fdclose_begin`] and [`fdclose_end`], or
+/// [`fdclose`]) does only its async-signal-safe part (the descriptor is closed at once,
+/// a kqueue number is no longer trusted by any lookup), and keeps the rest (dropping
+/// knotes, forgetting the number) for when `f` returns: the work needs locks that `f` may
+/// hold, and allocates. The same holds, without `library_call`, while the thread holds a
+/// lock of the library; the kept work is then done at the thread's next `library_call` or
+/// `fdclose`.
+pub fn library_call<T>(f: impl FnOnce() -> T) -> T {
+    let _call = calls::Call::enter();
+    f()
 }
 
 /// Whether descriptor number `fd` carries knotes or is a known kqueue descriptor: the O(1),

@@ -446,14 +446,9 @@ thread_local! {
             process: std::cell::Cell::new(0),
             kqueue: std::cell::Cell::new(0),
             deferred: std::cell::Cell::new(false),
-            numbers: [const { std::cell::Cell::new(0) }; DEFERRED_NUMBERS],
         }
     };
 }
-
-/// How many kqueue numbers closed by signal handlers a thread can keep for later (see
-/// [`fdclose_begin`]).
-const DEFERRED_NUMBERS: usize = 8;
 
 /// The counts of `LOCKS_HELD`.
 pub(crate) struct Locks {
@@ -461,11 +456,9 @@ pub(crate) struct Locks {
     process: std::cell::Cell<u32>,
     /// Kqueue locks.
     kqueue: std::cell::Cell<u32>,
-    /// Closes were put off until the thread holds no lock (see [`defer_close`]).
+    /// Closes were put off until the thread holds no lock (see [`defer_close`], and
+    /// `calls::keep` for those of signal handlers).
     deferred: std::cell::Cell<bool>,
-    /// Kqueue numbers closed by a signal handler that interrupted a hold (`number | id <<
-    /// 32`; 0: free), forgotten once the thread holds no lock.
-    numbers: [std::cell::Cell<u64>; DEFERRED_NUMBERS],
 }
 
 thread_local! {
@@ -539,12 +532,9 @@ fn run_deferred(locks: &Locks) {
     if std::thread::panicking() || !locks.deferred.replace(false) {
         return;
     }
-    for slot in &locks.numbers {
-        let v = slot.replace(0);
-        if v != 0 {
-            forget(v as u32 as RawFd, v >> 32);
-        }
-    }
+    // Closes by signal handlers that interrupted a hold outside any call of the C
+    // library (whose end would have done them).
+    crate::calls::finish_outside();
     let list = DEFERRED
         .try_with(|d| {
             d.try_borrow_mut()
@@ -618,24 +608,12 @@ impl LockCount {
         }
     }
 
-    /// Keeps kqueue number `fd` of kqueue `id`, closed by a signal handler that interrupted
-    /// a hold of a lock, to be forgotten once the thread holds none. Returns false when
-    /// there is no room. Async-signal-safe.
-    fn defer_number(self, fd: RawFd, id: u64) -> bool {
-        let Some(n) = self.0 else {
-            return false;
-        };
-        let Ok(fd) = u32::try_from(fd) else {
-            return false;
-        };
-        for slot in &n.numbers {
-            if slot.get() == 0 {
-                slot.set(u64::from(fd) | id << 32);
-                n.deferred.set(true);
-                return true;
-            }
+    /// Some close was kept for when the thread holds no lock (`calls::keep`).
+    /// Async-signal-safe.
+    pub(crate) fn note_deferred(self) {
+        if let Some(n) = self.0 {
+            n.deferred.set(true);
         }
-        false
     }
 }
 
@@ -884,10 +862,9 @@ fn still_at(inner: &Inner, number: RawFd) -> bool {
 /// of a kqueue descriptor. `None` when /proc cannot be read (no descriptor to spare, no
 /// /proc).
 fn unknown_epolls(except: RawFd) -> Option<Vec<RawFd>> {
-    let dir = std::fs::read_dir("/proc/self/fd").ok()?;
     Some(
-        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<RawFd>().ok())
-            .filter(|&n| n != except && KQUEUES.get(n) == 0 && LIBRARY.get(n) == 0)
+        unknown_numbers(except)?
+            .into_iter()
             .filter(|&n| {
                 std::fs::read_link(format!("/proc/self/fd/{n}"))
                     .is_ok_and(|t| t.as_os_str() == "anon_inode:[eventpoll]")
@@ -896,9 +873,22 @@ fn unknown_epolls(except: RawFd) -> Option<Vec<RawFd>> {
     )
 }
 
+/// The program's open descriptors that the library knows nothing of, other than
+/// `except`, whatever they are (one listing of /proc, no look at each: a kcmp per number
+/// costs less than the readlink that would tell an epoll). `None` as for
+/// [`unknown_epolls`].
+fn unknown_numbers(except: RawFd) -> Option<Vec<RawFd>> {
+    let dir = std::fs::read_dir("/proc/self/fd").ok()?;
+    Some(
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<RawFd>().ok())
+            .filter(|&n| n != except && KQUEUES.get(n) == 0 && LIBRARY.get(n) == 0)
+            .collect(),
+    )
+}
+
 /// A descriptor of the program, other than `except`, that refers to kqueue `inner`'s epoll,
-/// among `unknown` (from [`unknown_epolls`]; `None`: try every number the limit allows,
-/// which needs no descriptor).
+/// among `unknown` (from [`unknown_epolls`] or [`unknown_numbers`]; `None`: try every number the
+/// limit allows, which needs no descriptor).
 fn find_copy(inner: &Inner, except: RawFd, unknown: Option<&[RawFd]>) -> Option<RawFd> {
     match unknown {
         Some(list) => list
@@ -985,8 +975,13 @@ fn lookup_with(fd: BorrowedFd<'_>, trust_table: bool) -> Result<Arc<Inner>, Errn
             forget(number, id);
         }
     }
-    // A number we have not seen: a dup() of a kqueue, or not a kqueue at all. Only an
-    // epoll can be one (readlink needs no descriptor; without /proc, go on).
+    // A number we have not seen: a dup() of a kqueue, or not a kqueue at all. One of the
+    // library's own descriptors is none of the program's (a kqueue's epoll is one: the
+    // number of a kqueue the program closed is often taken by the next kqueue's epoll).
+    if LIBRARY.get(number) != 0 {
+        return Err(Errno::BADF);
+    }
+    // Only an epoll can be one (readlink needs no descriptor; without /proc, go on).
     if let Ok(t) = std::fs::read_link(format!("/proc/self/fd/{number}")) {
         if t.as_os_str() != "anon_inode:[eventpoll]" {
             return Err(Errno::BADF);
@@ -1021,21 +1016,61 @@ fn lookup_with(fd: BorrowedFd<'_>, trust_table: bool) -> Result<Arc<Inner>, Errn
             .find_map(crate::kqueue::id_of_pending_token)
             .ok_or(Errno::BADF)?,
     };
-    let inner = {
-        let mut reg = registry();
-        let e = reg.map.get_mut(&id).ok_or(Errno::BADF)?;
-        let inner = e.inner().ok_or(Errno::BADF)?;
-        if !e.numbers.contains(&number) {
-            e.numbers.push(number);
-        }
-        inner
-    };
-    // Not over the entry of a close in progress (which fdclose_end clears).
-    let _ = KQUEUES
-        .slot(number)
-        .compare_exchange(0, id, Ordering::AcqRel, Ordering::Acquire);
-    MAX_TRACKED.fetch_max(number, Ordering::Relaxed);
+    let inner = record_number(id, number)?;
     live(inner)
+}
+
+/// Records `number`, found by a look that took no lock to refer to kqueue `id`, as one of
+/// its numbers, if it still does: checked again under the registry lock, and after the
+/// table says so. Meanwhile a close of the number may have forgotten it (its
+/// `fdclose_end` takes this lock) and another file may have taken it: recording it then
+/// would have `kevent()` take that file for the kqueue. EBADF if it is no longer the
+/// kqueue's (or is the library's own epoll).
+fn record_number(id: u64, number: RawFd) -> Result<Arc<Inner>, Errno> {
+    // Dropped after the registry lock (an owner's last reference may go with it).
+    let held: Option<Arc<Inner>>;
+    let recorded = {
+        let mut reg = registry();
+        let Some(e) = reg.map.get_mut(&id) else {
+            return Err(Errno::BADF);
+        };
+        held = e.inner();
+        let owned = matches!(e.owner, Owner::Owned(_));
+        match &held {
+            None => false,
+            // The library's own epoll, made and not yet marked when the mark was looked
+            // at: never a number of the program's (a Rust owner's is in the table).
+            Some(inner) if inner.epoll_fd().as_raw_fd() == number && !owned => false,
+            Some(inner) if !still_at(inner, number) => false,
+            Some(_) => {
+                if !e.numbers.contains(&number) {
+                    e.numbers.push(number);
+                }
+                // Not over the entry of a close in progress (which fdclose_end clears).
+                let _ = KQUEUES.slot(number).compare_exchange(
+                    0,
+                    id,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                MAX_TRACKED.fetch_max(number, Ordering::Relaxed);
+                true
+            }
+        }
+    };
+    let inner = held.ok_or(Errno::BADF)?;
+    if !recorded {
+        return Err(Errno::BADF);
+    }
+    // A number the library did not know is closed without a word to it (nothing in the
+    // table to look at): one closed between the check above and the table's entry is
+    // found here, and forgotten.
+    if !still_at(&inner, number) {
+        drop(inner);
+        forget(number, id);
+        return Err(Errno::BADF);
+    }
+    Ok(inner)
 }
 
 fn live(inner: Arc<Inner>) -> Result<Arc<Inner>, Errno> {
@@ -1079,13 +1114,23 @@ fn forget_among(number: RawFd, id: u64, unknown: Option<Option<&[RawFd]>>) {
     let unknown = match unknown {
         Some(u) => u,
         None => {
-            scanned = unknown_epolls(number);
+            // One kqueue to look for: kcmp each number (`find_copy`) rather than tell the
+            // epolls first by readlink, which walks a path per number.
+            scanned = if kcmp_works() {
+                unknown_numbers(number)
+            } else {
+                unknown_epolls(number)
+            };
             scanned.as_deref()
         }
     };
-    if let Some(other) = find_copy(&last, number, unknown) {
-        adopt(id, other);
-        return;
+    // A copy found may be closed before it is recorded (adopt checks again): then look on.
+    for _ in 0..3 {
+        match find_copy(&last, number, unknown) {
+            Some(other) if adopt(id, other) => return,
+            Some(_) => continue,
+            None => break,
+        }
     }
     let dead = {
         let mut reg = registry();
@@ -1114,53 +1159,80 @@ fn forget_among(number: RawFd, id: u64, unknown: Option<Option<&[RawFd]>>) {
     }
 }
 
-/// Records that `number` refers to kqueue `id`.
-fn adopt(id: u64, number: RawFd) {
-    if let Some(e) = registry().map.get_mut(&id) {
-        if !e.numbers.contains(&number) {
-            e.numbers.push(number);
-        }
-        KQUEUES.slot(number).store(id, Ordering::Release);
-        MAX_TRACKED.fetch_max(number, Ordering::Relaxed);
+/// Records that `number` refers to kqueue `id`, if it still does, checked under the
+/// registry lock (see [`record_number`]); returns whether it was recorded.
+fn adopt(id: u64, number: RawFd) -> bool {
+    // Dropped after the registry lock (an owner's last reference may go with it).
+    let held: Option<Arc<Inner>>;
+    let mut reg = registry();
+    let Some(e) = reg.map.get_mut(&id) else {
+        return false;
+    };
+    held = e.inner();
+    if !held.as_ref().is_some_and(|inner| still_at(inner, number)) {
+        drop(reg);
+        drop(held);
+        return false;
     }
+    if !e.numbers.contains(&number) {
+        e.numbers.push(number);
+    }
+    KQUEUES.slot(number).store(id, Ordering::Release);
+    MAX_TRACKED.fetch_max(number, Ordering::Relaxed);
+    drop(reg);
+    drop(held);
+    true
 }
 
 /// The kernel's `knote_fdclose` (see [`crate::fdclose`]).
 pub(crate) fn fdclose(fd: RawFd) {
-    let id = fdclose_begin(fd);
-    fdclose_end(fd, id);
+    let token = fdclose_begin(fd);
+    fdclose_end(fd, token);
 }
 
+// The tokens of `fdclose_begin`: 0 (nothing to do after the close), a kqueue id (forgotten
+// after the close), or, for a close reported while the thread is inside the library
+// (`calls::inside`: a signal handler), `TOKEN_KEPT` with the kqueue id (or 0) and
+// `TOKEN_KNOTES` if the number carried knotes, work kept for the end of the interrupted
+// call. `TOKEN_DUP` marks a kept copy to record (`fddup`). Kqueue ids stay below 2^32.
+
+const TOKEN_KEPT: u64 = 1 << 62;
+const TOKEN_KNOTES: u64 = 1 << 61;
+const TOKEN_DUP: u64 = 1 << 60;
+const TOKEN_ID: u64 = TOKEN_DUP - 1;
+
 /// The half of [`fdclose`] that comes before the close (see [`crate::fdclose_begin`]):
-/// drops the knotes of `fd`. Returns the id of the kqueue whose number `fd` is (0: none),
-/// which [`fdclose_end`] forgets once the number is closed: until then a fork() finds the
-/// number among the kqueue's and closes the child's copy.
+/// drops the knotes of `fd`. Returns the token for [`fdclose_end`]: the id of the kqueue
+/// whose number `fd` is (0: none), which is forgotten once the number is closed: until
+/// then a fork() finds the number among the kqueue's and closes the child's copy.
 pub(crate) fn fdclose_begin(fd: RawFd) -> u64 {
     if !fd_tracked(fd) || sys::getpid() != PID.load(Ordering::Relaxed) {
         return 0;
     }
-    if crate::kqueue::reentered() {
+    if crate::calls::inside() {
         // A signal handler closing a descriptor while its thread is inside the library
-        // (holding a lock the work below needs). A kqueue number is forgotten once the
-        // thread has let go of its locks (the kqueue is closed then), and meanwhile no
-        // lookup takes the table's word for it. The knotes of another number stay (they
-        // never fire for another file), as after a close the library does not see.
-        let (id, closing) = table_entry(fd);
-        if id != 0 && !closing && LockCount::get().defer_number(fd, id) {
-            let _ = KQUEUES.slot(fd).compare_exchange(
-                id,
-                id | BEING_CLOSED,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
-        }
-        return 0;
+        // (maybe holding a lock the work needs, or in an allocation): only the marking
+        // now; the rest is kept for the end of the interrupted call (`fdclose_end`).
+        let knotes = if KNOTES.get(fd) != 0 { TOKEN_KNOTES } else { 0 };
+        let id = mark_being_closed(fd);
+        return if id == 0 && knotes == 0 {
+            0
+        } else {
+            TOKEN_KEPT | knotes | id
+        };
     }
+    let _call = crate::calls::Call::enter();
     if KNOTES.get(fd) != 0 {
         for kq in kqueues_on(fd).into_iter().filter_map(lookup_id) {
             kq.fd_closed(fd);
         }
     }
+    mark_being_closed(fd)
+}
+
+/// Marks kqueue number `fd` as being closed (see [`BEING_CLOSED`]); returns its kqueue's
+/// id (0: it is none). Lock-free.
+fn mark_being_closed(fd: RawFd) -> u64 {
     let (id, _) = table_entry(fd);
     if id != 0 {
         // From the close on another file may take the number: a kevent() lookup must not
@@ -1177,13 +1249,113 @@ pub(crate) fn fdclose_begin(fd: RawFd) -> u64 {
 }
 
 /// The half of [`fdclose`] that comes after the close: forgets number `fd` of kqueue `id`
-/// (from [`fdclose_begin`]; 0: nothing to do), which releases the kqueue if it was its
-/// last. Another thread may have taken the number in between: only kqueue `id`'s claim on
-/// it is dropped.
-pub(crate) fn fdclose_end(fd: RawFd, id: u64) {
-    if id != 0 && sys::getpid() == PID.load(Ordering::Relaxed) {
-        forget(fd, id);
+/// (from the token of [`fdclose_begin`]; 0: nothing to do), which releases the kqueue if
+/// it was its last. Another thread may have taken the number in between: only kqueue
+/// `id`'s claim on it is dropped. A kept close is kept for later, or finished now.
+pub(crate) fn fdclose_end(fd: RawFd, token: u64) {
+    if token == 0 || sys::getpid() != PID.load(Ordering::Relaxed) {
+        return;
     }
+    if token & TOKEN_KEPT != 0 {
+        if crate::calls::inside() {
+            crate::calls::keep(fd, token);
+        } else {
+            finish_kept(fd, token);
+        }
+        return;
+    }
+    let _call = crate::calls::Call::enter();
+    forget(fd, token & TOKEN_ID);
+}
+
+/// As [`fdclose_end`], where the close may not have happened (see
+/// [`crate::fdclose_end_checked`]): a number that still refers to its kqueue stays one of
+/// its numbers.
+pub(crate) fn fdclose_end_checked(fd: RawFd, token: u64) {
+    if token == 0 || sys::getpid() != PID.load(Ordering::Relaxed) {
+        return;
+    }
+    if token & TOKEN_KEPT != 0 || crate::calls::inside() {
+        // Kept work always checks.
+        fdclose_end(fd, token | TOKEN_KEPT);
+        return;
+    }
+    let _call = crate::calls::Call::enter();
+    forget_unless_open(fd, token & TOKEN_ID);
+}
+
+/// Forgets number `fd` of kqueue `id` unless it still refers to that kqueue (a close that
+/// did not happen, or a copy of the same kqueue put on the number since): then it stays
+/// one of the kqueue's numbers, trusted again.
+fn forget_unless_open(fd: RawFd, id: u64) {
+    if id == 0 {
+        return;
+    }
+    if let Some(inner) = lookup_id(id) {
+        if still_at(&inner, fd) {
+            let _ = KQUEUES.slot(fd).compare_exchange(
+                id | BEING_CLOSED,
+                id,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+            return;
+        }
+    }
+    forget(fd, id);
+}
+
+/// The work of a close kept by [`fdclose_begin`] and [`fdclose_end`] (or of a copy kept by
+/// [`fddup`]), once the thread has left the library.
+pub(crate) fn finish_kept(fd: RawFd, token: u64) {
+    let id = token & TOKEN_ID;
+    if token & TOKEN_DUP != 0 {
+        let _g = Counted::take(|| CREATION.read().unwrap_or_else(|e| e.into_inner()));
+        adopt_if_copy(id, fd);
+        return;
+    }
+    if token & TOKEN_KNOTES != 0 {
+        // Another thread may have registered the file that took the number since: only
+        // the knotes of the closed file go.
+        for kq in kqueues_on(fd).into_iter().filter_map(lookup_id) {
+            kq.fd_closed_unless_reused(fd);
+        }
+    }
+    forget_unless_open(fd, id);
+}
+
+/// Records `copy` as a number of kqueue `id` if it refers to it.
+fn adopt_if_copy(id: u64, copy: RawFd) {
+    let _ = adopt(id, copy);
+}
+
+/// A copy of descriptor `oldfd` is made by `dup` (the C library's dup(), dup2() or
+/// dup3(), which returns the new number or -1): if `oldfd` is a known kqueue number, the
+/// copy becomes one of that kqueue's numbers, with no fork() between the copy and its
+/// recording (a fork's child then closes it, as a kqueue is not inherited).
+pub(crate) fn fddup(oldfd: RawFd, dup: impl FnOnce() -> RawFd) -> RawFd {
+    let (id, _) = table_entry(oldfd);
+    if id == 0 || sys::getpid() != PID.load(Ordering::Relaxed) {
+        return dup();
+    }
+    if crate::calls::inside() {
+        // A signal handler: recorded at the end of the interrupted call.
+        let r = dup();
+        if r >= 0 && r != oldfd {
+            crate::calls::keep(r, TOKEN_KEPT | TOKEN_DUP | id);
+        }
+        return r;
+    }
+    let _call = crate::calls::Call::enter();
+    // The creation lock keeps fork() out (it is taken exclusively across fork). The copy
+    // is checked (kcmp), as another thread may have closed `oldfd` and put another file
+    // on it since the table was read.
+    let _g = Counted::take(|| CREATION.read().unwrap_or_else(|e| e.into_inner()));
+    let r = dup();
+    if r >= 0 && r != oldfd {
+        adopt_if_copy(id, r);
+    }
+    r
 }
 
 /// Releases the kqueues whose every known number was closed without our hearing of it.

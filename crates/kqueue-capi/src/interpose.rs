@@ -1,7 +1,8 @@
-//! `close()`, `dup2()`, `dup3()` and `close_range()` as seen by kqueue: the library
-//! defines these four C functions itself, so that closing a descriptor number drops the
+//! `close()`, `dup()`, `dup2()`, `dup3()` and `close_range()` as seen by kqueue: the
+//! library defines these C functions itself, so that closing a descriptor number drops the
 //! knotes attached to that number, as the BSD kernels do, before the C library's own
-//! function closes it.
+//! function closes it, and so that a copy of a kqueue descriptor is known at once as one
+//! of the kqueue's numbers.
 //!
 //! # When the interposition is in effect
 //!
@@ -52,7 +53,15 @@
 //! * `dup2(old, new)`, `dup3(old, new, flags)`: `new` is about to be closed and replaced,
 //!   so its knotes are dropped first, unless the call is bound to fail without touching
 //!   `new`: `old == new` (dup2 then does nothing, dup3 fails with `EINVAL`), `old` is not
-//!   an open descriptor (`EBADF`), `flags` other than `O_CLOEXEC` (`EINVAL`).
+//!   an open descriptor (`EBADF`), `flags` other than `O_CLOEXEC` (`EINVAL`). A kqueue
+//!   number `new` was is forgotten after the call unless `new` still names that kqueue
+//!   (`old` may be a copy of the same one: [`kq::fdclose_end_checked`]).
+//! * `dup(old)`, `dup2(old, new)`, `dup3(old, new, flags)` of a kqueue number `old`: the
+//!   copy is recorded as one of the kqueue's numbers, with no fork() between the copy and
+//!   its recording ([`kq::fddup`]), so that a fork's child closes it. `fcntl(F_DUPFD)` is
+//!   not interposed (it is variadic, which a stable Rust definition cannot be, and called
+//!   for everything): such a copy is known once used in a `kevent()` call, or found when
+//!   the kqueue's last known number is closed.
 //! * `close_range(first, last, flags)`: drops the knotes of every tracked number in the
 //!   range (the walk stops at the highest tracked number, so `close_range(3, ~0U, 0)` is
 //!   cheap), then calls the C library's function. Nothing is dropped when `flags` has
@@ -74,21 +83,29 @@
 //! # Guarantees
 //!
 //! * `errno` is the C library function's: the knote work saves and restores it.
-//! * Cancellation: the C library's `close()` is called, so it stays a cancellation point.
-//!   The knote work itself runs with cancellation disabled (it may close internal
-//!   descriptors of a kqueue, and must not be cut short holding the engine's locks); a
-//!   pending cancellation acts in the real close() right after it. Cancellation unwinds
-//!   the thread's stack through the frames of this module that are live during the C
-//!   library's call: those frames hold no value with a destructor and call only functions
-//!   that cannot unwind, so they have no landing pad that could stop the unwinding (a
-//!   landing pad, even one that merely aborts, would end the process instead: that is why
-//!   the knote work, which catches panics, is in functions of its own).
+//! * Cancellation: `close()` acts first on a cancellation pending when it is called (as
+//!   the C library's does), before any knote is dropped; the C library's `close()` is then
+//!   called, so it stays a cancellation point. The knote work runs with cancellation
+//!   disabled and its type deferred (it may close internal descriptors of a kqueue, and
+//!   must not be cut short holding the engine's locks; glibc 2.36 acts on a cancellation
+//!   signal sent before the state was disabled if the type is asynchronous), and the
+//!   program's state and type are put back only around the C library's call and at the
+//!   return. A request that acts in the C library's `close()` may act before or after the
+//!   descriptor is closed: the cleanup handler then keeps a kqueue number that still names
+//!   its kqueue. Cancellation unwinds the thread's stack through the frames of this module
+//!   that are live where it may act: those frames hold no value with a destructor and call
+//!   only functions that cannot unwind, so they have no landing pad that could stop the
+//!   unwinding (a landing pad, even one that merely aborts, would end the process instead:
+//!   that is why the knote work, which catches panics, is in functions of its own).
 //! * Nothing panics across the boundary: a panic in the engine is caught, the descriptor
 //!   is still closed (its knotes may then linger, as when the interposition is not in
 //!   effect).
 //! * Async-signal safety: for numbers without knotes, close() takes no lock and allocates
 //!   nothing (once the C library's function has been looked up, normally at load time).
-//!   For a number with knotes it takes the engine's locks, like any kevent() call.
+//!   For a number with knotes, or a kqueue number, it takes the engine's locks, like any
+//!   kevent() call, unless the calling thread is inside the library (a signal handler that
+//!   interrupted it there): then it only marks the number, closes it, and leaves the rest
+//!   to the end of the interrupted call (see [`kq::library_call`]).
 //! * A `vfork()`ed child shares the parent's memory, so it runs these functions on the
 //!   parent's engine state, but it has a descriptor table of its own: its close() before
 //!   exec must not drop the parent's knotes. The engine's [`kq::fdclose`] checks the
@@ -96,7 +113,10 @@
 
 use std::ffi::{c_int, c_uint, c_void, CStr};
 
-use crate::{_pthread_cleanup_pop, _pthread_cleanup_push, CleanupBuffer};
+use crate::{
+    _pthread_cleanup_pop, _pthread_cleanup_push, disable_cancellation, restore_cancellation,
+    CleanupBuffer,
+};
 use std::os::fd::RawFd;
 use std::panic::catch_unwind;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -104,6 +124,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 // The C library's functions. Declared "C" (cannot unwind) although close() can be left by
 // cancellation: calls to them then need no landing pad (see the module documentation).
 type CloseFn = unsafe extern "C" fn(c_int) -> c_int;
+type DupFn = unsafe extern "C" fn(c_int) -> c_int;
 type Dup2Fn = unsafe extern "C" fn(c_int, c_int) -> c_int;
 type Dup3Fn = unsafe extern "C" fn(c_int, c_int, c_int) -> c_int;
 type CloseRangeFn = unsafe extern "C" fn(c_uint, c_uint, c_int) -> c_int;
@@ -111,6 +132,7 @@ type CloseRangeFn = unsafe extern "C" fn(c_uint, c_uint, c_int) -> c_int;
 extern "C" {
     // Not in the libc crate. The constant is the same in glibc and musl.
     fn pthread_setcancelstate(state: c_int, oldstate: *mut c_int) -> c_int;
+    fn pthread_testcancel();
 }
 const PTHREAD_CANCEL_DISABLE: c_int = 1;
 
@@ -162,11 +184,13 @@ const CLOSE: usize = 0;
 const DUP2: usize = 1;
 const DUP3: usize = 2;
 const CLOSE_RANGE: usize = 3;
-static NEXT: [Next; 4] = [
+const DUP: usize = 4;
+static NEXT: [Next; 5] = [
     Next::new(c"close"),
     Next::new(c"dup2"),
     Next::new(c"dup3"),
     Next::new(c"close_range"),
+    Next::new(c"dup"),
 ];
 
 /// The address of the C library's function `NEXT[which]`, or 0 when it has none.
@@ -235,9 +259,19 @@ fn begin(fd: RawFd) -> u64 {
 
 /// After number `fd` was closed or replaced: forgets it if it was a kqueue descriptor
 /// (`token` from [`begin`]).
+#[inline(never)]
 extern "C" fn end(fd: c_int, token: u64) {
     if token != 0 {
         let _ = engine_work(|| kq::fdclose_end(fd, token));
+    }
+}
+
+/// As [`end`], where the number may still refer to its kqueue: a cancelled close(), or a
+/// dup2()/dup3() that may have put a copy of the same kqueue on it.
+#[inline(never)]
+extern "C" fn end_checked(fd: c_int, token: u64) {
+    if token != 0 {
+        let _ = engine_work(|| kq::fdclose_end_checked(fd, token));
     }
 }
 
@@ -247,16 +281,20 @@ struct Closing {
     token: u64,
 }
 
-/// Runs [`end`] for the [`Closing`] at `arg`: after the C library's close() returned, or
-/// when cancellation in it unwinds close()'s frame (the descriptor is closed then too).
+/// Run when cancellation unwinds close()'s frame during the C library's close(), for the
+/// [`Closing`] at `arg`. The C library may have acted on the request before closing the
+/// descriptor (glibc and musl do, when it is pending as their close() starts) or after
+/// (asynchronous cancellation): the number is forgotten only if it no longer refers to
+/// its kqueue (checked with kcmp; if another thread put a copy of the same kqueue on the
+/// freed number meanwhile, that copy is one of its numbers all the same).
 ///
 /// # Safety
 ///
 /// `arg` points to a live `Closing`.
-unsafe extern "C" fn close_done(arg: *mut c_void) {
+unsafe extern "C" fn close_cancelled(arg: *mut c_void) {
     // SAFETY: the caller's promise.
     let c = unsafe { &*arg.cast::<Closing>() };
-    end(c.fd, c.token);
+    end_checked(c.fd, c.token);
 }
 
 thread_local! {
@@ -288,7 +326,11 @@ fn close_range_works() -> bool {
 
 // The knote work, one function per entry point. They are "C" functions, so that calling
 // them needs no landing pad in the exported functions; a panic inside is caught anyway.
+// Never inlined: their landing pads would become the exported function's, and an unwinding
+// for cancellation through that frame would end the process (cancellation never acts
+// inside them: it is disabled there).
 
+#[inline(never)]
 extern "C" fn before_close(fd: c_int) -> u64 {
     if tracked(fd) {
         begin(fd)
@@ -297,6 +339,7 @@ extern "C" fn before_close(fd: c_int) -> u64 {
     }
 }
 
+#[inline(never)]
 extern "C" fn before_dup(oldfd: c_int, newfd: c_int, flags: c_int) -> u64 {
     // dup2(fd, fd) does nothing, dup3(fd, fd, _) and bad flags fail with EINVAL, a closed
     // oldfd fails with EBADF: newfd is left as it is in each case.
@@ -307,6 +350,7 @@ extern "C" fn before_dup(oldfd: c_int, newfd: c_int, flags: c_int) -> u64 {
     }
 }
 
+#[inline(never)]
 extern "C" fn before_close_range(first: c_uint, last: c_uint, flags: c_int) {
     // Only flags 0 closes in the process's table: CLOSE_RANGE_CLOEXEC closes nothing now,
     // CLOSE_RANGE_UNSHARE closes in a private copy, unknown bits and first > last fail.
@@ -337,7 +381,40 @@ extern "C" fn before_close_range(first: c_uint, last: c_uint, flags: c_int) {
     });
 }
 
+/// Calls the C library's dup(), dup2() or dup3() (`which`): a copy of a kqueue number is
+/// recorded as one of its numbers (see [`kq::fddup`]). errno is the C library call's.
+#[inline(never)]
+extern "C" fn recorded_dup(which: usize, oldfd: c_int, newfd: c_int, flags: c_int) -> c_int {
+    let call = || match which {
+        DUP => real_dup(oldfd),
+        DUP2 => real_dup2(oldfd, newfd),
+        _ => real_dup3(oldfd, newfd, flags),
+    };
+    if !tracked(oldfd) {
+        return call();
+    }
+    // (result, errno) of the call, once made: a panic in the engine after it must not
+    // make it twice.
+    let mut made: Option<(c_int, c_int)> = None;
+    let made_ref = &mut made;
+    let _ = engine_work(std::panic::AssertUnwindSafe(move || {
+        kq::fddup(oldfd, || {
+            let r = call();
+            *made_ref = Some((r, errno()));
+            r
+        })
+    }));
+    match made {
+        Some((r, e)) => {
+            set_errno(e);
+            r
+        }
+        None => call(),
+    }
+}
+
 /// After a close_range(): forgets the kqueue numbers it closed.
+#[inline(never)]
 extern "C" fn after_close_range() {
     let _ = engine_work(|| {
         let closed = RANGE.try_with(|r| std::mem::take(&mut *r.borrow_mut()));
@@ -360,6 +437,17 @@ extern "C" fn real_close(fd: c_int) -> c_int {
     } else {
         // SAFETY: close(2) with any number is harmless to memory. Its result is 0 or -1.
         unsafe { libc::syscall(libc::SYS_close, fd) as c_int }
+    }
+}
+
+extern "C" fn real_dup(oldfd: c_int) -> c_int {
+    let f = next_fn(DUP);
+    if f != 0 {
+        // SAFETY: the C library's `int dup(int)`, matching DupFn; any number does.
+        unsafe { std::mem::transmute::<usize, DupFn>(f)(oldfd) }
+    } else {
+        // SAFETY: dup(2) only changes the descriptor table; result a number or -1.
+        unsafe { libc::syscall(libc::SYS_dup, oldfd) as c_int }
     }
 }
 
@@ -425,12 +513,22 @@ pub(crate) fn in_effect() -> bool {
 /// descriptor), then calls the C library's close().
 #[no_mangle]
 pub extern "C" fn close(fd: c_int) -> c_int {
+    // What the C library's close() does first: a cancellation pending now acts here, before
+    // any knote is dropped, and the number is left as it was.
+    // SAFETY: no precondition.
+    unsafe { pthread_testcancel() };
+    // Asynchronous cancellation must not land in the library's own frames (which may have
+    // landing pads, where an unwinding for cancellation aborts the process): it is off
+    // until the C library's call, and again after it.
+    let state = disable_cancellation();
     let token = before_close(fd);
     if token == 0 {
+        restore_cancellation(state);
         return real_close(fd);
     }
-    // A kqueue number: forgotten once closed, also if cancellation ends the call in the C
-    // library's close() (it is a cancellation point).
+    // A kqueue number, or one that carried knotes: forgotten once closed. Cancellation
+    // may end the call in the C library's close() (a cancellation point), before or after
+    // the descriptor is closed: the handler tells which.
     let mut closing = Closing { fd, token };
     let mut cleanup = CleanupBuffer::EMPTY;
     // SAFETY: the buffer and `closing` live in this frame until the matching pop below (or
@@ -438,33 +536,52 @@ pub extern "C" fn close(fd: c_int) -> c_int {
     unsafe {
         _pthread_cleanup_push(
             &mut cleanup,
-            close_done,
-            std::ptr::addr_of_mut!(closing).cast::<c_void>(),
+            close_cancelled,
+            std::ptr::addr_of_mut!(closing) as *mut c_void,
         )
     };
+    // An asynchronous cancellation pending acts here, the descriptor still open.
+    restore_cancellation(state);
     let r = real_close(fd);
-    // SAFETY: the buffer pushed above, the innermost one of this thread; 1 runs the
-    // handler, which keeps errno.
-    unsafe { _pthread_cleanup_pop(&mut cleanup, 1) };
+    let _ = disable_cancellation();
+    // SAFETY: the buffer pushed above, the innermost one of this thread; 0: the handler
+    // does not run (the close happened: Linux frees the number even when close() fails).
+    unsafe { _pthread_cleanup_pop(&mut cleanup, 0) };
+    end(fd, token);
+    restore_cancellation(state);
+    r
+}
+
+/// `int dup(int oldfd)`: a copy of a kqueue number is recorded as one of its numbers (a
+/// fork's child then closes it), then the C library's dup() is called.
+#[no_mangle]
+pub extern "C" fn dup(oldfd: c_int) -> c_int {
+    let state = disable_cancellation();
+    let r = recorded_dup(DUP, oldfd, -1, 0);
+    restore_cancellation(state);
     r
 }
 
 /// `int dup2(int oldfd, int newfd)`: drops the knotes of `newfd` when the call is going to
-/// replace it, then calls the C library's dup2().
+/// replace it, then calls the C library's dup2(); a copy of a kqueue number is recorded.
 #[no_mangle]
 pub extern "C" fn dup2(oldfd: c_int, newfd: c_int) -> c_int {
+    let state = disable_cancellation();
     let token = before_dup(oldfd, newfd, 0);
-    let r = real_dup2(oldfd, newfd);
-    end(newfd, token);
+    let r = recorded_dup(DUP2, oldfd, newfd, 0);
+    end_checked(newfd, token);
+    restore_cancellation(state);
     r
 }
 
 /// `int dup3(int oldfd, int newfd, int flags)`: as dup2(), for a call with valid flags.
 #[no_mangle]
 pub extern "C" fn dup3(oldfd: c_int, newfd: c_int, flags: c_int) -> c_int {
+    let state = disable_cancellation();
     let token = before_dup(oldfd, newfd, flags);
-    let r = real_dup3(oldfd, newfd, flags);
-    end(newfd, token);
+    let r = recorded_dup(DUP3, oldfd, newfd, flags);
+    end_checked(newfd, token);
+    restore_cancellation(state);
     r
 }
 
@@ -473,9 +590,11 @@ pub extern "C" fn dup3(oldfd: c_int, newfd: c_int, flags: c_int) -> c_int {
 /// descriptor table, then calls the C library's close_range() (or the system call).
 #[no_mangle]
 pub extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    let state = disable_cancellation();
     before_close_range(first, last, flags);
     let r = real_close_range(first, last, flags);
     after_close_range();
+    restore_cancellation(state);
     r
 }
 
@@ -497,6 +616,7 @@ mod tests {
             dup2 as *const () as usize,
             dup3 as *const () as usize,
             close_range as *const () as usize,
+            dup as *const () as usize,
         ];
         for (which, ours) in ours.into_iter().enumerate() {
             let f = next_fn(which);

@@ -40,9 +40,11 @@
 //! its first `extern "C"` frame. So the engine does not sleep itself here:
 //!
 //! 1. `kevent()` (the exported frame) calls `pthread_testcancel()` if the call may wait,
-//!    then disables cancellation for as long as the engine runs (the engine makes C
-//!    library calls that are cancellation points, such as a zero-timeout `epoll_pwait()`,
-//!    some with its lock held: none of them may act).
+//!    then disables cancellation, and makes its type deferred, for as long as the engine
+//!    runs (the engine makes C library calls that are cancellation points, such as a
+//!    zero-timeout `epoll_pwait()`, some with its lock held: none of them may act; and
+//!    with asynchronous cancellation glibc 2.36 acts on a signal sent before the state was
+//!    disabled, by the type alone).
 //! 2. `kevent_begin` applies the changes and scans; where the engine would sleep it
 //!    parks the call instead ([`kq::Park`]: every signal blocked, the state of the scan
 //!    kept), keeps the kqueue referenced in a `Call` that lives in `kevent()`'s frame,
@@ -60,8 +62,10 @@
 //!    cancellation again and `kevent_resume` goes on with the scan, which may park again.
 //!
 //! The exported functions must therefore keep this shape: no value with a destructor and
-//! no call to a Rust function (only to `extern "C"` ones) in their own frames. The C
-//! test `tests/c/cancel.c` runs against debug and release builds.
+//! no call to a Rust function (only to `extern "C"` ones) in their own frames, and the
+//! `extern "C"` functions they call that have landing pads (a caught panic) are never
+//! inlined into them. The C test `tests/c/cancel.c` runs against debug and release builds;
+//! `cancellable_frames_have_no_landing_pads` (tests/c_programs.rs) checks the frames.
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
@@ -86,9 +90,11 @@ fn set_errno(e: c_int) {
 }
 
 /// Runs the body of an exported function: `Ok(n)` returns `n`, `Err(e)` returns -1 with
-/// errno `e`, and a panic returns -1 with errno `ENOMEM` instead of unwinding into C.
+/// errno `e`, and a panic returns -1 with errno `ENOMEM` instead of unwinding into C. The
+/// body is one call into the library ([`kq::library_call`]): a signal handler closing a
+/// descriptor meanwhile leaves the work of that close to the end of the body.
 fn ffi_call(body: impl FnOnce() -> Result<c_int, Errno>) -> c_int {
-    match catch_unwind(AssertUnwindSafe(body)) {
+    match catch_unwind(AssertUnwindSafe(|| kq::library_call(body))) {
         Ok(Ok(n)) => n,
         Ok(Err(e)) => {
             set_errno(e.raw());
@@ -118,6 +124,7 @@ fn new_kqueue(personality: Personality) -> Result<c_int, Errno> {
 }
 
 /// The body of `kqueue()`.
+#[inline(never)]
 extern "C" fn kqueue_body() -> c_int {
     ffi_call(|| new_kqueue(personality_from_env()))
 }
@@ -302,6 +309,7 @@ unsafe fn read_timeout(timeout: *const libc::timespec) -> Result<Option<Timespec
 extern "C" {
     fn pthread_testcancel();
     fn pthread_setcancelstate(state: c_int, oldstate: *mut c_int) -> c_int;
+    fn pthread_setcanceltype(kind: c_int, oldtype: *mut c_int) -> c_int;
     /// Registers a cleanup handler the old way: the unwinder runs it when the frame that
     /// holds `buffer` is unwound by cancellation.
     pub(crate) fn _pthread_cleanup_push(
@@ -315,6 +323,19 @@ extern "C" {
 
 /// PTHREAD_CANCEL_DISABLE (the same in glibc and musl).
 const PTHREAD_CANCEL_DISABLE: c_int = 1;
+
+/// PTHREAD_CANCEL_DEFERRED (the same in glibc and musl; ASYNCHRONOUS is 1).
+const PTHREAD_CANCEL_DEFERRED: c_int = 0;
+
+/// The cancellation state and type of a thread, as [`disable_cancellation`] saves them.
+/// Plain fields: the frames that use them make no Rust call and no checked arithmetic,
+/// which could need a landing pad (see "Thread cancellation").
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct Cancellation {
+    state: c_int,
+    kind: c_int,
+}
 
 /// glibc's `struct _pthread_cleanup_buffer` (routine, argument, cancellation type, link),
 /// which also has room for musl's `struct __ptcb` (routine, argument, link).
@@ -341,29 +362,41 @@ const NO_CALL: MaybeUninit<Call> = MaybeUninit::uninit();
 /// A null timeout pointer (a constant, as [`NO_CALL`]).
 const NO_TIMESPEC: *const libc::timespec = ptr::null();
 
-/// Disables cancellation in the calling thread; returns the state to restore.
-extern "C" fn disable_cancellation() -> c_int {
-    let mut state: c_int = 0;
-    // SAFETY: pthread_setcancelstate only writes the previous state to the pointer. It
-    // never acts on a pending cancellation when disabling it.
-    unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut state) };
-    state
+/// Disables cancellation in the calling thread and makes its type deferred; returns both
+/// as they were, to restore. The type matters where the program has asynchronous
+/// cancellation: a cancellation signal sent before the state was disabled may arrive
+/// after, and glibc's handler of it (2.36 at least) acts on the type alone, which would
+/// unwind the library's own frames (their landing pads end the process on such an
+/// unwinding).
+pub(crate) extern "C" fn disable_cancellation() -> Cancellation {
+    let mut saved = Cancellation { state: 0, kind: 0 };
+    // SAFETY: pthread_setcancelstate and pthread_setcanceltype only write the previous
+    // value to the pointer. Neither acts on a pending cancellation when disabling it or
+    // making it deferred.
+    unsafe {
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut saved.state);
+        pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &mut saved.kind);
+    }
+    saved
 }
 
-/// Puts back the cancellation state `state` saved by [`disable_cancellation`], errno
+/// Puts back the cancellation type and state saved by [`disable_cancellation`], errno
 /// untouched. With asynchronous cancellation enabled, a pending cancellation acts in
 /// here: like the exported functions, this frame calls only extern "C" functions.
-extern "C" fn restore_cancellation(state: c_int) {
+pub(crate) extern "C" fn restore_cancellation(saved: Cancellation) {
     // SAFETY: __errno_location returns a valid pointer to the calling thread's errno.
     let errno = unsafe { libc::__errno_location() };
     // SAFETY: as above.
-    let saved = unsafe { *errno };
+    let saved_errno = unsafe { *errno };
     let mut ignored: c_int = 0;
-    // SAFETY: as in disable_cancellation (the old state goes to a local: NULL is not
+    // SAFETY: as in disable_cancellation (the old values go to a local: NULL is not
     // portable).
-    unsafe { pthread_setcancelstate(state, &mut ignored) };
+    unsafe {
+        pthread_setcanceltype(saved.kind, &mut ignored);
+        pthread_setcancelstate(saved.state, &mut ignored);
+    }
     // SAFETY: as above.
-    unsafe { *errno = saved };
+    unsafe { *errno = saved_errno };
 }
 
 /// What a `kevent()` step returns when the call is parked and `kevent()` must wait.
@@ -497,6 +530,7 @@ fn events_written(n: usize) -> c_int {
 /// Whether a kevent() call with these arguments may wait (so is a cancellation point):
 /// event slots and a timeout that is NULL or not zero. Pointers that `kevent()` rejects
 /// with EFAULT give false.
+#[inline(never)]
 extern "C" fn may_wait(nevents: c_int, timeout: *const libc::timespec) -> bool {
     if nevents <= 0 {
         return false;
@@ -519,6 +553,7 @@ extern "C" fn may_wait(nevents: c_int, timeout: *const libc::timespec) -> bool {
 /// # Safety
 ///
 /// As for `kevent()`; `call` and `wait` are writable, `call` holding no `Call`.
+#[inline(never)]
 unsafe extern "C" fn kevent_begin(
     call: *mut Call,
     wait: *mut Wait,
@@ -579,6 +614,7 @@ unsafe extern "C" fn kevent_begin(
 /// # Safety
 ///
 /// `call` holds the `Call` parked by the previous step, `wait` is writable.
+#[inline(never)]
 unsafe extern "C" fn kevent_resume(
     call: *mut Call,
     wait: *mut Wait,
@@ -674,7 +710,9 @@ pub unsafe extern "C" fn kevent(
         unsafe { _pthread_cleanup_push(&mut cleanup, kevent_cancelled, call_ptr as *mut c_void) };
         // SAFETY: puts the caller's cancellation state back; never acts on a pending
         // cancellation in deferred mode.
-        unsafe { pthread_setcancelstate(state, &mut ignored) };
+        // (The state alone: the type stays deferred; the C library's wait makes itself
+        // asynchronous, as any cancellation point that blocks.)
+        unsafe { pthread_setcancelstate(state.state, &mut ignored) };
         let n = if w.pwait2 != 0 {
             let ts: *const libc::timespec = if w.forever { NO_TIMESPEC } else { &w.ts };
             // SAFETY: pwait2 is the address of the C library's epoll_pwait2, whose ABI

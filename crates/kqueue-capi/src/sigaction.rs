@@ -88,7 +88,8 @@ pub unsafe extern "C" fn sigaction(
     oldact: *mut libc::sigaction,
 ) -> c_int {
     let saved = errno();
-    let r = catch_unwind(AssertUnwindSafe(|| {
+    // One call into the library (a close from a signal handler meanwhile waits for its end).
+    let body = || {
         // SAFETY: the caller's contract: null or a valid action (copied before `oldact`,
         // which may be the same struct, is written).
         let given = unsafe { act.as_ref() }.copied();
@@ -107,7 +108,8 @@ pub unsafe extern "C" fn sigaction(
             }
             Intercepted::Unwatched(r) => (r, failed),
         }
-    }));
+    };
+    let r = catch_unwind(AssertUnwindSafe(|| kq::library_call(body)));
     match r {
         Ok((0, _)) => {
             set_errno(saved);
@@ -134,7 +136,7 @@ fn signal_like(
     which: usize,
 ) -> libc::sighandler_t {
     let saved = errno();
-    let r = catch_unwind(AssertUnwindSafe(|| {
+    let body = || {
         if handler == libc::SIG_ERR || !(1..65).contains(&sig) {
             return (libc::SIG_ERR, libc::EINVAL);
         }
@@ -168,7 +170,8 @@ fn signal_like(
             Intercepted::Watched(old) => (old.sa_sigaction, 0),
             Intercepted::Unwatched(r) => (r, failed),
         }
-    }));
+    };
+    let r = catch_unwind(AssertUnwindSafe(|| kq::library_call(body)));
     match r {
         Ok((h, _)) if h != libc::SIG_ERR => {
             set_errno(saved);

@@ -295,6 +295,8 @@ c_programs!(
     bypass,
     cancel,
     close,
+    closegaps,
+    closegaps_netbsd => "include/netbsd",
     dup,
     eintr,
     empty,
@@ -361,7 +363,7 @@ fn checked_output(cmd: &mut Command) -> String {
 }
 
 /// The interposed functions, as the dynamic and the static library must define them.
-const INTERPOSED: [&str; 4] = ["close", "dup2", "dup3", "close_range"];
+const INTERPOSED: [&str; 5] = ["close", "dup", "dup2", "dup3", "close_range"];
 
 /// Whether an `nm` listing defines `name` as a text symbol.
 fn defines(listing: &str, name: &str) -> bool {
@@ -390,10 +392,64 @@ fn assert_exported(names: &[&str]) {
     }
 }
 
-/// libkqueue.so exports close, dup2, dup3 and close_range, and libkqueue.a defines them.
+/// libkqueue.so exports close, dup, dup2, dup3 and close_range, and libkqueue.a defines
+/// them.
 #[test]
 fn interposed_symbols_exported() {
     assert_exported(&INTERPOSED);
+}
+
+/// The functions that thread cancellation may unwind have no landing pad: `close()` and
+/// `kevent()` (cancellation points), the other interposed functions and `kqueue()` (where
+/// asynchronous cancellation may act as they return), and the helpers they call where it
+/// may act (each looked for by name; one inlined is part of its caller). An unwinding for
+/// cancellation that meets a landing pad of a function that cannot unwind ends the process
+/// (the personality routine finds no call site, or a catch drops the unwinding: "exception
+/// not rethrown"). A landing pad shows as an LSDA pointer in the function's FDE.
+#[test]
+fn cancellable_frames_have_no_landing_pads() {
+    let s = setup();
+    let so = s.lib_dir.join("libkqueue.so");
+    let symbols = checked_output(Command::new("nm").args(["-C", "--defined-only"]).arg(&so));
+    let frames = checked_output(Command::new("readelf").arg("--debug-dump=frames").arg(&so));
+    let address = |name: &str| {
+        symbols.lines().find_map(|l| {
+            let mut f = l.splitn(3, ' ');
+            let addr = f.next()?;
+            let _kind = f.next()?;
+            (f.next()? == name).then(|| addr.to_string())
+        })
+    };
+    let mut checked = Vec::new();
+    for name in [
+        "close",
+        "dup",
+        "dup2",
+        "dup3",
+        "close_range",
+        "kevent",
+        "kqueue",
+        "kqueue1",
+        "kqueue::disable_cancellation",
+        "kqueue::restore_cancellation",
+        "kqueue::interpose::real_close",
+    ] {
+        let Some(addr) = address(name) else {
+            assert!(name.contains("::"), "{name} is not defined");
+            continue;
+        };
+        let pc = format!("pc={addr}..");
+        let mut lines = frames.lines().skip_while(|l| !l.contains(&pc));
+        assert!(lines.next().is_some(), "no FDE for {name} at {addr}");
+        let lsda = lines.next().is_some_and(|l| {
+            l.trim_start()
+                .strip_prefix("Augmentation data:")
+                .is_some_and(|bytes| bytes.split_whitespace().any(|b| b != "00"))
+        });
+        assert!(!lsda, "{name} has a landing pad (an LSDA in its FDE)");
+        checked.push(name);
+    }
+    println!("ok: no landing pad in {checked:?}");
 }
 
 /// The interposed signal functions (EVFILT_SIGNAL), exported and defined the same way.
@@ -485,7 +541,7 @@ fn netbsd_header_strict_modes() {
 /// Everything libkqueue.so exports: the entry points of the NetBSD-flavour header, the
 /// functions of <sys/event.h> (libkqueue 2.x exports kqueue and kevent; kqueue1 is
 /// NetBSD's) and the interposed functions (the close family, the sigaction family), sorted.
-const EXPORTED: [&str; 15] = [
+const EXPORTED: [&str; 16] = [
     "__kqueue_netbsd_kevent",
     "__kqueue_netbsd_kqueue",
     "__kqueue_netbsd_kqueue1",
@@ -493,6 +549,7 @@ const EXPORTED: [&str; 15] = [
     "bsd_signal",
     "close",
     "close_range",
+    "dup",
     "dup2",
     "dup3",
     "kevent",
