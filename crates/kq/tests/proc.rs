@@ -843,16 +843,7 @@ fn open_pidfds() -> usize {
 #[test]
 fn p5_close_releases_pidfds() {
     let _s = serial();
-    let (r, w) = pipe();
-    let rfd = r.as_raw_fd();
-    let pids: Vec<i32> = (0..8)
-        .map(|_| {
-            fork_child(|| {
-                child_wait(rfd);
-                0
-            })
-        })
-        .collect();
+    let (w, pids) = waiting_children(8);
     let before = open_pidfds();
     let kq = kq(Personality::NetBsd);
     for &pid in &pids {
@@ -866,12 +857,39 @@ fn p5_close_releases_pidfds() {
         before,
         "the kqueue's process descriptors are gone"
     );
+    let_exit(w, pids);
+}
+
+/// `n` children of ours that wait for a byte each on the returned pipe (see
+/// [`let_exit`]).
+fn waiting_children(n: usize) -> (OwnedFd, Vec<i32>) {
+    let (r, w) = pipe();
+    let rfd = r.as_raw_fd();
+    let pids = (0..n)
+        .map(|_| {
+            fork_child(|| {
+                child_wait(rfd);
+                0
+            })
+        })
+        .collect();
+    (w, pids)
+}
+
+/// Lets the children of [`waiting_children`] exit, and reaps them.
+fn let_exit(w: OwnedFd, pids: Vec<i32>) {
     for _ in &pids {
         send_byte(&w);
     }
     for pid in pids {
         assert_eq!(reap(pid), 0);
     }
+}
+
+/// `kq` (a kqueue closed while held) gives EBADF.
+fn assert_closed(kq: &Kqueue) {
+    let r = kq.kevent(&[], &mut [Kevent::default()], Some(Duration::ZERO));
+    assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EBADF));
 }
 
 /// Closing a kqueue descriptor releases the kqueue's process descriptors before close()
@@ -882,16 +900,7 @@ fn p5_close_releases_pidfds() {
 #[test]
 fn p5_close_releases_pidfds_while_the_kqueue_is_held() {
     let _s = serial();
-    let (r, w) = pipe();
-    let rfd = r.as_raw_fd();
-    let pids: Vec<i32> = (0..4)
-        .map(|_| {
-            fork_child(|| {
-                child_wait(rfd);
-                0
-            })
-        })
-        .collect();
+    let (w, pids) = waiting_children(4);
     let before = open_pidfds();
     let n = Kqueue::new_raw_fd(Personality::NetBsd).unwrap();
     // SAFETY: n stays open until the close below; after it the borrowed number is not
@@ -907,24 +916,10 @@ fn p5_close_releases_pidfds_while_the_kqueue_is_held() {
     // SAFETY: closes the raw kqueue descriptor this test made.
     assert_eq!(unsafe { libc::close(n) }, 0);
     kq::fdclose_end(n, token);
-    assert_eq!(
-        open_pidfds(),
-        before,
-        "the closed kqueue's process descriptors are gone while it is still held"
-    );
-    assert_eq!(
-        held.kevent(&[], &mut [Kevent::default()], Some(Duration::ZERO))
-            .unwrap_err()
-            .raw_os_error(),
-        Some(libc::EBADF)
-    );
+    assert_eq!(open_pidfds(), before, "gone while the kqueue is still held");
+    assert_closed(&held);
     drop(held);
-    for _ in &pids {
-        send_byte(&w);
-    }
-    for pid in pids {
-        assert_eq!(reap(pid), 0);
-    }
+    let_exit(w, pids);
 }
 
 /// Dropping the `Kqueue` that owns a kqueue releases its process descriptors at once, even
@@ -932,17 +927,9 @@ fn p5_close_releases_pidfds_while_the_kqueue_is_held() {
 /// gets EBADF.
 #[test]
 fn p5_drop_releases_pidfds_while_the_kqueue_is_held() {
+    use std::os::fd::AsFd;
     let _s = serial();
-    let (r, w) = pipe();
-    let rfd = r.as_raw_fd();
-    let pids: Vec<i32> = (0..4)
-        .map(|_| {
-            fork_child(|| {
-                child_wait(rfd);
-                0
-            })
-        })
-        .collect();
+    let (w, pids) = waiting_children(4);
     let before = open_pidfds();
     let kq = kq(Personality::FreeBsd);
     for &pid in &pids {
@@ -950,31 +937,14 @@ fn p5_drop_releases_pidfds_while_the_kqueue_is_held() {
     }
     let per = if no_pidfd() { 0 } else { pids.len() };
     assert_eq!(open_pidfds(), before + per);
-    let copy = {
-        use std::os::fd::AsFd;
-        kq.as_fd().try_clone_to_owned().unwrap()
-    };
-    let held = Kqueue::find(std::os::fd::AsFd::as_fd(&copy)).unwrap();
+    let copy = kq.as_fd().try_clone_to_owned().unwrap();
+    let held = Kqueue::find(copy.as_fd()).unwrap();
     drop(kq);
-    assert_eq!(
-        open_pidfds(),
-        before,
-        "the dropped kqueue's process descriptors are gone while it is still held"
-    );
-    assert_eq!(
-        held.kevent(&[], &mut [Kevent::default()], Some(Duration::ZERO))
-            .unwrap_err()
-            .raw_os_error(),
-        Some(libc::EBADF)
-    );
+    assert_eq!(open_pidfds(), before, "gone while the kqueue is still held");
+    assert_closed(&held);
     drop(held);
     drop(copy);
-    for _ in &pids {
-        send_byte(&w);
-    }
-    for pid in pids {
-        assert_eq!(reap(pid), 0);
-    }
+    let_exit(w, pids);
 }
 
 /// A process of another user: NetBSD says EACCES (root is exempt), FreeBSD lets it through.
