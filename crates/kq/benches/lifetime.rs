@@ -12,7 +12,7 @@
 //!   (`fdclose_begin`, close, `fdclose_end`). Raw: as `cycle_user`, with a dup of the
 //!   epoll (the program's number) closed as well.
 //!
-//! Run: `cargo bench -p kq --bench attack5`.
+//! Run: `cargo bench -p kq --bench lifetime`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kq::{Kevent, Kqueue, Personality, EVFILT_TIMER, EVFILT_USER, EV_ADD, EV_CLEAR, NOTE_TRIGGER};

@@ -13,7 +13,7 @@
 //!   and closed, the kqueue living on in its first number. Raw: `dup` and `close` of an
 //!   epoll descriptor.
 //!
-//! Run: `cargo bench -p kq --bench closegaps`.
+//! Run: `cargo bench -p kq --bench close`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kq::{Kqueue, Personality};
