@@ -148,8 +148,8 @@ pub fn fddup(
 /// a kqueue number is no longer trusted by any lookup), and keeps the rest (dropping
 /// knotes, forgetting the number) for when `f` returns: the work needs locks that `f` may
 /// hold, and allocates. The same holds, without `library_call`, while the thread holds a
-/// lock of the library; the kept work is then done at the thread's next `library_call` or
-/// `fdclose`.
+/// lock of the library; the kept work is then done when the thread lets go of its last
+/// lock of the library.
 pub fn library_call<T>(f: impl FnOnce() -> T) -> T {
     let _call = calls::Call::enter();
     f()
